@@ -1,0 +1,6 @@
+"""Settings and logging set-up: the leaves of the dependency graph (they import nothing of ours)."""
+
+from config.logging import configure_logging
+from config.settings import Settings
+
+__all__ = ["Settings", "configure_logging"]

@@ -1,0 +1,93 @@
+"""The one settings object: built once at the edge (the CLI) and passed down.
+
+Nothing else in employee-sync reads the environment.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Annotated
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+LOOPBACK_NAMES = frozenset({"localhost"})
+
+PositiveFloat = Annotated[float, Field(gt=0)]
+
+
+def is_loopback_host(host: str | None) -> bool:
+    if not host:
+        return False
+    if host.lower() in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+class Settings(BaseSettings):
+    """Every tunable of employee-sync, read from the environment (and `.env`) once."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    # Upstream API
+    coresignal_api_key: SecretStr = SecretStr("")
+    coresignal_base_url: str = "https://api.coresignal.com/cdapi"
+    request_timeout_s: PositiveFloat = 10.0
+
+    # Services
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    mongodb_url: str = "mongodb://127.0.0.1:27017"
+    mongodb_database: str = "employee_sync"
+
+    # Rate budget per API key and endpoint class, in requests per second
+    collect_rps: PositiveFloat = 54.0
+    search_rps: PositiveFloat = 18.0
+    bulk_rps: PositiveFloat = 27.0
+    # Fraction of each budget held back so network jitter cannot push a sliding second over the limit.
+    rate_safety_margin: float = Field(default=0.03, ge=0.0, lt=0.5)
+    # How far ahead a worker may book a slot; beyond this it waits and asks again.
+    limiter_max_ahead_s: PositiveFloat = 2.0
+    # Cool-down applied fleet-wide after a 429 that carries no Retry-After.
+    default_retry_after_s: PositiveFloat = 1.0
+
+    # Workers and retries
+    worker_concurrency: int = Field(default=20, ge=1, le=1000)
+    job_timeout_s: PositiveFloat = 60.0
+    max_tries: int = Field(default=6, ge=1, le=50)
+    retry_base_s: PositiveFloat = 0.5
+    retry_cap_s: PositiveFloat = 60.0
+    drain_timeout_s: int = Field(default=30, ge=0)
+    enqueue_batch_size: int = Field(default=1000, ge=1, le=100_000)
+
+    # Logging
+    log_level: str = "INFO"
+    log_json: bool | None = None  # None: JSON when stderr is not a TTY
+
+    @field_validator("coresignal_base_url")
+    @classmethod
+    def _https_unless_loopback(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in {"http", "https"} or not parts.hostname:
+            raise ValueError(f"CORESIGNAL_BASE_URL must be an http(s) URL, got {value!r}")
+        if parts.scheme == "http" and not is_loopback_host(parts.hostname):
+            raise ValueError(
+                "CORESIGNAL_BASE_URL must use https:// (the real API is HTTPS-only); "
+                "plain http:// is allowed only for a loopback host such as the local simulator"
+            )
+        return value.rstrip("/")
+
+    def rate_per_s(self, endpoint_class: str) -> float:
+        rates = {"collect": self.collect_rps, "search": self.search_rps, "bulk": self.bulk_rps}
+        return rates[endpoint_class]
+
+    def require_api_key(self) -> str:
+        key = self.coresignal_api_key.get_secret_value()
+        if not key:
+            raise ValueError("CORESIGNAL_API_KEY is not set")
+        return key
