@@ -1,0 +1,156 @@
+"""Coresignal Clean Employee API client. The only module that imports aiohttp's client.
+
+One `aiohttp.ClientSession` per worker process, created at start-up. Every failure leaves this module
+as a typed `worker.errors` exception; aiohttp's own exceptions never escape.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+from yarl import URL
+
+from worker.errors import (
+    AuthError,
+    BadRequestError,
+    NotFoundError,
+    OutOfCreditsError,
+    RateLimitedError,
+    UpstreamUnavailableError,
+)
+
+COLLECT_PATH = "/v2/employee_clean/collect/"
+USER_AGENT = "employee-sync/0.1"
+
+
+@dataclass(frozen=True, slots=True)
+class ApiResponse:
+    status: int
+    body: Any
+    headers: Mapping[str, str]
+
+    @property
+    def credits_remaining(self) -> int | None:
+        raw = self.headers.get("x-credits-remaining")
+        try:
+            return int(raw) if raw is not None else None
+        except ValueError:
+            return None
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    """A collected employee profile and what the response said about our account."""
+
+    employee_id: int
+    data: dict[str, Any]
+    credits_remaining: int | None
+
+
+def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Retry-After is either delta-seconds or an HTTP date (RFC 9110 §10.2.3)."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+def _detail(body: Any) -> str:
+    if isinstance(body, dict):
+        for field in ("detail", "message", "error"):
+            if isinstance(body.get(field), str):
+                return str(body[field])
+    return "no detail"
+
+
+def raise_for_status(response: ApiResponse, what: str) -> None:
+    """Map an upstream status to the exception tree; 2xx passes."""
+    status = response.status
+    if 200 <= status < 300:
+        return
+    detail = f"{what}: HTTP {status}: {_detail(response.body)}"
+    if status == 429:
+        raise RateLimitedError(detail, parse_retry_after(response.headers.get("Retry-After")))
+    if status >= 500 or status == 408:
+        raise UpstreamUnavailableError(detail)
+    if status in (401, 403):
+        raise AuthError(detail, status)
+    if status == 402:
+        raise OutOfCreditsError(detail, status)
+    if status == 404:
+        raise NotFoundError(detail, status)
+    raise BadRequestError(detail, status)
+
+
+class CoresignalClient:
+    def __init__(self, session: aiohttp.ClientSession, base_url: str) -> None:
+        self._session = session
+        self._base_url = base_url.rstrip("/")
+
+    @classmethod
+    def open(cls, base_url: str, api_key: str, *, timeout_s: float, limit: int = 100) -> CoresignalClient:
+        session = aiohttp.ClientSession(
+            headers={"apikey": api_key, "accept": "application/json", "user-agent": USER_AGENT},
+            timeout=aiohttp.ClientTimeout(total=timeout_s),
+            connector=aiohttp.TCPConnector(limit=limit),
+            raise_for_status=False,
+        )
+        return cls(session, base_url)
+
+    async def close(self) -> None:
+        await self._session.close()
+
+    async def collect(self, key: str) -> Profile:
+        """GET collect/{key}: key is an employee id, a shorthand name or a full profile URL."""
+        path = COLLECT_PATH + quote(key, safe="")
+        response = await self.request("GET", path)
+        raise_for_status(response, f"collect {key}")
+        body = response.body
+        if not isinstance(body, dict) or not isinstance(body.get("id"), int):
+            raise UpstreamUnavailableError(f"collect {key}: malformed profile body")
+        return Profile(int(body["id"]), body, response.credits_remaining)
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Any = None,
+        params: Mapping[str, str] | None = None,
+    ) -> ApiResponse:
+        """One HTTP exchange; transport failures and unparseable bodies become UpstreamUnavailableError."""
+        url = URL(self._base_url + path, encoded=True)
+        try:
+            async with self._session.request(method, url, json=json_body, params=params) as resp:
+                raw = await resp.read()
+                status, headers = resp.status, dict(resp.headers)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise UpstreamUnavailableError(
+                f"{method} {path}: {type(exc).__name__}: {exc}".rstrip(": ")
+            ) from exc
+        return ApiResponse(status, _decode(raw, status, path), headers)
+
+
+def _decode(raw: bytes, status: int, path: str) -> Any:
+    if not raw:
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError as exc:
+        if 200 <= status < 300:
+            raise UpstreamUnavailableError(f"{path}: response body is not valid JSON") from exc
+        return {"detail": raw[:200].decode("utf-8", "replace")}

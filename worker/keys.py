@@ -1,0 +1,49 @@
+"""Every Redis key, queue name and job name, in one place."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Literal
+
+EndpointClass = Literal["collect", "search", "bulk"]
+ENDPOINT_CLASSES: tuple[EndpointClass, ...] = ("collect", "search", "bulk")
+
+PREFIX = "es"
+
+# Queues (arq sorted sets)
+COLLECT_QUEUE = f"{PREFIX}:queue:collect"
+
+# Job function names, as registered with the queue
+COLLECT_JOB = "collect"
+
+
+def key_fingerprint(api_key: str) -> str:
+    """A stable, non-reversible name for an API key: keys and logs must never hold the key itself."""
+    return hashlib.sha256(api_key.encode()).hexdigest()[:16]
+
+
+def limiter_tat_key(api_key: str, endpoint_class: EndpointClass) -> str:
+    return f"{PREFIX}:limiter:{key_fingerprint(api_key)}:{endpoint_class}:tat"
+
+
+def limiter_cooldown_key(api_key: str, endpoint_class: EndpointClass) -> str:
+    return f"{PREFIX}:limiter:{key_fingerprint(api_key)}:{endpoint_class}:cooldown"
+
+
+def run_counts_key(run_id: str) -> str:
+    return f"{PREFIX}:run:{run_id}:counts"
+
+
+def run_done_key(run_id: str) -> str:
+    """Set of item keys already counted for a run, so an at-least-once re-run is counted once."""
+    return f"{PREFIX}:run:{run_id}:done"
+
+
+def collect_job_id(item_key: str) -> str:
+    """Deterministic job id: the same employee is never queued twice at once."""
+    return f"collect:{item_key}"
+
+
+def stash_key(item_key: str) -> str:
+    """A collected profile whose write to MongoDB failed, kept so the retry does not pay again."""
+    return f"{PREFIX}:stash:{item_key}"

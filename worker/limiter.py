@@ -1,0 +1,123 @@
+"""The global rate limiter: every worker on every host books its request slots here.
+
+Strategy: reservation GCRA with burst 1. Each acquire books the next free slot,
+`slot = max(now, TAT, cooldown)`, moves TAT to `slot + interval`, and the caller sleeps until its slot.
+Slots are therefore spaced by `interval = 1 / (rate * (1 - margin))` fleet-wide, which keeps every
+sliding second at or under the limit while using nearly all of it. Storage: two Redis strings per
+(API key, endpoint class), updated by one atomic Lua script (`gcra.lua`) on Redis `TIME`, so hosts
+with skewed clocks still agree.
+
+A 429 from upstream calls `penalize`: the bucket's TAT and a cool-down key jump to
+`now + Retry-After + jitter`, so every worker's next booking lands after it; workers that booked a
+slot before the 429 and wake inside the cool-down book again instead of firing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib.resources import files
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from worker import keys
+from worker.errors import QueueUnavailableError, TransientError
+from worker.keys import EndpointClass
+
+_SCRIPT = files("worker").joinpath("gcra.lua").read_text(encoding="utf-8")
+_US = 1_000_000
+
+
+class LimiterBusyError(TransientError):
+    """No slot could be booked within the acquire timeout; the job should be retried later."""
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """A booked slot: when it is (Redis time, microseconds) and how long the caller waited for it."""
+
+    slot_us: int
+    waited_s: float
+
+
+class RateLimiter:
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        api_key: str,
+        rates_per_s: Mapping[EndpointClass, float],
+        *,
+        safety_margin: float = 0.03,
+        max_ahead_s: float = 2.0,
+        acquire_timeout_s: float = 30.0,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._redis = client
+        self._script = client.register_script(_SCRIPT)
+        self._api_key = api_key
+        self._interval_us = {
+            cls: round(_US / (rate * (1.0 - safety_margin))) for cls, rate in rates_per_s.items()
+        }
+        self._max_ahead_us = round(max_ahead_s * _US)
+        self._acquire_timeout_s = acquire_timeout_s
+        self._rng = rng or random.Random()
+
+    def effective_rate_per_s(self, endpoint_class: EndpointClass) -> float:
+        return _US / self._interval_us[endpoint_class]
+
+    async def acquire(self, endpoint_class: EndpointClass) -> Grant:
+        """Book the next slot for this class and sleep until it; retries queue behind everyone else."""
+        started = time.monotonic()
+        bucket = self._keys(endpoint_class)
+        while True:
+            booked, wait_us, slot_us = await self._run(
+                bucket, "acquire", self._interval_us[endpoint_class], self._max_ahead_us
+            )
+            if not booked:
+                # The queue of booked slots is longer than max_ahead: wait for it to drain a bit.
+                pause_s = (wait_us - self._max_ahead_us) / _US + self._rng.uniform(0, 0.05)
+                self._check_timeout(started, pause_s)
+                await asyncio.sleep(pause_s)
+                continue
+            if wait_us > 0:
+                await asyncio.sleep(wait_us / _US)
+            if not await self._cooled_down_since(bucket, slot_us):
+                return Grant(slot_us=slot_us, waited_s=time.monotonic() - started)
+            self._check_timeout(started, 0.0)
+
+    async def penalize(self, endpoint_class: EndpointClass, retry_after_s: float) -> float:
+        """Slow the whole fleet after an upstream 429; returns the pause actually applied (s)."""
+        # Jitter spreads the resume of fleets that saw the 429 at slightly different moments.
+        pause_s = retry_after_s * (1.0 + self._rng.uniform(0.0, 0.2))
+        await self._run(self._keys(endpoint_class), "penalize", round(pause_s * _US))
+        return pause_s
+
+    def _keys(self, endpoint_class: EndpointClass) -> list[str]:
+        return [
+            keys.limiter_tat_key(self._api_key, endpoint_class),
+            keys.limiter_cooldown_key(self._api_key, endpoint_class),
+        ]
+
+    async def _cooled_down_since(self, bucket: list[str], slot_us: int) -> bool:
+        """True if a 429 cool-down now covers a slot we booked before it was set."""
+        try:
+            raw = await self._redis.get(bucket[1])
+        except RedisError as exc:
+            raise QueueUnavailableError(f"rate limiter storage unavailable: {exc}") from exc
+        return raw is not None and int(raw) > slot_us
+
+    def _check_timeout(self, started: float, next_pause_s: float) -> None:
+        if time.monotonic() - started + next_pause_s > self._acquire_timeout_s:
+            raise LimiterBusyError(f"no rate-limit slot within {self._acquire_timeout_s:.0f}s")
+
+    async def _run(self, bucket: list[str], *args: str | int) -> tuple[int, int, int]:
+        try:
+            raw = await self._script(keys=bucket, args=list(args))
+        except RedisError as exc:
+            raise QueueUnavailableError(f"rate limiter storage unavailable: {exc}") from exc
+        booked, wait_us, slot_us = raw
+        return int(booked), int(wait_us), int(slot_us)

@@ -1,0 +1,76 @@
+"""Live run counters in Redis, counted once per item even when a job runs twice (at-least-once)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from worker import keys
+from worker.errors import QueueUnavailableError
+
+# Progress keys outlive a run long enough for anyone to read them; the final counts go to MongoDB.
+PROGRESS_TTL_S = 30 * 24 * 3600
+
+# SADD tells whether this item was already counted; only the first count moves the counters.
+_RECORD = """
+local first = redis.call('SADD', KEYS[2], ARGV[1])
+if first == 1 then
+  redis.call('HINCRBY', KEYS[1], ARGV[2], 1)
+  redis.call('HINCRBY', KEYS[1], 'processed', 1)
+end
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+redis.call('EXPIRE', KEYS[2], ARGV[3])
+local counts = redis.call('HMGET', KEYS[1], 'processed', 'accepted')
+return {first, tonumber(counts[1] or '0'), tonumber(counts[2] or '-1')}
+"""
+
+
+class RunProgress:
+    def __init__(self, client: aioredis.Redis) -> None:
+        self._redis = client
+        self._record = client.register_script(_RECORD)
+
+    async def add(self, run_id: str, counts: Mapping[str, int]) -> None:
+        try:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                for field_name, amount in counts.items():
+                    pipe.hincrby(keys.run_counts_key(run_id), field_name, amount)
+                pipe.expire(keys.run_counts_key(run_id), PROGRESS_TTL_S)
+                await pipe.execute()
+        except RedisError as exc:
+            raise QueueUnavailableError(f"progress update failed: {exc}") from exc
+
+    async def set_accepted(self, run_id: str, accepted: int) -> tuple[int, int]:
+        """Publish the final number of accepted items; returns (processed, accepted)."""
+        try:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.hset(keys.run_counts_key(run_id), "accepted", str(accepted))
+                pipe.hget(keys.run_counts_key(run_id), "processed")
+                _, processed = await pipe.execute()
+        except RedisError as exc:
+            raise QueueUnavailableError(f"progress update failed: {exc}") from exc
+        return int(processed or 0), accepted
+
+    async def record(self, run_id: str, item_key: str, outcome: str) -> tuple[bool, int, int]:
+        """Count one item's final outcome. Returns (first time counted, processed, accepted or -1)."""
+        bucket = [keys.run_counts_key(run_id), keys.run_done_key(run_id)]
+        try:
+            first, processed, accepted = await self._record(
+                keys=bucket, args=[item_key, outcome, PROGRESS_TTL_S]
+            )
+        except RedisError as exc:
+            raise QueueUnavailableError(f"progress update failed: {exc}") from exc
+        return bool(first), int(processed), int(accepted)
+
+    async def counts(self, run_id: str) -> dict[str, int]:
+        try:
+            raw = await self._redis.hgetall(keys.run_counts_key(run_id))  # type: ignore[misc]
+        except RedisError as exc:
+            raise QueueUnavailableError(f"progress read failed: {exc}") from exc
+        return {_text(k): int(v) for k, v in raw.items()}
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

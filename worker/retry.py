@@ -1,0 +1,38 @@
+"""The retry policy, written once: which failures are retried, and after how long."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+from worker.errors import PermanentError, RetryJob, TransientError
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Exponential backoff with full jitter; Retry-After, when given, is a floor.
+
+    Only `TransientError`s are retried (timeouts, connection errors, 5xx, 429, store/queue outages).
+    4xx other than 429 are `PermanentError`s and are never retried blindly. Every retry is a new job
+    run, so it draws a fresh slot from the global rate limiter like any first try.
+    """
+
+    max_tries: int = 6
+    base_s: float = 0.5
+    cap_s: float = 60.0
+    rng: random.Random = field(default_factory=random.Random, compare=False)
+
+    def delay_s(self, attempt: int, retry_after_s: float | None = None) -> float:
+        ceiling = min(self.cap_s, self.base_s * 2 ** max(0, attempt - 1))
+        delay = self.rng.uniform(0.0, ceiling)
+        if retry_after_s is not None:
+            delay = max(delay, retry_after_s)
+        return delay
+
+    def next_step(self, error: Exception, attempt: int) -> RetryJob | None:
+        """A RetryJob to raise, or None when the failure is final (permanent, or tries used up)."""
+        if isinstance(error, PermanentError) or not isinstance(error, TransientError):
+            return None
+        if attempt >= self.max_tries:
+            return None
+        return RetryJob(self.delay_s(attempt, error.retry_after_s), reason=str(error))

@@ -1,0 +1,162 @@
+"""The sink: idempotent upserts of profiles into `employees`, with change detection by content hash.
+
+Document shape: `{_id: <employee id>, profile: {...as the API returned it...}, sync: {hash, synced_at,
+changed_at, first_seen_at, deleted_at, run_id}}`. "Changed" is decided by comparing a SHA-256 of the
+canonical JSON we store ourselves, never by `modified_count` (servers disagree on it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pymongo import ReturnDocument
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import DuplicateKeyError
+
+from worker.store.base import Doc, translated
+
+# A duplicate-key race can only repeat if other writers keep changing the same profile meanwhile.
+_MAX_RACE_ATTEMPTS = 4
+
+
+class SinkOutcome(StrEnum):
+    INSERTED = "inserted"
+    CHANGED = "changed"
+    UNCHANGED = "unchanged"
+
+
+def content_hash(profile: dict[str, Any]) -> str:
+    canonical = json.dumps(profile, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _sync_fields(digest: str, run_id: str, now: datetime) -> dict[str, Any]:
+    return {
+        "hash": digest,
+        "synced_at": now,
+        "changed_at": now,
+        "run_id": run_id,
+        "deleted_at": None,
+    }
+
+
+def changed_fields(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    return sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+
+
+class EmployeeSink:
+    def __init__(self, employees: AsyncCollection[Doc], changes: AsyncCollection[Doc]) -> None:
+        self._employees = employees
+        self._changes = changes
+
+    async def upsert(
+        self, employee_id: int, profile: dict[str, Any], *, run_id: str, now: datetime
+    ) -> SinkOutcome:
+        """Write one profile. Replaying the same profile only moves `synced_at`.
+
+        Read the stored hash by `_id`, then write with a compare-and-set on that hash (or an insert
+        that fails on a duplicate `_id`), so concurrent writers of one id never lose an update or
+        create a second document. Single-document operations by `_id` only: cheap on every server.
+        """
+        digest = content_hash(profile)
+        for _ in range(_MAX_RACE_ATTEMPTS):
+            current = await self._read_sync(employee_id)
+            if current is None:
+                if await self._insert(employee_id, profile, digest, run_id, now):
+                    return SinkOutcome.INSERTED
+                continue  # another worker inserted it first: compare against theirs
+            if current.get("hash") == digest and current.get("deleted_at") is None:
+                await self._touch(employee_id, run_id, now)
+                return SinkOutcome.UNCHANGED
+            before = await self._replace_if(employee_id, current.get("hash"), profile, digest, run_id, now)
+            if before is not None:
+                await self._record_change(employee_id, before, profile, digest, run_id, now)
+                return SinkOutcome.CHANGED
+        return SinkOutcome.UNCHANGED
+
+    async def _read_sync(self, employee_id: int) -> Doc | None:
+        async with translated("read employee"):
+            doc = await self._employees.find_one(
+                {"_id": employee_id}, {"sync.hash": True, "sync.deleted_at": True}
+            )
+        return None if doc is None else dict(doc.get("sync") or {})
+
+    async def _insert(
+        self, employee_id: int, profile: dict[str, Any], digest: str, run_id: str, now: datetime
+    ) -> bool:
+        sync = {**_sync_fields(digest, run_id, now), "first_seen_at": now}
+        doc = {"_id": employee_id, "profile": profile, "sync": sync}
+        try:
+            async with translated("insert employee"):
+                await self._employees.insert_one(doc)
+        except DuplicateKeyError:
+            return False
+        return True
+
+    async def _touch(self, employee_id: int, run_id: str, now: datetime) -> None:
+        async with translated("touch employee"):
+            await self._employees.update_one(
+                {"_id": employee_id}, {"$set": {"sync.synced_at": now, "sync.run_id": run_id}}
+            )
+
+    async def _replace_if(
+        self,
+        employee_id: int,
+        expected_hash: str | None,
+        profile: dict[str, Any],
+        digest: str,
+        run_id: str,
+        now: datetime,
+    ) -> Doc | None:
+        """Compare-and-set on the stored hash; returns the document before, or None if it moved."""
+        fields = {f"sync.{k}": v for k, v in _sync_fields(digest, run_id, now).items()}
+        async with translated("update employee"):
+            return await self._employees.find_one_and_update(
+                {"_id": employee_id, "sync.hash": expected_hash},
+                {"$set": {"profile": profile, **fields}},
+                projection={"profile": True, "sync.hash": True},
+                return_document=ReturnDocument.BEFORE,
+            )
+
+    async def _record_change(
+        self,
+        employee_id: int,
+        before: Doc,
+        profile: dict[str, Any],
+        digest: str,
+        run_id: str,
+        now: datetime,
+    ) -> None:
+        old_profile = before.get("profile") or {}
+        async with translated("record change"):
+            await self._changes.insert_one(
+                {
+                    "employee_id": employee_id,
+                    "run_id": run_id,
+                    "at": now,
+                    "fields": changed_fields(old_profile, profile),
+                    "old_hash": (before.get("sync") or {}).get("hash"),
+                    "new_hash": digest,
+                }
+            )
+
+    async def tombstone(self, employee_id: int, *, run_id: str, now: datetime) -> bool:
+        """Mark a known profile deleted upstream; the document is kept. True if it was live before."""
+        async with translated("tombstone employee"):
+            result = await self._employees.update_one(
+                {"_id": employee_id, "sync.deleted_at": None},
+                {"$set": {"sync.deleted_at": now, "sync.synced_at": now, "sync.run_id": run_id}},
+            )
+        return result.matched_count == 1
+
+    async def get(self, employee_id: int) -> Doc | None:
+        async with translated("read employee"):
+            return await self._employees.find_one({"_id": employee_id})
+
+    async def count(self, query: Doc | None = None) -> int:
+        async with translated("count employees"):
+            return await self._employees.count_documents(query or {})

@@ -1,0 +1,102 @@
+"""Run records, their stored inputs, and the dead-letter. Runs live in MongoDB; jobs live in Redis."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING
+from pymongo.asynchronous.collection import AsyncCollection
+
+from worker.store.base import Doc, translated
+
+
+class RunRecords:
+    def __init__(self, runs: AsyncCollection[Doc], inputs: AsyncCollection[Doc]) -> None:
+        self._runs = runs
+        self._inputs = inputs
+
+    async def insert(self, doc: Doc) -> None:
+        async with translated("insert run"):
+            await self._runs.insert_one(doc)
+
+    async def save_inputs(self, run_id: str, chunks: Iterable[Sequence[str]], *, first_seq: int = 0) -> int:
+        """Store a run's accepted inputs in chunk documents, so the run can be rebuilt without Redis."""
+        docs = [
+            {"_id": f"{run_id}:{seq:06d}", "run_id": run_id, "seq": seq, "items": list(items)}
+            for seq, items in enumerate(chunks, start=first_seq)
+        ]
+        if docs:
+            async with translated("insert run inputs"):
+                await self._inputs.insert_many(docs, ordered=False)
+        return len(docs)
+
+    async def iter_inputs(self, run_id: str) -> AsyncIterator[list[str]]:
+        async with translated("read run inputs"):
+            cursor = self._inputs.find({"run_id": run_id}).sort("seq", ASCENDING)
+            async for doc in cursor:
+                yield list(doc["items"])
+
+    async def get(self, run_id: str) -> Doc | None:
+        async with translated("read run"):
+            return await self._runs.find_one({"_id": run_id})
+
+    async def latest(self, limit: int = 20) -> list[Doc]:
+        async with translated("list runs"):
+            cursor = self._runs.find({}).sort("created_at", DESCENDING).limit(limit)
+            return [doc async for doc in cursor]
+
+    async def transition(self, run_id: str, from_states: Sequence[str], fields: Doc) -> bool:
+        """Compare-and-set on `state`, so two workers finishing the same run write it once."""
+        async with translated("update run"):
+            result = await self._runs.update_one(
+                {"_id": run_id, "state": {"$in": list(from_states)}}, {"$set": fields}
+            )
+        return result.matched_count == 1
+
+
+class DeadLetters:
+    """Permanent failures with their reason, one document per (run, item): replays overwrite."""
+
+    def __init__(self, collection: AsyncCollection[Doc]) -> None:
+        self._collection = collection
+
+    async def put(
+        self,
+        *,
+        run_id: str,
+        item_key: str,
+        reason: str,
+        error_type: str,
+        attempts: int,
+        now: datetime,
+        status: int | None = None,
+    ) -> None:
+        async with translated("write dead-letter"):
+            await self._collection.update_one(
+                {"_id": f"{run_id}:{item_key}"},
+                {
+                    "$set": {
+                        "run_id": run_id,
+                        "item_key": item_key,
+                        "reason": reason,
+                        "error_type": error_type,
+                        "status": status,
+                        "attempts": attempts,
+                        "at": now,
+                    }
+                },
+                upsert=True,
+            )
+
+    async def list(self, run_id: str | None = None, limit: int = 100) -> list[Doc]:
+        query: dict[str, Any] = {} if run_id is None else {"run_id": run_id}
+        async with translated("list dead-letters"):
+            cursor = self._collection.find(query).sort("at", ASCENDING).limit(limit)
+            return [doc async for doc in cursor]
+
+    async def count(self, run_id: str | None = None) -> int:
+        query: dict[str, Any] = {} if run_id is None else {"run_id": run_id}
+        async with translated("count dead-letters"):
+            return await self._collection.count_documents(query)
