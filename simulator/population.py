@@ -1,0 +1,115 @@
+"""The simulated employee population: ids, lookup by collect key, and test-driven changes.
+
+Profiles are never stored; `profile(id)` regenerates one in O(1) from (seed, index, version) and
+keeps recent ones in a bounded LRU, because a search scans the whole population. The only state
+is two small maps: per-id versions (bumped by `mutate`) and removed ids.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterator
+from typing import Any
+
+from simulator.careers import Naming
+from simulator.profiles import DateFormat, ProfileOptions, build_profile
+from simulator.slugs import slug_from_key, suffix_candidates
+
+ID_BASE = 10_000
+# A stride > 1 leaves gaps, so there are plenty of well-formed ids that do not exist.
+ID_STRIDE = 7
+DEFAULT_CACHE_SIZE = 50_000
+
+
+class Population:
+    def __init__(
+        self,
+        seed: int,
+        size: int,
+        *,
+        naming: Naming = "real",
+        date_format: DateFormat = "datetime",
+        cache_size: int = DEFAULT_CACHE_SIZE,
+    ) -> None:
+        self.size = size
+        self._options = ProfileOptions(seed, naming, date_format)
+        self._versions: dict[int, int] = {}
+        self._removed: set[int] = set()
+        # Per instance, not a decorated method: a class-level cache would outlive the app.
+        self._cached_build = functools.lru_cache(maxsize=cache_size)(self._build)
+
+    @staticmethod
+    def id_at(index: int) -> int:
+        return ID_BASE + ID_STRIDE * index
+
+    def index_of(self, employee_id: int) -> int | None:
+        """The generator index of an id in the population (removed or not), else None."""
+        offset = employee_id - ID_BASE
+        if offset < 0 or offset % ID_STRIDE:
+            return None
+        index = offset // ID_STRIDE
+        return index if index < self.size else None
+
+    def exists(self, employee_id: int) -> bool:
+        return self.index_of(employee_id) is not None and employee_id not in self._removed
+
+    def iter_ids(self) -> Iterator[int]:
+        """Ids of all present (not removed) employees, ascending."""
+        for index in range(self.size):
+            employee_id = self.id_at(index)
+            if employee_id not in self._removed:
+                yield employee_id
+
+    def version(self, employee_id: int) -> int:
+        return self._versions.get(employee_id, 0)
+
+    def profile(self, employee_id: int) -> dict[str, Any] | None:
+        """The current document, or None if unknown or removed.
+
+        The dict is shared with the cache: callers must not modify it.
+        """
+        if not self.exists(employee_id):
+            return None
+        return self._cached_build(employee_id, self.version(employee_id))
+
+    def resolve(self, key: str) -> int | None:
+        """Employee id for a collect key: an id, a shorthand name or a profile URL (spec §4)."""
+        if key.isascii() and key.isdigit():
+            employee_id = int(key)
+            return employee_id if self.exists(employee_id) else None
+        slug = slug_from_key(key)
+        if slug is None:
+            return None
+        for candidate in suffix_candidates(slug):
+            document = self.profile(candidate)
+            if document is not None and slug in document["shorthand_names"]:
+                return candidate
+        return None
+
+    def mutate(self, employee_id: int) -> int | None:
+        """Give the employee a new job (a new version); returns the version, None if absent."""
+        if not self.exists(employee_id):
+            return None
+        self._versions[employee_id] = self.version(employee_id) + 1
+        return self._versions[employee_id]
+
+    def remove(self, employee_id: int) -> bool:
+        if self.index_of(employee_id) is None:
+            return False
+        self._removed.add(employee_id)
+        return True
+
+    def restore(self, employee_id: int) -> bool:
+        if self.index_of(employee_id) is None:
+            return False
+        self._removed.discard(employee_id)
+        return True
+
+    def clear_changes(self) -> None:
+        self._versions.clear()
+        self._removed.clear()
+
+    def _build(self, employee_id: int, version: int) -> dict[str, Any]:
+        index = self.index_of(employee_id)
+        assert index is not None  # callers check exists() first
+        return build_profile(self._options, index, employee_id, version)
