@@ -2,11 +2,14 @@
 
 GET   /_sim/health                   200 {"status": "ok"}
 GET   /_sim/stats                    200 {
-        "classes": {"collect": {"accepted", "rejected_429", "max_in_any_second", "limit_rps"},
+        "classes": {"collect": {"accepted", "rejected_429", "max_in_any_second", "limit_rps",
+                                "accepted_rps", "first_accepted_s", "last_accepted_s"},
                     "search": {...}, "bulk": {...}},   # summed over keys; max_in_any_second is
                                                        # the largest per-key value
         "keys": {"<sha256(key)[:12]>": {"collect": {"accepted", "rejected_429",
-                                                    "max_in_any_second"}, ...}},
+                                                    "max_in_any_second", ...}, ...}},
+        # accepted_rps: (accepted - 1) / (last - first accepted arrival), the achieved rate
+        # over the span of accepted requests; *_accepted_s are on the simulator's clock
         "status_counts": {"200": n, "404": n, "reset": n, ...},  # /cdapi requests only
         "requests_total": n, "credits_remaining": n | null, "credits_charged": n}
 POST  /_sim/reset                    200 {"status": "reset"}: clears stats, rate windows and

@@ -10,6 +10,7 @@ benchmark's proof that a client never exceeded the limit.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -21,11 +22,27 @@ class WindowStats:
     accepted: int = 0
     rejected_429: int = 0
     max_in_any_second: int = 0
+    # Arrival times (simulator clock) of the first and last accepted request: the span over
+    # which a benchmark's achieved rate is measured, free of client start-up time.
+    first_accepted_s: float | None = None
+    last_accepted_s: float | None = None
 
     def add(self, other: WindowStats) -> None:
         self.accepted += other.accepted
         self.rejected_429 += other.rejected_429
         self.max_in_any_second = max(self.max_in_any_second, other.max_in_any_second)
+        firsts = [t for t in (self.first_accepted_s, other.first_accepted_s) if t is not None]
+        lasts = [t for t in (self.last_accepted_s, other.last_accepted_s) if t is not None]
+        self.first_accepted_s = min(firsts, default=None)
+        self.last_accepted_s = max(lasts, default=None)
+
+    @property
+    def accepted_rps(self) -> float | None:
+        """Accepted requests per second between the first and the last accepted one."""
+        if self.first_accepted_s is None or self.last_accepted_s is None:
+            return None
+        span_s = self.last_accepted_s - self.first_accepted_s
+        return (self.accepted - 1) / span_s if span_s > 0 else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,14 +79,14 @@ class SlidingWindowLimiter:
         times.append(now)
         window.stats.accepted += 1
         window.stats.max_in_any_second = max(window.stats.max_in_any_second, len(times))
+        if window.stats.first_accepted_s is None:
+            window.stats.first_accepted_s = now
+        window.stats.last_accepted_s = now
         return Decision(True, limit, limit - len(times))
 
     def stats(self) -> dict[tuple[str, str], WindowStats]:
         """Per (key, endpoint class) counters; copies, safe to keep."""
-        return {
-            pair: WindowStats(w.stats.accepted, w.stats.rejected_429, w.stats.max_in_any_second)
-            for pair, w in self._windows.items()
-        }
+        return {pair: dataclasses.replace(w.stats) for pair, w in self._windows.items()}
 
     def reset(self) -> None:
         self._windows.clear()

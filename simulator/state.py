@@ -139,11 +139,15 @@ class SimulatorState:
         }
 
 
-def _counts(stats: WindowStats) -> dict[str, int]:
+def _counts(stats: WindowStats) -> dict[str, Any]:
+    rate = stats.accepted_rps
     return {
         "accepted": stats.accepted,
         "rejected_429": stats.rejected_429,
         "max_in_any_second": stats.max_in_any_second,
+        "accepted_rps": None if rate is None else round(rate, 3),
+        "first_accepted_s": stats.first_accepted_s,
+        "last_accepted_s": stats.last_accepted_s,
     }
 
 

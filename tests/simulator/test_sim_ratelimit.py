@@ -22,7 +22,10 @@ def test_n_per_second_then_429_until_the_window_slides() -> None:
     assert not accepted(limiter, 1.125)
     assert accepted(limiter, 1.25)
     stats = limiter.stats()[(KEY, "collect")]
-    assert stats == WindowStats(accepted=5, rejected_429=3, max_in_any_second=3)
+    assert stats == WindowStats(
+        accepted=5, rejected_429=3, max_in_any_second=3, first_accepted_s=0.0, last_accepted_s=1.25
+    )
+    assert stats.accepted_rps == 4 / 1.25  # four intervals between five accepted arrivals
 
 
 def test_rejected_requests_do_not_extend_the_lockout() -> None:

@@ -1,0 +1,204 @@
+"""`employee-sync`: the composition root. Builds the settings once and wires worker, jobs and simulator."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from config import Settings, configure_logging
+from worker.errors import EmployeeSyncError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_SOME_REJECTED = 0, 1, 2, 3
+
+
+def build_settings(**overrides: Any) -> Settings:
+    """The one place the environment is read."""
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, default=str))
+
+
+def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
+    from cli.wiring import run_fleet_worker
+
+    settings = settings.model_copy(
+        update={"worker_concurrency": args.concurrency or settings.worker_concurrency}
+    )
+    return _run(run_fleet_worker(settings, burst=args.burst))
+
+
+def cmd_simulator(settings: Settings, args: argparse.Namespace) -> int:
+    from simulator.app import serve
+
+    from simulator.config import SimulatorConfig
+
+    fields: dict[str, Any] = {
+        "seed": args.seed, "population": args.population, "retry_after_s": args.retry_after_s,
+        "credits": args.credits, "collect_rps": args.collect_rps, "search_rps": args.search_rps,
+        "bulk_rps": args.bulk_rps,
+    }  # fmt: skip
+    if args.api_key:
+        fields["api_keys"] = args.api_key
+    config = SimulatorConfig(**{k: v for k, v in fields.items() if v is not None})
+    print(f"simulator listening on http://{args.host}:{args.port}/cdapi", file=sys.stderr, flush=True)
+    return _run(serve(config, args.host, args.port))
+
+
+def cmd_enqueue(settings: Settings, args: argparse.Namespace) -> int:
+    from cli.wiring import enqueue_file
+
+    source = "-" if args.file == "-" else str(Path(args.file))
+    if source != "-" and not Path(source).is_file():
+        print(f"error: no such file: {source}", file=sys.stderr)
+        return EXIT_USAGE
+    with _open_input(source) as stream:
+        receipt = _run_value(enqueue_file(settings, stream, args.kind, source=source, quiet=args.json))
+    if args.json:
+        _print_json({**receipt.as_dict(), "rejected_lines": [
+            {"line": r.line, "value": r.value, "reason": r.reason} for r in receipt.rejected
+        ]})  # fmt: skip
+    else:
+        print(receipt.run_id)
+        print(
+            f"accepted {receipt.accepted}, rejected {receipt.rejected_count}, "
+            f"duplicates {receipt.duplicates}, already queued {receipt.already_queued}",
+            file=sys.stderr,
+        )
+    return EXIT_SOME_REJECTED if receipt.rejected_count else EXIT_OK
+
+
+def _open_input(source: str) -> Any:
+    import contextlib
+
+    if source == "-":
+        return contextlib.nullcontext(sys.stdin.buffer)
+    return Path(source).open("rb")
+
+
+def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
+    from cli.wiring import run_status
+
+    status = _run_value(run_status(settings, args.run_id))
+    if status is None:
+        print(f"error: no run {args.run_id!r}", file=sys.stderr)
+        return EXIT_FAILED
+    data = status.as_dict()
+    if args.json:
+        _print_json(data)
+    else:
+        width = max(len(k) for k in data)
+        for key, value in data.items():
+            print(f"{key:<{width}}  {value if value is not None else '-'}")
+    return EXIT_OK
+
+
+def cmd_dead_letter(settings: Settings, args: argparse.Namespace) -> int:
+    from cli.wiring import list_dead_letters
+
+    docs = _run_value(list_dead_letters(settings, args.run, args.limit))
+    if args.json:
+        _print_json(docs)
+    else:
+        for doc in docs:
+            print(f"{doc['run_id']}  {doc['item_key']}  {doc['error_type']}  {doc['reason']}")
+    return EXIT_OK
+
+
+def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
+    from cli.demo import run_demo
+
+    return _run_value(run_demo(profiles=args.profiles, workers=args.workers, concurrency=args.concurrency))
+
+
+def _run(coro: Coroutine[Any, Any, Any]) -> int:
+    _run_value(coro)
+    return EXIT_OK
+
+
+def _run_value[T](coro: Coroutine[Any, Any, T]) -> T:
+    try:
+        return asyncio.run(coro)
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="employee-sync", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    worker = sub.add_parser("worker", help="run one worker process (run as many as you like)")
+    worker.add_argument("--concurrency", type=int, help="jobs in flight in this process")
+    worker.add_argument("--burst", action="store_true", help="exit when the queue is empty")
+    worker.set_defaults(handler=cmd_worker)
+
+    sim = sub.add_parser("simulator", help="run the Clean Employee API simulator")
+    sim.add_argument("--host", default="127.0.0.1")
+    sim.add_argument("--port", type=int, default=8010)
+    sim.add_argument("--population", type=int)
+    sim.add_argument("--seed", type=int)
+    sim.add_argument("--api-key", action="append", help="accepted key (repeatable)")
+    sim.add_argument("--retry-after-s", type=float, help="send Retry-After on 429")
+    sim.add_argument("--credits", type=int, help="starting credit balance (default unlimited)")
+    for cls in ("collect", "search", "bulk"):
+        sim.add_argument(f"--{cls}-rps", type=int)
+    sim.set_defaults(handler=cmd_simulator)
+
+    enqueue = sub.add_parser("enqueue", help="create a run from a file of ids or names")
+    enqueue.add_argument("kind", choices=["ids", "names"])
+    enqueue.add_argument("file", help="path, or - for standard input")
+    enqueue.add_argument("--json", action="store_true")
+    enqueue.set_defaults(handler=cmd_enqueue)
+
+    status = sub.add_parser("status", help="show a run's progress")
+    status.add_argument("run_id")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(handler=cmd_status)
+
+    dead = sub.add_parser("dead-letter", help="list permanent failures")
+    dead.add_argument("action", choices=["list"])
+    dead.add_argument("--run")
+    dead.add_argument("--limit", type=int, default=100)
+    dead.add_argument("--json", action="store_true")
+    dead.set_defaults(handler=cmd_dead_letter)
+
+    demo = sub.add_parser("demo", help="end-to-end demo on embedded defaults")
+    demo.add_argument("--profiles", type=int, default=1000)
+    demo.add_argument("--workers", type=int, default=3)
+    demo.add_argument("--concurrency", type=int, default=25)
+    demo.set_defaults(handler=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = build_settings()
+    except ValidationError as exc:
+        for error in exc.errors():
+            field = ".".join(str(p) for p in error["loc"]).upper()
+            print(f"configuration error: {field}: {error['msg']}", file=sys.stderr)
+        return EXIT_USAGE
+    configure_logging(
+        settings.log_level,
+        json=settings.log_json,
+        secrets=[settings.coresignal_api_key.get_secret_value()],
+    )
+    handler: Callable[[Settings, argparse.Namespace], int] = args.handler
+    try:
+        return handler(settings, args)
+    except EmployeeSyncError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,77 @@
+"""Async entry points behind the CLI commands: open services, do one thing, close them."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import Any, BinaryIO
+
+from config import Settings
+from jobs.collect import collect
+from jobs.inputs import InputKind, Rejected, read_lines
+from jobs.producers import Receipt, enqueue_lines
+from jobs.runs import RunStatus, get_status
+from worker import keys
+from worker.queue import WorkerOptions, run_worker
+from worker.runtime import Services, shutdown, startup
+
+# Everything the fleet can run, by job name. The worker package never imports jobs itself.
+JOB_FUNCTIONS = {keys.COLLECT_JOB: collect}
+
+MAX_PRINTED_REJECTIONS = 1000
+
+
+async def run_fleet_worker(settings: Settings, *, burst: bool = False) -> None:
+    settings.require_api_key()
+    options = WorkerOptions(
+        redis_url=settings.redis_url,
+        queue_name=keys.COLLECT_QUEUE,
+        concurrency=settings.worker_concurrency,
+        job_timeout_s=settings.job_timeout_s,
+        max_tries=settings.max_tries,
+        drain_timeout_s=settings.drain_timeout_s,
+        burst=burst,
+    )
+    try:
+        await run_worker(
+            options, JOB_FUNCTIONS, ctx={"settings": settings}, on_startup=startup, on_shutdown=shutdown
+        )
+    except asyncio.CancelledError:
+        current = asyncio.current_task()
+        if current is not None and current.cancelling():
+            raise
+        # arq cancelled its own main task after a graceful SIGTERM drain: a clean stop.
+
+
+async def enqueue_file(
+    settings: Settings, stream: BinaryIO, kind: InputKind, *, source: str, quiet: bool = False
+) -> Receipt:
+    printed = 0
+
+    def report(rejected: Rejected) -> None:
+        nonlocal printed
+        printed += 1
+        if not quiet and printed <= MAX_PRINTED_REJECTIONS:
+            print(f"rejected {rejected}", file=sys.stderr)
+
+    services = await Services.open(settings)
+    try:
+        return await enqueue_lines(services, read_lines(stream), kind, source=source, on_reject=report)
+    finally:
+        await services.close()
+
+
+async def run_status(settings: Settings, run_id: str) -> RunStatus | None:
+    services = await Services.open(settings)
+    try:
+        return await get_status(services, run_id)
+    finally:
+        await services.close()
+
+
+async def list_dead_letters(settings: Settings, run_id: str | None, limit: int) -> list[dict[str, Any]]:
+    services = await Services.open(settings)
+    try:
+        return await services.store.dead_letters.list(run_id, limit)
+    finally:
+        await services.close()

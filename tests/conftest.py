@@ -1,0 +1,89 @@
+"""Shared fixtures: real Redis and the Mongo-wire server (or real MongoDB via MONGODB_URL), flushed per test.
+
+- `MONGODB_URL` set: the suite runs against that server (e.g. `docker compose up -d mongo`).
+  Unset: a Mongo-wire server (mongoeco, in memory) is started for the session on a free port.
+- `TEST_REDIS_URL` (default `redis://127.0.0.1:6379/15`): a database of its own, flushed per test.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+
+from cli import services as svc
+from config import Settings
+from worker.runtime import Services
+
+TEST_API_KEY = "test-key-0123456789abcdef01234567"
+
+
+def with_overrides(settings: Settings, **changes: object) -> Settings:
+    """A validated copy (model_copy would skip validation, e.g. leave a str where a SecretStr goes)."""
+    return Settings.model_validate({**settings.model_dump(), **changes})
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    url = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+    with svc.redis_available(url):
+        yield url
+
+
+@pytest.fixture(scope="session")
+def mongo_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    external = os.environ.get("MONGODB_URL")
+    if external:
+        yield external
+        return
+    port = svc.free_port()
+    log = Path(tmp_path_factory.mktemp("mongo-wire")) / "mongo-wire.log"
+    proc = svc.start_mongo_wire(port, log_path=log)
+    try:
+        yield f"mongodb://127.0.0.1:{port}"
+    finally:
+        svc.stop(proc)
+
+
+@pytest.fixture
+async def clean_redis(redis_url: str) -> AsyncIterator[str]:
+    client = aioredis.Redis.from_url(redis_url)
+    await client.flushdb()
+    await client.aclose()
+    yield redis_url
+
+
+@pytest.fixture
+def database_name() -> str:
+    """A fresh database per test: nothing leaks between tests, on mongoeco and on real MongoDB."""
+    return f"es_test_{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def settings(clean_redis: str, mongo_url: str, database_name: str) -> Settings:
+    return Settings.model_validate(
+        {
+            "coresignal_api_key": TEST_API_KEY,
+            "coresignal_base_url": "http://127.0.0.1:9/cdapi",  # replaced by the simulator fixtures
+            "redis_url": clean_redis,
+            "mongodb_url": mongo_url,
+            "mongodb_database": database_name,
+            "retry_base_s": 0.05,
+            "retry_cap_s": 0.5,
+            "log_json": True,
+        }
+    )
+
+
+@pytest.fixture
+async def services(settings: Settings) -> AsyncIterator[Services]:
+    opened = await Services.open(settings)
+    try:
+        yield opened
+    finally:
+        await opened.store.client.drop_database(settings.mongodb_database)
+        await opened.close()
