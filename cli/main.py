@@ -38,7 +38,6 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_simulator(settings: Settings, args: argparse.Namespace) -> int:
     from simulator.app import serve
-
     from simulator.config import SimulatorConfig
 
     fields: dict[str, Any] = {
@@ -113,6 +112,14 @@ def cmd_dead_letter(settings: Settings, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_ping(settings: Settings, args: argparse.Namespace) -> int:
+    from cli.wiring import ping
+
+    _run_value(ping(settings))
+    print("ok: Redis and MongoDB answer")
+    return EXIT_OK
+
+
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     from cli.demo import run_demo
 
@@ -169,6 +176,9 @@ def build_parser() -> argparse.ArgumentParser:
     dead.add_argument("--limit", type=int, default=100)
     dead.add_argument("--json", action="store_true")
     dead.set_defaults(handler=cmd_dead_letter)
+
+    ping = sub.add_parser("ping", help="check that Redis and MongoDB answer (a health check)")
+    ping.set_defaults(handler=cmd_ping)
 
     demo = sub.add_parser("demo", help="end-to-end demo on embedded defaults")
     demo.add_argument("--profiles", type=int, default=1000)

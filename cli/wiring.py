@@ -75,3 +75,8 @@ async def list_dead_letters(settings: Settings, run_id: str | None, limit: int) 
         return await services.store.dead_letters.list(run_id, limit)
     finally:
         await services.close()
+
+
+async def ping(settings: Settings) -> None:
+    services = await Services.open(settings)
+    await services.close()

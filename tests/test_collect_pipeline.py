@@ -188,3 +188,23 @@ async def test_duplicate_lines_in_one_input_are_collected_once(services: Service
     receipt = await enqueue(services, "5\n5\n6\n5\n")
     assert (receipt.accepted, receipt.duplicates) == (2, 2)
     assert await services.queue.depth("es:queue:collect") == 2
+
+
+async def test_a_429_slows_the_whole_fleet_instead_of_storming(
+    sim_settings: Settings, services: Services, simulator: RunningSimulator
+) -> None:
+    # Our budget is set 4x too high for this key: the upstream 429s must make everyone back off.
+    await admin(simulator, "PATCH", "config", {"collect_rps": 10, "retry_after_s": 1.0})
+    settings = with_overrides(sim_settings, collect_rps=40, rate_safety_margin=0.0, max_tries=20)
+    receipt = await enqueue(services, "\n".join(map(str, ids(*range(60)))))
+
+    await run_fleet_worker(settings, burst=True)
+
+    status = await get_status(services, receipt.run_id)
+    assert status is not None and status.counts.get("inserted") == 60
+    stats = await admin(simulator, "GET", "stats")
+    rejected = stats["classes"]["collect"]["rejected_429"]  # type: ignore[index]
+    assert rejected > 0, "the scenario must provoke 429s"
+    # Without a shared cool-down, 40 rps against a limit of 10 gets ~3 refusals per success.
+    assert rejected < 60 / 2
+    assert status.counts.get("upstream_429") == rejected

@@ -162,6 +162,6 @@ async def run_worker(
         handle_signals=not options.burst,
     )
     try:
-        await worker.main()
+        await worker.async_run()  # sets main_task, which a SIGTERM drain cancels to stop
     finally:
         await worker.close()

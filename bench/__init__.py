@@ -1,0 +1,1 @@
+"""Benchmarks: they print tables; speed goals live here, never in unit tests."""

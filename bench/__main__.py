@@ -1,0 +1,16 @@
+"""`python -m bench rate ...` (see bench/rate.py)."""
+
+from __future__ import annotations
+
+import sys
+
+from bench import rate
+
+BENCHMARKS = {"rate": rate.main}
+
+if __name__ == "__main__":
+    name = sys.argv[1] if len(sys.argv) > 1 else ""
+    if name not in BENCHMARKS:
+        print(f"usage: python -m bench {{{'|'.join(BENCHMARKS)}}} [options]", file=sys.stderr)
+        sys.exit(2)
+    sys.exit(BENCHMARKS[name](sys.argv[2:]))

@@ -1,0 +1,141 @@
+"""Rate benchmark: K processes x C concurrent loops against the simulator for T seconds.
+
+    uv run python -m bench rate [--seconds 10] [--scenarios 1x10,2x20,4x25,8x10] [--class collect]
+
+Every process books slots from the one Redis limiter and calls the simulator, which is the
+referee: it counts accepted requests, 429s and the maximum accepted in any sliding second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import secrets
+import subprocess
+import sys
+import time
+import urllib.request
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from cli import services as svc
+
+DEFAULT_SCENARIOS = "1x10,2x20,4x25,8x10"
+LIMITS = {"collect": 54, "search": 18}
+
+
+@dataclass(frozen=True)
+class RateResult:
+    processes: int
+    concurrency: int
+    seconds: float
+    limit_rps: int
+    accepted: int
+    rejected_429: int
+    max_in_any_second: int
+    accepted_rps: float
+    other: dict[str, int]
+
+    @property
+    def utilisation(self) -> float:
+        return self.accepted_rps / self.limit_rps
+
+
+def _get(url: str) -> dict[str, Any]:
+    with urllib.request.urlopen(url, timeout=5) as resp:
+        return dict(json.load(resp))
+
+
+def _post(url: str) -> None:
+    request = urllib.request.Request(url, method="POST")
+    with urllib.request.urlopen(request, timeout=5):
+        pass
+
+
+def run_scenario(
+    *,
+    sim_port: int,
+    api_key: str,
+    redis_url: str,
+    processes: int,
+    concurrency: int,
+    seconds: float,
+    endpoint_class: str = "collect",
+    margin: float = 0.03,
+) -> RateResult:
+    """Reset the simulator and the limiter bucket, run the processes, read the referee's verdict."""
+    admin = f"http://127.0.0.1:{sim_port}/_sim"
+    _post(f"{admin}/reset")
+    redis.Redis.from_url(redis_url).flushdb()
+    start_at = time.time() + 1.5  # every process starts competing at the same moment
+    argv = [
+        sys.executable, "-m", "bench.rate_worker",
+        "--base-url", f"http://127.0.0.1:{sim_port}/cdapi", "--api-key", api_key,
+        "--redis-url", redis_url, "--endpoint-class", endpoint_class,
+        "--rps", str(LIMITS[endpoint_class]), "--margin", str(margin),
+        "--concurrency", str(concurrency), "--seconds", str(seconds), "--start-at", str(start_at),
+    ]  # fmt: skip
+    procs = [subprocess.Popen(argv, stdout=subprocess.PIPE) for _ in range(processes)]
+    other: Counter[str] = Counter()
+    for proc in procs:
+        out, _ = proc.communicate(timeout=seconds + 120)
+        if proc.returncode != 0:
+            raise RuntimeError(f"bench process failed with {proc.returncode}")
+        other.update({k: v for k, v in json.loads(out).items() if k not in ("200", "429")})
+    stats = _get(f"{admin}/stats")["classes"][endpoint_class]
+    return RateResult(
+        processes=processes,
+        concurrency=concurrency,
+        seconds=seconds,
+        limit_rps=LIMITS[endpoint_class],
+        accepted=stats["accepted"],
+        rejected_429=stats["rejected_429"],
+        max_in_any_second=stats["max_in_any_second"],
+        accepted_rps=float(stats["accepted_rps"] or 0.0),
+        other=dict(other),
+    )
+
+
+def _table(results: list[RateResult], endpoint_class: str) -> str:
+    head = (
+        f"| class | processes x concurrency | seconds | accepted | accepted rps | limit | utilisation "
+        f"| max in any sliding second | 429s | other errors |\n|{'---|' * 10}"
+    )
+    rows = [
+        f"| {endpoint_class} | {r.processes} x {r.concurrency} | {r.seconds:g} | {r.accepted} "
+        f"| {r.accepted_rps:.2f} | {r.limit_rps} | {r.utilisation:.1%} | {r.max_in_any_second} "
+        f"| {r.rejected_429} | {sum(r.other.values())} |"
+        for r in results
+    ]
+    return "\n".join([head, *rows])
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench rate", description=__doc__)
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--scenarios", default=DEFAULT_SCENARIOS, help="KxC,KxC,...")
+    parser.add_argument("--class", dest="endpoint_class", default="collect", choices=sorted(LIMITS))
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/14")
+    args = parser.parse_args(argv)
+    api_key = secrets.token_hex(16)
+    sim_port = svc.free_port()
+    results = []
+    with svc.redis_available(args.redis_url):
+        sim = svc.start_simulator(sim_port, extra=["--api-key", api_key])
+        try:
+            for scenario in args.scenarios.split(","):
+                processes, concurrency = (int(x) for x in scenario.lower().split("x"))
+                result = run_scenario(
+                    sim_port=sim_port, api_key=api_key, redis_url=args.redis_url,
+                    processes=processes, concurrency=concurrency, seconds=args.seconds,
+                    endpoint_class=args.endpoint_class,
+                )  # fmt: skip
+                results.append(result)
+                print(f"done: {scenario}", file=sys.stderr, flush=True)
+        finally:
+            svc.stop(sim)
+    print(_table(results, args.endpoint_class))
+    return 0

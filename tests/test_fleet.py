@@ -1,0 +1,170 @@
+"""Several worker processes against one Redis: the budget holds fleet-wide, and killing or stopping
+a worker loses no job. Real processes, the simulator as a subprocess, real Redis and Mongo-wire."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+
+from bench.rate import run_scenario
+from cli import services as svc
+from config import Settings
+from jobs.inputs import read_lines
+from jobs.producers import Receipt, enqueue_lines
+from jobs.runs import RunState, get_status
+from simulator.population import Population
+from tests.conftest import TEST_API_KEY
+from worker.runtime import Services
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def sim_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    port = svc.free_port()
+    log = Path(tmp_path_factory.mktemp("sim")) / "simulator.log"
+    proc = svc.start_simulator(port, extra=["--api-key", TEST_API_KEY, "--population", "2000"], log_path=log)
+    try:
+        yield port
+    finally:
+        svc.stop(proc)
+
+
+def sim_stats(port: int) -> dict[str, object]:
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/_sim/stats", timeout=5) as resp:
+        return dict(json.load(resp))
+
+
+def reset_sim(port: int) -> None:
+    import urllib.request
+
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/_sim/reset", method="POST")
+    with urllib.request.urlopen(req, timeout=5):
+        pass
+
+
+def worker_env(settings: Settings, sim_port: int, **extra: str) -> dict[str, str]:
+    return {
+        "CORESIGNAL_API_KEY": TEST_API_KEY,
+        "CORESIGNAL_BASE_URL": f"http://127.0.0.1:{sim_port}/cdapi",
+        "REDIS_URL": settings.redis_url,
+        "MONGODB_URL": settings.mongodb_url,
+        "MONGODB_DATABASE": settings.mongodb_database,
+        "LOG_JSON": "true",
+        **extra,
+    }
+
+
+def start_worker(env: dict[str, str], log: Path, concurrency: int = 20) -> subprocess.Popen[bytes]:
+    return svc.spawn(
+        svc.employee_sync_argv("worker", "--concurrency", str(concurrency)), env=env, log_path=log
+    )
+
+
+async def enqueue_ids(services: Services, count: int) -> Receipt:
+    text = "\n".join(str(Population.id_at(i)) for i in range(count))
+    return await enqueue_lines(services, read_lines(io.BytesIO(text.encode())), "ids", source="test")
+
+
+async def wait_for(
+    services: Services, run_id: str, *, processed: int | None = None, timeout_s: float
+) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        status = await get_status(services, run_id)
+        assert status is not None
+        if processed is not None and status.processed >= processed:
+            return
+        if processed is None and status.state == RunState.FINISHED:
+            return
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"run {run_id} not there after {timeout_s}s: {status.as_dict()}")
+
+
+def test_several_processes_share_one_budget(sim_port: int, clean_redis: str) -> None:
+    # A 10 % margin keeps a loaded CI machine's scheduling jitter from being judged as the
+    # limiter's fault; without a shared bucket these 4 processes would each try ~49 rps.
+    result = run_scenario(
+        sim_port=sim_port, api_key=TEST_API_KEY, redis_url=clean_redis,
+        processes=4, concurrency=10, seconds=4, margin=0.10,
+    )  # fmt: skip
+    assert result.rejected_429 == 0
+    assert result.max_in_any_second <= 54
+    assert result.accepted > 4 * 30  # all four took part and the budget was used, not starved
+    assert result.other == {}
+
+
+async def test_a_worker_killed_with_sigkill_loses_no_job(
+    sim_port: int, settings: Settings, services: Services, tmp_path: Path
+) -> None:
+    reset_sim(sim_port)
+    # A short job timeout makes arq hand an orphaned job to another worker after 4 + 10 s.
+    env = worker_env(settings, sim_port, JOB_TIMEOUT_S="4")
+    victim = start_worker(env, tmp_path / "victim.log")
+    survivor = start_worker(env, tmp_path / "survivor.log")
+    try:
+        receipt = await enqueue_ids(services, 300)
+        await wait_for(services, receipt.run_id, processed=60, timeout_s=60)
+        os.kill(victim.pid, signal.SIGKILL)
+        victim.wait(timeout=10)
+        replacement = start_worker(env, tmp_path / "replacement.log")
+        try:
+            await wait_for(services, receipt.run_id, timeout_s=120)
+        finally:
+            svc.stop(replacement)
+    finally:
+        svc.stop(survivor)
+        svc.stop(victim)
+
+    status = await get_status(services, receipt.run_id)
+    assert status is not None and status.state == RunState.FINISHED
+    assert status.done == 300 and status.counts.get("failed", 0) == 0
+    assert await services.store.employees.count() == 300
+    assert await services.store.dead_letters.count() == 0
+    retried = [
+        json.loads(line)
+        for name in ("survivor.log", "replacement.log")
+        for line in (tmp_path / name).read_text().splitlines()
+        if line.startswith("{") and '"job.done"' in line
+    ]
+    assert any(entry["job_try"] > 1 for entry in retried), "the victim's in-flight jobs were re-run"
+
+
+async def test_sigterm_drains_in_flight_jobs_and_the_rest_stay_queued(
+    sim_port: int, settings: Settings, services: Services, tmp_path: Path
+) -> None:
+    reset_sim(sim_port)
+    env = worker_env(settings, sim_port)
+    worker = start_worker(env, tmp_path / "worker.log")
+    receipt = await enqueue_ids(services, 200)
+    await wait_for(services, receipt.run_id, processed=30, timeout_s=60)
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(timeout=40) == 0
+
+    redis = aioredis.Redis.from_url(settings.redis_url)
+    try:
+        assert await redis.keys("arq:in-progress:*") == []  # nothing was cut off mid-flight
+        assert await services.queue.depth("es:queue:collect") > 0  # the rest wait for a worker
+    finally:
+        await redis.aclose()
+
+    finisher = start_worker(env, tmp_path / "finisher.log")
+    try:
+        await wait_for(services, receipt.run_id, timeout_s=60)
+    finally:
+        svc.stop(finisher)
+    assert await services.store.employees.count() == 200
+    collect = sim_stats(sim_port)["classes"]["collect"]  # type: ignore[index]
+    assert collect["accepted"] == 200, "no profile was collected twice"
