@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import sys
 
-from bench import rate
+from bench import enqueue, rate
 
-BENCHMARKS = {"rate": rate.main}
+BENCHMARKS = {"rate": rate.main, "enqueue": enqueue.main}
 
 if __name__ == "__main__":
     name = sys.argv[1] if len(sys.argv) > 1 else ""

@@ -6,8 +6,11 @@ Used by `employee-sync demo`, the benchmarks and the test fixtures, so all three
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -15,6 +18,8 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
+
+_PR_SET_PDEATHSIG = 1
 
 
 def free_port() -> int:
@@ -45,6 +50,13 @@ def _describe(proc: subprocess.Popen[bytes]) -> str:
     return " ".join(str(a) for a in args[:4])
 
 
+def _die_with_parent() -> None:
+    """Linux: the child gets SIGTERM when its parent dies, so a killed demo or test run leaks nothing."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 def spawn(
     argv: Sequence[str], *, env: Mapping[str, str] | None = None, log_path: Path | None = None
 ) -> subprocess.Popen[bytes]:
@@ -57,6 +69,7 @@ def spawn(
             stdout=out,
             stderr=subprocess.STDOUT if out else None,
             start_new_session=True,
+            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
         )
     finally:
         if out is not None:

@@ -148,10 +148,13 @@ async def test_sigterm_drains_in_flight_jobs_and_the_rest_stay_queued(
     reset_sim(sim_port)
     env = worker_env(settings, sim_port)
     worker = start_worker(env, tmp_path / "worker.log")
-    receipt = await enqueue_ids(services, 200)
-    await wait_for(services, receipt.run_id, processed=30, timeout_s=60)
-    worker.send_signal(signal.SIGTERM)
-    assert worker.wait(timeout=40) == 0
+    try:
+        receipt = await enqueue_ids(services, 200)
+        await wait_for(services, receipt.run_id, processed=30, timeout_s=60)
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(timeout=40) == 0
+    finally:
+        svc.stop(worker)
 
     redis = aioredis.Redis.from_url(settings.redis_url)
     try:
