@@ -33,7 +33,7 @@ async def measure(settings: Settings, count: int) -> tuple[int, float, int, int]
         receipt = await enqueue_lines(services, read_lines(io.BytesIO(data)), "names", source="bench")
         elapsed = time.perf_counter() - started
         after = int((await services.redis.info("memory"))["used_memory"])
-        depth = await services.queue.depth(keys.COLLECT_QUEUE)
+        depth = await services.queue.depth(keys.JOB_QUEUE)
         assert receipt.accepted == count == depth
         await services.redis.flushdb()
         await services.store.client.drop_database(settings.mongodb_database)
@@ -68,5 +68,7 @@ def main(argv: list[str]) -> int:
     print("| names | seconds | names/s | enqueue batches (one round trip each) | Redis memory added |")
     print("|---|---|---|---|---|")
     for count, elapsed, batches, memory in rows:
-        print(f"| {count:,} | {elapsed:.2f} | {count / elapsed:,.0f} | {batches} | {memory / 2**20:.1f} MiB |")
+        print(
+            f"| {count:,} | {elapsed:.2f} | {count / elapsed:,.0f} | {batches} | {memory / 2**20:.1f} MiB |"
+        )
     return 0

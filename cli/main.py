@@ -55,6 +55,12 @@ def cmd_simulator(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_enqueue(settings: Settings, args: argparse.Namespace) -> int:
     from cli.wiring import enqueue_file
 
+    if args.kind == "search":
+        return _enqueue_search(settings, args)
+    if args.max_profiles is not None:
+        print("error: --max-profiles applies to search runs only", file=sys.stderr)
+        return EXIT_USAGE
+
     source = "-" if args.file == "-" else str(Path(args.file))
     if source != "-" and not Path(source).is_file():
         print(f"error: no such file: {source}", file=sys.stderr)
@@ -73,6 +79,49 @@ def cmd_enqueue(settings: Settings, args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     return EXIT_SOME_REJECTED if receipt.rejected_count else EXIT_OK
+
+
+def _enqueue_search(settings: Settings, args: argparse.Namespace) -> int:
+    from cli.wiring import enqueue_search
+
+    if args.file == "-":
+        text, source = sys.stdin.read(), "-"
+    else:
+        path = Path(args.file)
+        if not path.is_file():
+            print(f"error: no such file: {path}", file=sys.stderr)
+            return EXIT_USAGE
+        text, source = path.read_text(encoding="utf-8", errors="replace"), str(path)
+    if args.max_profiles is not None and args.max_profiles < 1:
+        print("error: --max-profiles must be at least 1", file=sys.stderr)
+        return EXIT_USAGE
+    run_id = _run_value(enqueue_search(settings, text, max_profiles=args.max_profiles, source=source))
+    if args.json:
+        _print_json({"run_id": run_id, "kind": "search", "max_profiles": args.max_profiles})
+    else:
+        print(run_id)
+    return EXIT_OK
+
+
+def cmd_resume(settings: Settings, args: argparse.Namespace) -> int:
+    from cli.wiring import resume
+
+    report = _run_value(resume(settings, args.run_id))
+    data = {
+        "run_id": report.run_id,
+        "requeued": report.requeued,
+        "recovered": report.recovered,
+        "search_page": report.search_page,
+    }
+    if args.json:
+        _print_json(data)
+    else:
+        print(
+            f"run {report.run_id}: {report.requeued} items requeued, {report.recovered} already synced",
+            end="",
+        )
+        print("" if report.search_page is None else f", search continues at page {report.search_page}")
+    return EXIT_OK
 
 
 def _open_input(source: str) -> Any:
@@ -159,9 +208,10 @@ def build_parser() -> argparse.ArgumentParser:
         sim.add_argument(f"--{cls}-rps", type=int)
     sim.set_defaults(handler=cmd_simulator)
 
-    enqueue = sub.add_parser("enqueue", help="create a run from a file of ids or names")
-    enqueue.add_argument("kind", choices=["ids", "names"])
-    enqueue.add_argument("file", help="path, or - for standard input")
+    enqueue = sub.add_parser("enqueue", help="create a run from ids, names/URLs or an ES-DSL search")
+    enqueue.add_argument("kind", choices=["ids", "names", "search"])
+    enqueue.add_argument("file", help="path, or - for standard input (search: a JSON body)")
+    enqueue.add_argument("--max-profiles", type=int, help="search: stop after this many ids")
     enqueue.add_argument("--json", action="store_true")
     enqueue.set_defaults(handler=cmd_enqueue)
 
@@ -169,6 +219,11 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("run_id")
     status.add_argument("--json", action="store_true")
     status.set_defaults(handler=cmd_status)
+
+    resume = sub.add_parser("resume", help="re-enqueue what a run has not finished (after a Redis loss)")
+    resume.add_argument("run_id")
+    resume.add_argument("--json", action="store_true")
+    resume.set_defaults(handler=cmd_resume)
 
     dead = sub.add_parser("dead-letter", help="list permanent failures")
     dead.add_argument("action", choices=["list"])

@@ -10,13 +10,16 @@ from config import Settings
 from jobs.collect import collect
 from jobs.inputs import InputKind, Rejected, read_lines
 from jobs.producers import Receipt, enqueue_lines
+from jobs.resume import ResumeReport, resume_run
 from jobs.runs import RunStatus, get_status
+from jobs.search import search_page, start_search_run
+from jobs.search_input import parse_search_body
 from worker import keys
-from worker.queue import WorkerOptions, run_worker
+from worker.queue import JobFunction, WorkerOptions, run_worker
 from worker.runtime import Services, shutdown, startup
 
 # Everything the fleet can run, by job name. The worker package never imports jobs itself.
-JOB_FUNCTIONS = {keys.COLLECT_JOB: collect}
+JOB_FUNCTIONS: dict[str, JobFunction] = {keys.COLLECT_JOB: collect, keys.SEARCH_PAGE_JOB: search_page}
 
 MAX_PRINTED_REJECTIONS = 1000
 
@@ -25,7 +28,7 @@ async def run_fleet_worker(settings: Settings, *, burst: bool = False) -> None:
     settings.require_api_key()
     options = WorkerOptions(
         redis_url=settings.redis_url,
-        queue_name=keys.COLLECT_QUEUE,
+        queue_name=keys.JOB_QUEUE,
         concurrency=settings.worker_concurrency,
         job_timeout_s=settings.job_timeout_s,
         max_tries=settings.max_tries,
@@ -57,6 +60,23 @@ async def enqueue_file(
     services = await Services.open(settings)
     try:
         return await enqueue_lines(services, read_lines(stream), kind, source=source, on_reject=report)
+    finally:
+        await services.close()
+
+
+async def enqueue_search(settings: Settings, text: str, *, max_profiles: int | None, source: str) -> str:
+    body = parse_search_body(text)  # bad JSON, too large, too many clauses: refused before any call
+    services = await Services.open(settings)
+    try:
+        return await start_search_run(services, body, max_profiles=max_profiles, source=source)
+    finally:
+        await services.close()
+
+
+async def resume(settings: Settings, run_id: str) -> ResumeReport:
+    services = await Services.open(settings)
+    try:
+        return await resume_run(services, run_id)
     finally:
         await services.close()
 

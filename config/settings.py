@@ -65,6 +65,13 @@ class Settings(BaseSettings):
     drain_timeout_s: int = Field(default=30, ge=0)
     enqueue_batch_size: int = Field(default=1000, ge=1, le=100_000)
 
+    # Search runs
+    search_items_per_page: int = Field(default=1000, ge=1, le=1000)
+    # A profile synced more recently than this is not collected again by a search run: credits are money.
+    freshness_ttl_s: float = Field(default=7 * 24 * 3600, ge=0)
+    # The search chain waits while the queue holds more jobs than this (bounded Redis, no runaway run).
+    search_max_queued: int = Field(default=20_000, ge=1)
+
     # Logging
     log_level: str = "INFO"
     log_json: bool | None = None  # None: JSON when stderr is not a TTY

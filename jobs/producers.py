@@ -53,7 +53,7 @@ class _Batcher:
         await self.services.store.runs.save_inputs(run_id, [batch], first_seq=self.seq)
         self.seq += 1
         jobs = [JobSpec(keys.collect_job_id(key), (run_id, key)) for key in batch]
-        added = await self.services.queue.enqueue_many(keys.COLLECT_QUEUE, keys.COLLECT_JOB, jobs)
+        added = await self.services.queue.enqueue_many(keys.JOB_QUEUE, keys.COLLECT_JOB, jobs)
         skipped = added.count(False)
         if skipped:
             await self.services.progress.add(run_id, {"already_queued": skipped, "processed": skipped})

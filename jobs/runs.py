@@ -7,6 +7,7 @@ already queued by another run when this one was enqueued).
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -15,7 +16,17 @@ from typing import Any
 
 from worker.runtime import Services
 
-FINAL_OUTCOMES = ("inserted", "changed", "unchanged", "not_found", "failed", "already_queued")
+FINAL_OUTCOMES = (
+    "inserted",
+    "changed",
+    "unchanged",
+    "recovered",  # found synced by this run when it was resumed after its counters were lost
+    "not_found",
+    "failed",
+    "already_queued",
+    "skipped_fresh",
+)
+DONE_OUTCOMES = ("inserted", "changed", "unchanged", "recovered")
 
 
 class RunState(StrEnum):
@@ -44,6 +55,7 @@ class RunStatus:
     rejected: int
     duplicates: int
     counts: dict[str, int] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)  # per kind: the query and search state
 
     @property
     def processed(self) -> int:
@@ -51,7 +63,7 @@ class RunStatus:
 
     @property
     def done(self) -> int:
-        return sum(self.counts.get(k, 0) for k in ("inserted", "changed", "unchanged"))
+        return sum(self.counts.get(k, 0) for k in DONE_OUTCOMES)
 
     def as_dict(self) -> dict[str, Any]:
         c = self.counts
@@ -72,8 +84,10 @@ class RunStatus:
             "not_found": c.get("not_found", 0),
             "failed": c.get("failed", 0),
             "already_queued": c.get("already_queued", 0),
+            "skipped_fresh": c.get("skipped_fresh", 0),
             "upstream_429": c.get("upstream_429", 0),
             "retries": c.get("retries", 0),
+            **self.details,
         }
 
 
@@ -130,4 +144,25 @@ async def get_status(services: Services, run_id: str) -> RunStatus | None:
         rejected=int(doc.get("rejected", 0)),
         duplicates=int(doc.get("duplicates", 0)),
         counts=counts,
+        details=_details(doc),
     )
+
+
+def _details(doc: dict[str, Any]) -> dict[str, Any]:
+    details: dict[str, Any] = {}
+    if doc.get("error"):
+        details["error"] = doc["error"]
+    if doc.get("kind") == "search":
+        search = dict(doc.get("search") or {})
+        details.update(
+            {
+                "query": json.loads(doc["query_json"]) if doc.get("query_json") else None,
+                "max_profiles": doc.get("max_profiles"),
+                "pages_fetched": search.get("pages_fetched", 0),
+                "total_results": search.get("total_results"),
+                "ids_seen": search.get("ids_seen", 0),
+                "enqueued": search.get("enqueued", 0),
+                "search_complete": bool(search.get("exhausted")),
+            }
+        )
+    return details

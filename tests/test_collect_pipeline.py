@@ -20,6 +20,7 @@ from simulator.app import RunningSimulator, start
 from simulator.config import SimulatorConfig
 from simulator.population import Population
 from tests.conftest import TEST_API_KEY, with_overrides
+from worker import keys
 from worker.runtime import Services
 
 POPULATION = 300
@@ -187,7 +188,7 @@ async def test_an_employee_already_queued_by_another_run_is_not_queued_twice(
 async def test_duplicate_lines_in_one_input_are_collected_once(services: Services) -> None:
     receipt = await enqueue(services, "5\n5\n6\n5\n")
     assert (receipt.accepted, receipt.duplicates) == (2, 2)
-    assert await services.queue.depth("es:queue:collect") == 2
+    assert await services.queue.depth(keys.JOB_QUEUE) == 2
 
 
 async def test_a_429_slows_the_whole_fleet_instead_of_storming(

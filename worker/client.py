@@ -27,6 +27,7 @@ from worker.errors import (
 )
 
 COLLECT_PATH = "/v2/employee_clean/collect/"
+SEARCH_PATH = "/v2/employee_clean/search/es_dsl"
 USER_AGENT = "employee-sync/0.1"
 
 
@@ -43,6 +44,17 @@ class ApiResponse:
             return int(raw) if raw is not None else None
         except ValueError:
             return None
+
+
+@dataclass(frozen=True, slots=True)
+class SearchPage:
+    """One page of an ES-DSL search: employee ids and the cursor to the next page (None: last)."""
+
+    ids: list[int]
+    next_after: str | None
+    total_results: int | None
+    total_pages: int | None
+    credits_remaining: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +136,28 @@ class CoresignalClient:
             raise UpstreamUnavailableError(f"collect {key}: malformed profile body")
         return Profile(int(body["id"]), body, response.credits_remaining)
 
+    async def search(
+        self, body: Mapping[str, Any], *, after: str | None = None, items_per_page: int = 1000
+    ) -> SearchPage:
+        """POST search/es_dsl: the same body on every page, the cursor in `?after=`."""
+        params = {"items_per_page": str(items_per_page)}
+        if after is not None:
+            params["after"] = after
+        response = await self.request("POST", SEARCH_PATH, json_body=body, params=params)
+        raise_for_status(response, "search")
+        ids = response.body
+        if not isinstance(ids, list) or not all(isinstance(i, int) for i in ids):
+            raise UpstreamUnavailableError("search: response body is not a list of employee ids")
+        # An empty page ends the search even if a cursor came with it (clients do the same).
+        next_after = response.headers.get("x-next-page-after") if ids else None
+        return SearchPage(
+            ids=list(ids),
+            next_after=next_after or None,
+            total_results=_int_header(response.headers, "x-total-results"),
+            total_pages=_int_header(response.headers, "x-total-pages"),
+            credits_remaining=response.credits_remaining,
+        )
+
     async def request(
         self,
         method: str,
@@ -143,6 +177,13 @@ class CoresignalClient:
                 f"{method} {path}: {type(exc).__name__}: {exc}".rstrip(": ")
             ) from exc
         return ApiResponse(status, _decode(raw, status, path), headers)
+
+
+def _int_header(headers: Mapping[str, str], name: str) -> int | None:
+    try:
+        return int(headers[name])
+    except (KeyError, ValueError):
+        return None
 
 
 def _decode(raw: bytes, status: int, path: str) -> Any:

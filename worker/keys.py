@@ -10,11 +10,12 @@ ENDPOINT_CLASSES: tuple[EndpointClass, ...] = ("collect", "search", "bulk")
 
 PREFIX = "es"
 
-# Queues (arq sorted sets)
-COLLECT_QUEUE = f"{PREFIX}:queue:collect"
+# The queue (an arq sorted set) every worker takes jobs from
+JOB_QUEUE = f"{PREFIX}:queue:jobs"
 
 # Job function names, as registered with the queue
 COLLECT_JOB = "collect"
+SEARCH_PAGE_JOB = "search_page"
 
 
 def key_fingerprint(api_key: str) -> str:
@@ -42,6 +43,11 @@ def run_done_key(run_id: str) -> str:
 def collect_job_id(item_key: str) -> str:
     """Deterministic job id: the same employee is never queued twice at once."""
     return f"collect:{item_key}"
+
+
+def search_page_job_id(run_id: str, page_no: int) -> str:
+    """One job per (run, page): a page can be fetched twice only while its job is in flight."""
+    return f"search:{run_id}:{page_no}"
 
 
 def stash_key(item_key: str) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -63,6 +63,31 @@ class RunProgress:
         except RedisError as exc:
             raise QueueUnavailableError(f"progress update failed: {exc}") from exc
         return bool(first), int(processed), int(accepted)
+
+    async def record_many(self, run_id: str, outcomes: Sequence[tuple[str, str]]) -> tuple[int, int]:
+        """Count many final outcomes in one round trip. Returns (processed, accepted or -1)."""
+        if not outcomes:
+            return 0, -1
+        bucket = [keys.run_counts_key(run_id), keys.run_done_key(run_id)]
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for item_key, outcome in outcomes:
+                    await self._record(keys=bucket, args=[item_key, outcome, PROGRESS_TTL_S], client=pipe)
+                results = await pipe.execute()
+        except RedisError as exc:
+            raise QueueUnavailableError(f"progress update failed: {exc}") from exc
+        _, processed, accepted = results[-1]
+        return int(processed), int(accepted)
+
+    async def counted(self, run_id: str, item_keys: Sequence[str]) -> list[bool]:
+        """Whether each item already has a final outcome in this run."""
+        if not item_keys:
+            return []
+        try:
+            flags = await self._redis.smismember(keys.run_done_key(run_id), list(item_keys))  # type: ignore[misc]
+        except RedisError as exc:
+            raise QueueUnavailableError(f"progress read failed: {exc}") from exc
+        return [bool(f) for f in flags]
 
     async def counts(self, run_id: str) -> dict[str, int]:
         try:

@@ -32,6 +32,9 @@ Hook = Callable[[dict[str, Any]], Awaitable[None]]
 
 # Jobs not started within a day are dropped by arq; a run can be resumed from MongoDB after that.
 JOB_EXPIRES_MS = 86_400_000
+# arq runs the lowest score first and treats a score in the future as "deferred": 1 ms after the
+# epoch is due now and ahead of every normally enqueued job.
+PRIORITY_SCORE = 1
 
 # ARGV: job key prefix, result key prefix, score, expiry (ms), then (job id, payload) pairs.
 _ENQUEUE_MANY = """
@@ -70,16 +73,26 @@ class JobQueue:
         self._enqueue_many = client.register_script(_ENQUEUE_MANY)
 
     async def enqueue_many(
-        self, queue_name: str, function: str, jobs: Sequence[JobSpec], *, defer_s: float = 0.0
+        self,
+        queue_name: str,
+        function: str,
+        jobs: Sequence[JobSpec],
+        *,
+        defer_s: float = 0.0,
+        priority: bool = False,
     ) -> list[bool]:
-        """Enqueue a batch in one round trip; returns, per job, whether it was added (False: a dup)."""
+        """Enqueue a batch in one round trip; returns, per job, whether it was added (False: a dup).
+
+        `priority` jobs sort before everything already waiting (arq takes the lowest score first).
+        """
         if not jobs:
             return []
         now_ms = int(time.time() * 1000)
+        score = PRIORITY_SCORE if priority else now_ms + int(defer_s * 1000)
         args: list[str | int | bytes] = [
             job_key_prefix,
             result_key_prefix,
-            now_ms + int(defer_s * 1000),
+            score,
             JOB_EXPIRES_MS,
         ]
         for job in jobs:

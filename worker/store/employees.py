@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -152,6 +153,26 @@ class EmployeeSink:
                 {"$set": {"sync.deleted_at": now, "sync.synced_at": now, "sync.run_id": run_id}},
             )
         return result.matched_count == 1
+
+    async def fresh_ids(self, employee_ids: Sequence[int], *, synced_since: datetime) -> set[int]:
+        """The ids among these whose live profile was synced at or after `synced_since`."""
+        if not employee_ids:
+            return set()
+        query = {
+            "_id": {"$in": list(employee_ids)},
+            "sync.synced_at": {"$gte": synced_since},
+            "sync.deleted_at": None,
+        }
+        async with translated("read fresh employees"):
+            return {int(doc["_id"]) async for doc in self._employees.find(query, {"_id": True})}
+
+    async def synced_by_run(self, employee_ids: Sequence[int], run_id: str) -> set[int]:
+        """The ids among these whose last sync was by this run (a resume does not redo them)."""
+        if not employee_ids:
+            return set()
+        query = {"_id": {"$in": list(employee_ids)}, "sync.run_id": run_id}
+        async with translated("read synced employees"):
+            return {int(doc["_id"]) async for doc in self._employees.find(query, {"_id": True})}
 
     async def get(self, employee_id: int) -> Doc | None:
         async with translated("read employee"):

@@ -23,14 +23,15 @@ class RunRecords:
 
     async def save_inputs(self, run_id: str, chunks: Iterable[Sequence[str]], *, first_seq: int = 0) -> int:
         """Store a run's accepted inputs in chunk documents, so the run can be rebuilt without Redis."""
-        docs = [
-            {"_id": f"{run_id}:{seq:06d}", "run_id": run_id, "seq": seq, "items": list(items)}
-            for seq, items in enumerate(chunks, start=first_seq)
-        ]
-        if docs:
-            async with translated("insert run inputs"):
-                await self._inputs.insert_many(docs, ordered=False)
-        return len(docs)
+        count = 0
+        for seq, items in enumerate(chunks, start=first_seq):
+            chunk_id = f"{run_id}:{seq:06d}"
+            doc = {"_id": chunk_id, "run_id": run_id, "seq": seq, "items": list(items)}
+            # A replace, not an insert: a job that stores its page again after a crash changes nothing.
+            async with translated("store run inputs"):
+                await self._inputs.replace_one({"_id": chunk_id}, doc, upsert=True)
+            count += 1
+        return count
 
     async def iter_inputs(self, run_id: str) -> AsyncIterator[list[str]]:
         async with translated("read run inputs"):
@@ -52,6 +53,19 @@ class RunRecords:
         async with translated("update run"):
             result = await self._runs.update_one(
                 {"_id": run_id, "state": {"$in": list(from_states)}}, {"$set": fields}
+            )
+        return result.matched_count == 1
+
+    async def update(self, run_id: str, fields: Doc) -> None:
+        async with translated("update run"):
+            await self._runs.update_one({"_id": run_id}, {"$set": fields})
+
+    async def advance_search(self, run_id: str, page_no: int, fields: Doc) -> bool:
+        """Record page `page_no` as done, once: compare-and-set on the run's next page number."""
+        async with translated("advance search"):
+            result = await self._runs.update_one(
+                {"_id": run_id, "state": "running", "search.next_page": page_no},
+                {"$set": {**fields, "search.next_page": page_no + 1}},
             )
         return result.matched_count == 1
 
