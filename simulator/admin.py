@@ -12,9 +12,9 @@ GET   /_sim/stats                    200 {
         # over the span of accepted requests; *_accepted_s are on the simulator's clock
         "status_counts": {"200": n, "404": n, "reset": n, ...},  # /cdapi requests only
         "requests_total": n, "credits_remaining": n | null, "credits_charged": n}
-POST  /_sim/reset                    200 {"status": "reset"}: clears stats, rate windows and
-                                     profile changes; credits back to config.credits; fault
-                                     draws start again from the seed
+POST  /_sim/reset                    200 {"status": "reset"}: clears stats, rate windows,
+                                     profile changes and cached search results; credits back
+                                     to config.credits; fault draws start again from the seed
 GET   /_sim/config                   200 the config, without api_keys
 PATCH /_sim/config                   JSON subset of SimulatorConfig, e.g. {"credits": 5}
                                      200 new config without api_keys; 400 {"detail": [errors]}
@@ -27,6 +27,7 @@ POST  /_sim/profiles/{id}/mutate     200 {"id", "version"}: a new current job, n
 POST  /_sim/profiles/{id}/remove     200 {"id", "removed": true}: collect now answers 404
 POST  /_sim/profiles/{id}/restore    200 {"id", "removed": false}
                                      (404 for ids outside the population, 400 for non-integers)
+                                     Every change is seen by the next search (new generation).
 """
 
 from __future__ import annotations

@@ -1,8 +1,12 @@
 """The simulator's aiohttp application, and helpers to run it.
 
-A client's base URL is `http://HOST:PORT/cdapi`. API routes live under `/cdapi`; the control
-endpoints under `/_sim` are documented in `simulator.admin`. Other endpoint classes plug in
-with their own `add_routes(app)` and reuse `simulator.admission.admit`.
+A client's base URL is `http://HOST:PORT/cdapi`. API routes live under `/cdapi`:
+
+POST /cdapi/v2/employee_clean/search/es_dsl   `simulator.search` (spec §3)
+GET  /cdapi/v2/employee_clean/collect/{key}   `simulator.collect` (spec §4)
+
+The control endpoints under `/_sim` are documented in `simulator.admin`. Other endpoint classes
+plug in with their own `add_routes(app)` and reuse `simulator.admission.admit`.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from simulator import admin, collect
+from simulator import admin, collect, search
 from simulator.admission import ADMISSION, ARRIVAL, NOT_FOUND, new_correlation_id
 from simulator.config import SimulatorConfig
 from simulator.responses import json_error
@@ -35,6 +39,7 @@ def create_app(config: SimulatorConfig) -> web.Application:
     app = web.Application(middlewares=[_api_middleware])
     app[STATE] = SimulatorState.from_config(config)
     collect.add_routes(app)
+    search.add_routes(app)
     admin.add_routes(app)
     return app
 

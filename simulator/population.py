@@ -3,12 +3,17 @@
 Profiles are never stored; `profile(id)` regenerates one in O(1) from (seed, index, version) and
 keeps recent ones in a bounded LRU, because a search scans the whole population. The only state
 is two small maps: per-id versions (bumped by `mutate`) and removed ids.
+
+Every change moves `generation` forward, so a cached search result keyed by it goes stale on
+its own. A search scans a `Snapshot`, a frozen copy of those maps: it may run in a worker thread
+while the event loop keeps changing the population, and it still sees exactly one generation.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator
+import itertools
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from simulator.careers import Naming
@@ -19,6 +24,9 @@ ID_BASE = 10_000
 # A stride > 1 leaves gaps, so there are plenty of well-formed ids that do not exist.
 ID_STRIDE = 7
 DEFAULT_CACHE_SIZE = 50_000
+
+# Shared by all instances, so a rebuilt population never repeats an old one's generation.
+_GENERATIONS = itertools.count(1)
 
 
 class Population:
@@ -36,7 +44,9 @@ class Population:
         self._versions: dict[int, int] = {}
         self._removed: set[int] = set()
         # Per instance, not a decorated method: a class-level cache would outlive the app.
+        # functools' LRU is thread-safe and `_build` is pure, so worker threads may share it.
         self._cached_build = functools.lru_cache(maxsize=cache_size)(self._build)
+        self.generation = next(_GENERATIONS)
 
     @staticmethod
     def id_at(index: int) -> int:
@@ -91,25 +101,69 @@ class Population:
         if not self.exists(employee_id):
             return None
         self._versions[employee_id] = self.version(employee_id) + 1
+        self._changed()
         return self._versions[employee_id]
 
     def remove(self, employee_id: int) -> bool:
         if self.index_of(employee_id) is None:
             return False
         self._removed.add(employee_id)
+        self._changed()
         return True
 
     def restore(self, employee_id: int) -> bool:
         if self.index_of(employee_id) is None:
             return False
         self._removed.discard(employee_id)
+        self._changed()
         return True
 
     def clear_changes(self) -> None:
         self._versions.clear()
         self._removed.clear()
+        self._changed()
+
+    def snapshot(self) -> Snapshot:
+        """The population as it is now; O(number of changes), not O(size)."""
+        return Snapshot(
+            self.generation, self.size, frozenset(self._removed), dict(self._versions), self._cached_build
+        )
+
+    def _changed(self) -> None:
+        self.generation = next(_GENERATIONS)
 
     def _build(self, employee_id: int, version: int) -> dict[str, Any]:
         index = self.index_of(employee_id)
         assert index is not None  # callers check exists() first
         return build_profile(self._options, index, employee_id, version)
+
+
+class Snapshot:
+    """One generation of a population, frozen; safe to scan from a worker thread.
+
+    It reads only its own copies and the population's thread-safe profile cache, so later
+    changes to the population do not show through.
+    """
+
+    __slots__ = ("_build", "_removed", "_versions", "generation", "size")
+
+    def __init__(
+        self,
+        generation: int,
+        size: int,
+        removed: frozenset[int],
+        versions: Mapping[int, int],
+        build: Callable[[int, int], dict[str, Any]],
+    ) -> None:
+        self.generation = generation
+        self.size = size
+        self._removed = removed
+        self._versions = versions
+        self._build = build
+
+    def profiles(self) -> Iterator[dict[str, Any]]:
+        """The documents of all present employees, by ascending id; shared, do not modify."""
+        for index in range(self.size):
+            employee_id = Population.id_at(index)
+            if employee_id not in self._removed:
+                yield self._build(employee_id, self._versions.get(employee_id, 0))

@@ -1,7 +1,9 @@
 """One page of es_dsl search results, with the `x-next-page-after` cursor (spec §3.3).
 
 Pure: the handler scans the population with a `CompiledQuery`, hands every match here as
-`(id, score, last_updated)` and turns the `Page` into a body and headers.
+`(id, score, last_updated)` and turns the `Page` into a body and headers. `page` sorts on every
+call; a caller that serves many pages of one result sorts once with `sort_matches` and pages
+the sorted list with `page_sorted`, which costs O(log n + items_per_page).
 
 A cursor means "strictly after this sort key", like ES's `search_after`, so it stays correct when
 the result set is re-evaluated between pages. Its text follows the vendor's examples:
@@ -28,7 +30,15 @@ from typing import Any
 from simulator.dsl import QueryError
 from simulator.dsl_values import parse_date
 
-__all__ = ["MAX_ITEMS_PER_PAGE", "Match", "Page", "clamp_items_per_page", "page"]
+__all__ = [
+    "MAX_ITEMS_PER_PAGE",
+    "Match",
+    "Page",
+    "clamp_items_per_page",
+    "page",
+    "page_sorted",
+    "sort_matches",
+]
 
 type Match = tuple[int, float, str | None]  # (id, score, last_updated) of one matching profile
 type SortKey = tuple[Any, ...]
@@ -59,18 +69,27 @@ def clamp_items_per_page(raw: str | None) -> int:
 
 
 def page(matches: Sequence[Match], sort: str, after: str | None, items_per_page: int) -> Page:
+    return page_sorted(sort_matches(matches, sort), sort, after, items_per_page)
+
+
+def sort_matches(matches: Sequence[Match], sort: str) -> list[Match]:
+    """The matches in the order pages list them."""
+    return sorted(matches, key=_sort_key(sort))
+
+
+def page_sorted(ordered: Sequence[Match], sort: str, after: str | None, items_per_page: int) -> Page:
+    """`page` of matches already in `sort_matches(..., sort)` order."""
     if items_per_page < 1:
         raise ValueError(f"items_per_page must be positive, got {items_per_page}")
     key = _sort_key(sort)
-    ordered = sorted(matches, key=key)
     start = 0 if after is None else bisect_right(ordered, _cursor_key(after, sort), key=key)
     chunk = ordered[start : start + items_per_page]
     has_more = start + len(chunk) < len(ordered)
     return Page(
         ids=[match[0] for match in chunk],
         next_after=_encode_cursor(chunk[-1], sort) if has_more and chunk else None,
-        total_results=len(matches),
-        total_pages=math.ceil(len(matches) / items_per_page),
+        total_results=len(ordered),
+        total_pages=math.ceil(len(ordered) / items_per_page),
     )
 
 

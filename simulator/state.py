@@ -19,6 +19,7 @@ from aiohttp import web
 from simulator.config import POPULATION_FIELDS, SimulatorConfig
 from simulator.population import Population
 from simulator.ratelimit import SlidingWindowLimiter, WindowStats
+from simulator.search_cache import SearchCache
 
 ENDPOINT_CLASSES = ("collect", "search", "bulk")
 # What `x-credits-remaining` says when credits are unlimited: clients parse it as an int.
@@ -55,6 +56,7 @@ class SimulatorState:
     credits_charged: int = 0
     requests_total: int = 0
     status_counts: Counter[str] = field(default_factory=Counter)
+    search_cache: SearchCache = field(default_factory=SearchCache)
 
     @classmethod
     def from_config(cls, config: SimulatorConfig) -> SimulatorState:
@@ -100,6 +102,7 @@ class SimulatorState:
             self.set_credits(new.credits)
         if changed & POPULATION_FIELDS:
             self.population = build_population(self.config)
+            self.search_cache.clear()  # not needed for correctness (new generation); frees memory
         if "seed" in changed:
             self.rng.seed(fault_seed(self.config))
 
@@ -110,6 +113,7 @@ class SimulatorState:
         self.credits_charged = 0
         self.set_credits(self.config.credits)
         self.population.clear_changes()
+        self.search_cache.clear()
         # A reset run is then as reproducible as a fresh simulator.
         self.rng.seed(fault_seed(self.config))
 

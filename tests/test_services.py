@@ -22,7 +22,9 @@ def _state(pid: int) -> str:
 @pytest.mark.skipif(sys.platform != "linux", reason="uses prctl(PR_SET_PDEATHSIG)")
 def test_a_spawned_service_does_not_outlive_a_killed_parent() -> None:
     code = "from cli import services as s; p = s.spawn(['sleep', '30']); print(p.pid, flush=True)"
-    child = int(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+    child = int(
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    )
     deadline = time.monotonic() + 5
     while _state(child) not in ("gone", "Z") and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -1,5 +1,5 @@
 """Test helpers for the simulator: a simulator app behind a real aiohttp test server, and a
-client that sends collect keys the way real clients do (percent-encoded)."""
+client that sends collect keys and search cursors the way real clients do (percent-encoded)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import aiohttp
 from aiohttp.test_utils import TestClient
@@ -19,6 +19,7 @@ from simulator.state import STATE, SimulatorState
 
 API_KEY = DEFAULT_API_KEY
 COLLECT_PATH = "/cdapi/v2/employee_clean/collect/"
+SEARCH_PATH = "/cdapi/v2/employee_clean/search/es_dsl"
 # Small enough to generate in a blink, large enough for every word list to show up.
 TEST_POPULATION = 500
 
@@ -51,11 +52,13 @@ class Sim:
         *,
         headers: dict[str, str] | None = None,
         json_body: Any = None,
+        data: str | None = None,
         timeout: float | None = None,
     ) -> Reply:
+        """`json_body` is sent as JSON, `data` verbatim (for bodies that must not be valid JSON)."""
         client_timeout = aiohttp.ClientTimeout(total=timeout) if timeout else None
         async with self.client.session.request(
-            method, self.url(path), headers=headers, json=json_body, timeout=client_timeout
+            method, self.url(path), headers=headers, json=json_body, data=data, timeout=client_timeout
         ) as response:
             return Reply(response.status, response.headers, await response.text())
 
@@ -66,6 +69,26 @@ class Sim:
         headers = {} if api_key is None else {"apikey": api_key}
         path = COLLECT_PATH + quote(str(key), safe="")
         return await self.request("GET", path, headers=headers, timeout=timeout)
+
+    async def search(
+        self,
+        body: Any,
+        *,
+        after: str | None = None,
+        items_per_page: int | str | None = None,
+        api_key: str | None = API_KEY,
+        raw: bool = False,
+    ) -> Reply:
+        """POST es_dsl with `body` as JSON (or verbatim text if `raw`), parameters percent-encoded."""
+        headers = {"Content-Type": "application/json"}
+        if api_key is not None:
+            headers["apikey"] = api_key
+        params = {"after": after, "items_per_page": items_per_page}
+        query = urlencode({name: value for name, value in params.items() if value is not None})
+        path = SEARCH_PATH + (f"?{query}" if query else "")
+        if raw:
+            return await self.request("POST", path, headers=headers, data=body)
+        return await self.request("POST", path, headers=headers, json_body=body)
 
     async def admin(self, method: str, path: str, body: Any = None) -> Reply:
         return await self.request(method, "/_sim" + path, json_body=body)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from simulator.dsl import QueryError
-from simulator.search_paging import Match, clamp_items_per_page, page
+from simulator.search_paging import Match, clamp_items_per_page, page, page_sorted, sort_matches
 
 # (id, score, last_updated), deliberately not in any sort order.
 MATCHES: list[Match] = [
@@ -209,3 +209,10 @@ def test_programming_errors_are_not_query_errors() -> None:
         page(MATCHES, "id", None, 0)
     with pytest.raises(ValueError, match="sort"):
         page(MATCHES, "relevance", None, 10)
+
+
+@pytest.mark.parametrize("sort", ["id", "default", "_score"])
+def test_paging_a_presorted_list_is_the_same_as_paging_the_matches(sort: str) -> None:
+    ordered = sort_matches(MATCHES, sort)
+    for after in (None, page(MATCHES, sort, None, 2).next_after):
+        assert page_sorted(ordered, sort, after, 2) == page(MATCHES, sort, after, 2)

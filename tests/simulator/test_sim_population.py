@@ -218,3 +218,37 @@ class TestChanges:
         assert population.mutate(10_001) is None
         assert not population.remove(10_001)
         assert not population.restore(10_001)
+
+
+def test_every_change_moves_the_generation_on() -> None:
+    population = Population(seed=7, size=20)
+    seen = [population.generation]
+    for change in (
+        lambda: population.mutate(10_000),
+        lambda: population.remove(10_007),
+        lambda: population.restore(10_007),
+        population.clear_changes,
+    ):
+        change()
+        assert population.generation > seen[-1]
+        seen.append(population.generation)
+    assert population.generation == seen[-1]  # reading changes nothing
+    # A rebuilt population never reuses a generation: cached search results cannot leak into it.
+    assert Population(seed=7, size=20).generation not in seen
+
+
+def test_a_snapshot_keeps_the_population_as_it_was() -> None:
+    population = Population(seed=7, size=20)
+    population.remove(10_014)
+    snapshot = population.snapshot()
+    before = [digest(document) for document in snapshot.profiles()]
+    assert before == [digest(population.profile(i)) for i in population.iter_ids()]
+    assert len(before) == 19
+
+    population.mutate(10_000)
+    population.remove(10_007)
+    population.restore(10_014)
+
+    assert [digest(document) for document in snapshot.profiles()] == before
+    assert snapshot.generation < population.generation
+    assert len(list(population.snapshot().profiles())) == 19
