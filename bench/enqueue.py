@@ -37,7 +37,7 @@ async def measure(settings: Settings, count: int) -> tuple[int, float, int, int]
         assert receipt.accepted == count == depth
         await services.redis.flushdb()
         await services.store.client.drop_database(settings.mongodb_database)
-        return count, elapsed, -(-count // settings.enqueue_batch_size), after - before
+        return count, elapsed, -(-count // settings.input_chunk_size), after - before
     finally:
         await services.close()
 
@@ -65,7 +65,7 @@ def main(argv: list[str]) -> int:
     finally:
         if mongo is not None:
             svc.stop(mongo)
-    print("| names | seconds | names/s | enqueue batches (one round trip each) | Redis memory added |")
+    print("| names | seconds | names/s | input chunks stored | Redis memory added |")
     print("|---|---|---|---|---|")
     for count, elapsed, batches, memory in rows:
         print(

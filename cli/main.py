@@ -75,7 +75,7 @@ def cmd_enqueue(settings: Settings, args: argparse.Namespace) -> int:
         print(receipt.run_id)
         print(
             f"accepted {receipt.accepted}, rejected {receipt.rejected_count}, "
-            f"duplicates {receipt.duplicates}, already queued {receipt.already_queued}",
+            f"duplicates {receipt.duplicates}",
             file=sys.stderr,
         )
     return EXIT_SOME_REJECTED if receipt.rejected_count else EXIT_OK
@@ -109,7 +109,7 @@ def cmd_resume(settings: Settings, args: argparse.Namespace) -> int:
     report = _run_value(resume(settings, args.run_id))
     data = {
         "run_id": report.run_id,
-        "requeued": report.requeued,
+        "pending": report.pending,
         "recovered": report.recovered,
         "search_page": report.search_page,
     }
@@ -117,7 +117,7 @@ def cmd_resume(settings: Settings, args: argparse.Namespace) -> int:
         _print_json(data)
     else:
         print(
-            f"run {report.run_id}: {report.requeued} items requeued, {report.recovered} already synced",
+            f"run {report.run_id}: {report.pending} items to collect, {report.recovered} already synced",
             end="",
         )
         print("" if report.search_page is None else f", search continues at page {report.search_page}")

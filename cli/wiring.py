@@ -8,6 +8,7 @@ from typing import Any, BinaryIO
 
 from config import Settings
 from jobs.collect import collect
+from jobs.feeder import feeder_tick
 from jobs.inputs import InputKind, Rejected, read_lines
 from jobs.producers import Receipt, enqueue_lines
 from jobs.resume import ResumeReport, resume_run
@@ -34,6 +35,7 @@ async def run_fleet_worker(settings: Settings, *, burst: bool = False) -> None:
         max_tries=settings.max_tries,
         drain_timeout_s=settings.drain_timeout_s,
         burst=burst,
+        periodic=((keys.FEEDER_JOB, feeder_tick, keys.FEEDER_EVERY_S),),
     )
     try:
         await run_worker(

@@ -63,7 +63,8 @@ class Settings(BaseSettings):
     retry_base_s: PositiveFloat = 0.5
     retry_cap_s: PositiveFloat = 60.0
     drain_timeout_s: int = Field(default=30, ge=0)
-    enqueue_batch_size: int = Field(default=1000, ge=1, le=100_000)
+    # Accepted inputs are stored with their run in chunks of this many items.
+    input_chunk_size: int = Field(default=5000, ge=1, le=100_000)
 
     # Search runs
     search_items_per_page: int = Field(default=1000, ge=1, le=1000)
@@ -71,6 +72,18 @@ class Settings(BaseSettings):
     freshness_ttl_s: float = Field(default=7 * 24 * 3600, ge=0)
     # The search chain waits while the queue holds more jobs than this (bounded Redis, no runaway run).
     search_max_queued: int = Field(default=20_000, ge=1)
+
+    # The queue holds at most this many collect jobs; a feeder tops it up from the runs' stored
+    # inputs, fair across runs, so Redis stays small whatever the size of a run.
+    queue_window: int = Field(default=500, ge=10, le=100_000)
+
+    # HTTP API
+    api_tokens: SecretStr = SecretStr("")  # comma-separated bearer tokens
+    api_max_items: int = Field(default=100_000, ge=1)  # items in one POST /v1/runs
+    api_max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+
+    # Prometheus metrics port of a worker process (None: not exposed)
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
 
     # Logging
     log_level: str = "INFO"
@@ -92,6 +105,9 @@ class Settings(BaseSettings):
     def rate_per_s(self, endpoint_class: str) -> float:
         rates = {"collect": self.collect_rps, "search": self.search_rps, "bulk": self.bulk_rps}
         return rates[endpoint_class]
+
+    def bearer_tokens(self) -> list[str]:
+        return [t.strip() for t in self.api_tokens.get_secret_value().split(",") if t.strip()]
 
     def require_api_key(self) -> str:
         key = self.coresignal_api_key.get_secret_value()

@@ -6,6 +6,7 @@ from typing import Any
 
 import structlog
 
+from jobs.feeder import maybe_feed
 from jobs.inputs import api_key_of, employee_id_of
 from jobs.runs import record_outcome, utcnow
 from worker.errors import (
@@ -28,6 +29,7 @@ async def collect(ctx: WorkerContext, run_id: str, item_key: str) -> str:
     try:
         outcome = await _outcome(ctx, run_id, item_key)
         await record_outcome(ctx["services"], run_id, item_key, outcome)
+        await maybe_feed(ctx["services"])
     except TransientError as exc:
         # Writing the outcome down failed (MongoDB or Redis away): run the whole job again later.
         attempt = ctx.get("job_try", 1)

@@ -1,7 +1,8 @@
-"""Producers: turn input lines into a run and its collect jobs, streaming and in batches.
+"""Producers: turn input lines into a run, streaming, and store its inputs in chunks with the run.
 
-Order matters for "nothing accepted is lost": each batch is first stored with the run in MongoDB,
-then enqueued in one Redis round trip. A crash in between leaves inputs that `resume` can replay.
+Nothing is enqueued here directly: the feeder moves stored inputs into the bounded queue window, so
+accepting a million items costs MongoDB a few hundred chunk documents and Redis nothing more than
+the window. Everything accepted is in MongoDB before the call returns: nothing accepted is lost.
 """
 
 from __future__ import annotations
@@ -10,14 +11,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from jobs.feeder import feed
 from jobs.inputs import InputKind, Rejected, parse_lines
 from jobs.runs import RunState, create_run, finish_if_complete, new_run_id
-from worker import keys
 from worker.errors import InputError
-from worker.queue import JobSpec
 from worker.runtime import Services
 
 REJECTED_SAMPLE = 100
+RUNNING = RunState.RUNNING.value
 
 
 @dataclass(slots=True)
@@ -25,7 +26,6 @@ class Receipt:
     run_id: str
     accepted: int = 0
     duplicates: int = 0
-    already_queued: int = 0
     rejected: list[Rejected] = field(default_factory=list)
     rejected_count: int = 0
 
@@ -35,7 +35,6 @@ class Receipt:
             "accepted": self.accepted,
             "rejected": self.rejected_count,
             "duplicates": self.duplicates,
-            "already_queued": self.already_queued,
         }
 
 
@@ -52,14 +51,12 @@ class _Batcher:
         run_id, batch = self.receipt.run_id, self.pending
         await self.services.store.runs.save_inputs(run_id, [batch], first_seq=self.seq)
         self.seq += 1
-        jobs = [JobSpec(keys.collect_job_id(key), (run_id, key)) for key in batch]
-        added = await self.services.queue.enqueue_many(keys.JOB_QUEUE, keys.COLLECT_JOB, jobs)
-        skipped = added.count(False)
-        if skipped:
-            await self.services.progress.add(run_id, {"already_queued": skipped, "processed": skipped})
         self.receipt.accepted += len(batch)
-        self.receipt.already_queued += skipped
         self.pending = []
+        if self.seq == 1:
+            # Let workers start on the first chunk while a large input is still being read.
+            await self.services.store.runs.transition(run_id, [RunState.ENQUEUEING.value], {"state": RUNNING})
+            await feed(self.services)
 
 
 async def enqueue_lines(
@@ -84,7 +81,7 @@ async def enqueue_lines(
             else:
                 seen.add(record.key)
                 batcher.pending.append(record.key)
-                if len(batcher.pending) >= services.settings.enqueue_batch_size:
+                if len(batcher.pending) >= services.settings.input_chunk_size:
                     await batcher.flush()
         await batcher.flush()
     finally:
@@ -102,11 +99,10 @@ def _reject(receipt: Receipt, record: Rejected, on_reject: Callable[[Rejected], 
 
 async def _publish(services: Services, receipt: Receipt) -> None:
     """Record what was accepted (even after a failure midway) and let the run finish."""
-    await services.store.runs.transition(
+    await services.store.runs.update(
         receipt.run_id,
-        [RunState.ENQUEUEING.value],
         {
-            "state": RunState.RUNNING.value,
+            "inputs_complete": True,
             "accepted": receipt.accepted,
             "rejected": receipt.rejected_count,
             "duplicates": receipt.duplicates,
@@ -115,5 +111,7 @@ async def _publish(services: Services, receipt: Receipt) -> None:
             ],
         },
     )
+    await services.store.runs.transition(receipt.run_id, [RunState.ENQUEUEING.value], {"state": RUNNING})
     processed, accepted = await services.progress.set_accepted(receipt.run_id, receipt.accepted)
     await finish_if_complete(services, receipt.run_id, processed, accepted)
+    await feed(services)

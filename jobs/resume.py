@@ -1,27 +1,28 @@
 """Resuming a run from its MongoDB record: after Redis lost the queue, or after a failed search.
 
-Every stored input item that has no outcome yet is enqueued again (the deterministic job id makes
-that harmless for items still queued). An item the mirror shows as synced by this very run is
-counted as `recovered` instead of being collected again: credits are not spent twice.
+The feeder's cursor is rewound: the feeder re-feeds every stored item without an outcome (jobs
+still queued are not duplicated: their ids are deterministic). An item the mirror shows as synced
+by this very run is counted as `recovered` first instead of being collected again: credits are
+not spent twice.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from jobs.control import REWOUND_FEED
+from jobs.feeder import feed
 from jobs.inputs import employee_id_of
 from jobs.runs import RunState, finish_if_complete
 from jobs.search import enqueue_page
-from worker import keys
-from worker.errors import InputError
-from worker.queue import JobSpec
+from worker.errors import RunNotFoundError, RunStateError
 from worker.runtime import Services
 
 
 @dataclass(frozen=True, slots=True)
 class ResumeReport:
     run_id: str
-    requeued: int
+    pending: int
     recovered: int
     search_page: int | None
 
@@ -29,31 +30,30 @@ class ResumeReport:
 async def resume_run(services: Services, run_id: str) -> ResumeReport:
     run = await services.store.runs.get(run_id)
     if run is None:
-        raise InputError(f"no run {run_id!r}")
-    if run["state"] == RunState.FAILED.value:
-        await services.store.runs.transition(
-            run_id, [RunState.FAILED.value], {"state": "running", "error": None}
-        )
-    elif run["state"] != RunState.RUNNING.value:
-        raise InputError(f"run {run_id} is {run['state']}; only running or failed runs can be resumed")
-    requeued = recovered = 0
+        raise RunNotFoundError(f"no run {run_id!r}")
+    if run["state"] not in (RunState.RUNNING.value, RunState.FAILED.value):
+        raise RunStateError(f"run {run_id} is {run['state']}; only running or failed runs can be resumed")
+    pending = recovered = 0
     async for items in services.store.runs.iter_inputs(run_id):
         done = await services.progress.counted(run_id, items)
-        pending = [key for key, counted in zip(items, done, strict=True) if not counted]
-        synced = await services.store.employees.synced_by_run(
-            [i for i in map(employee_id_of, pending) if i is not None], run_id
-        )
-        again = [key for key in pending if employee_id_of(key) not in synced]
+        left = [key for key, counted in zip(items, done, strict=True) if not counted]
+        ids = [i for i in map(employee_id_of, left) if i is not None]
+        synced = await services.store.employees.synced_by_run(ids, run_id)
         await services.progress.record_many(run_id, [(f"id:{i}", "recovered") for i in sorted(synced)])
-        specs = [JobSpec(keys.collect_job_id(key), (run_id, key)) for key in again]
-        added = await services.queue.enqueue_many(keys.JOB_QUEUE, keys.COLLECT_JOB, specs)
-        requeued += added.count(True)
+        pending += len(left) - len(synced)
         recovered += len(synced)
-    return ResumeReport(run_id, requeued, recovered, await _resume_counters(services, run_id))
+    await services.store.runs.transition(
+        run_id,
+        [RunState.RUNNING.value, RunState.FAILED.value],
+        {"state": "running", "error": None, **REWOUND_FEED},
+    )
+    search_page = await _restart_counters(services, run_id)
+    await feed(services)
+    return ResumeReport(run_id, pending, recovered, search_page)
 
 
-async def _resume_counters(services: Services, run_id: str) -> int | None:
-    """Re-publish the run's size (Redis may have lost it) and restart an unfinished search chain."""
+async def _restart_counters(services: Services, run_id: str) -> int | None:
+    """Re-publish the run's size (Redis may have lost it) or restart an unfinished search chain."""
     run = await services.store.runs.get(run_id)
     assert run is not None
     search = run.get("search")

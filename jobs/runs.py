@@ -32,8 +32,13 @@ DONE_OUTCOMES = ("inserted", "changed", "unchanged", "recovered")
 class RunState(StrEnum):
     ENQUEUEING = "enqueueing"
     RUNNING = "running"
+    PAUSED = "paused"
     FINISHED = "finished"
     FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+RUN_STATES = tuple(state.value for state in RunState)
 
 
 def new_run_id() -> str:
@@ -56,6 +61,7 @@ class RunStatus:
     duplicates: int
     counts: dict[str, int] = field(default_factory=dict)
     details: dict[str, Any] = field(default_factory=dict)  # per kind: the query and search state
+    eta_s: float | None = None
 
     @property
     def processed(self) -> int:
@@ -87,6 +93,7 @@ class RunStatus:
             "skipped_fresh": c.get("skipped_fresh", 0),
             "upstream_429": c.get("upstream_429", 0),
             "retries": c.get("retries", 0),
+            "eta_s": None if self.eta_s is None else round(self.eta_s, 1),
             **self.details,
         }
 
@@ -130,8 +137,11 @@ async def record_outcome(services: Services, run_id: str, item_key: str, outcome
 
 async def get_status(services: Services, run_id: str) -> RunStatus | None:
     doc = await services.store.runs.get(run_id)
-    if doc is None:
-        return None
+    return None if doc is None else await status_of(services, doc)
+
+
+async def status_of(services: Services, doc: dict[str, Any]) -> RunStatus:
+    run_id = str(doc["_id"])
     live = await services.progress.counts(run_id)
     counts = live or dict(doc.get("counts") or {})
     return RunStatus(
@@ -145,7 +155,29 @@ async def get_status(services: Services, run_id: str) -> RunStatus | None:
         duplicates=int(doc.get("duplicates", 0)),
         counts=counts,
         details=_details(doc),
+        eta_s=await _eta_s(services, doc, counts),
     )
+
+
+async def _eta_s(services: Services, doc: dict[str, Any], counts: dict[str, int]) -> float | None:
+    """Remaining collect jobs over this run's share of the collect budget.
+
+    The feeder gives every running run an equal share of the queue window, so a run's share of
+    the rate is the budget the limiter actually grants divided by the number of running runs.
+    """
+    if doc.get("state") != RunState.RUNNING.value:
+        return None
+    remaining = int(doc.get("accepted", 0)) - counts.get("processed", 0)
+    search = doc.get("search")
+    if search is not None and not search.get("exhausted") and search.get("total_results") is not None:
+        expected = int(search["total_results"])
+        if doc.get("max_profiles") is not None:
+            expected = min(expected, int(doc["max_profiles"]))
+        remaining = expected - counts.get("processed", 0)
+    settings = services.settings
+    rate_per_s = settings.collect_rps * (1 - settings.rate_safety_margin)
+    running = max(1, await services.store.runs.count({"state": RunState.RUNNING.value}))
+    return max(0, remaining) / (rate_per_s / running)
 
 
 def _details(doc: dict[str, Any]) -> dict[str, Any]:

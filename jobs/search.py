@@ -15,6 +15,7 @@ from typing import Any
 
 import structlog
 
+from jobs.feeder import feed
 from jobs.runs import RunState, create_run, finish_if_complete, new_run_id, utcnow
 from worker import keys
 from worker.errors import PermanentError, RateLimitedError, TransientError
@@ -23,7 +24,8 @@ from worker.runtime import Services, WorkerContext
 
 log = structlog.get_logger("employee_sync.search")
 
-# While the queue is fuller than search_max_queued, a page job looks again after this long.
+# While the run has more than search_max_queued ids found but not finished, a page job looks again
+# after this long: the search runs ahead of the collect jobs by a bounded amount.
 BACKPRESSURE_DEFER_S = 2.0
 
 
@@ -49,7 +51,6 @@ async def start_search_run(
                 "ids_seen": 0,
                 "enqueued": 0,
                 "skipped_fresh": 0,
-                "already_queued": 0,
                 "exhausted": False,
             },
         },
@@ -85,7 +86,7 @@ async def search_page(ctx: WorkerContext, run_id: str, page_no: int, wait_no: in
         # A duplicate or late job: make sure the chain goes on from where the run really is.
         await enqueue_page(services, run_id, int(state["next_page"]))
         return f"stale: run is at page {state['next_page']}"
-    if await services.queue.depth(keys.JOB_QUEUE) > ctx["settings"].search_max_queued:
+    if await _backlog(services, run_id, run) > ctx["settings"].search_max_queued:
         await enqueue_page(services, run_id, page_no, wait_no=wait_no + 1)
         return "deferred: queue full"
     try:
@@ -117,7 +118,7 @@ async def _fetch_and_fan_out(ctx: WorkerContext, run: dict[str, Any], page_no: i
     cap = run.get("max_profiles")
     room = None if cap is None else max(0, int(cap) - int(state["ids_seen"]))
     ids = page.ids if room is None else page.ids[:room]
-    fresh, added, duplicates = await _fan_out(services, settings.freshness_ttl_s, run_id, page_no, ids)
+    fresh, stored = await _fan_out(services, settings.freshness_ttl_s, run_id, page_no, ids)
     ids_seen = int(state["ids_seen"]) + len(ids)
     exhausted = page.next_after is None or (cap is not None and ids_seen >= int(cap))
     advanced = await services.store.runs.advance_search(
@@ -128,10 +129,10 @@ async def _fetch_and_fan_out(ctx: WorkerContext, run: dict[str, Any], page_no: i
             "search.pages_fetched": page_no + 1,
             "search.total_results": page.total_results,
             "search.ids_seen": ids_seen,
-            "search.enqueued": int(state["enqueued"]) + added,
+            "search.enqueued": int(state["enqueued"]) + stored,
             "search.skipped_fresh": int(state["skipped_fresh"]) + fresh,
-            "search.already_queued": int(state["already_queued"]) + duplicates,
             "search.exhausted": exhausted,
+            "inputs_complete": exhausted,
             "accepted": ids_seen,
         },
     )
@@ -141,23 +142,26 @@ async def _fetch_and_fan_out(ctx: WorkerContext, run: dict[str, Any], page_no: i
         await _finalize(services, run_id, await services.store.runs.get(run_id) or run)
     else:
         await enqueue_page(services, run_id, page_no + 1)
-    return f"page {page_no}: {len(ids)} ids, {added} enqueued, {fresh} fresh"
+    await feed(services)
+    return f"page {page_no}: {len(ids)} ids, {stored} to collect, {fresh} fresh"
 
 
 async def _fan_out(
     services: Services, ttl_s: float, run_id: str, page_no: int, ids: list[int]
-) -> tuple[int, int, int]:
-    """Store the page's ids, skip fresh profiles, enqueue the rest. Returns (fresh, added, dups)."""
-    item_keys = [f"id:{i}" for i in ids]
-    await services.store.runs.save_inputs(run_id, [item_keys], first_seq=page_no)
+) -> tuple[int, int]:
+    """Count fresh profiles as skipped and store the rest as the run's input chunk for this page,
+    for the feeder to enqueue. Returns (fresh, stored)."""
     fresh = await services.store.employees.fresh_ids(ids, synced_since=utcnow() - timedelta(seconds=ttl_s))
     wanted = [f"id:{i}" for i in ids if i not in fresh]
-    specs = [JobSpec(keys.collect_job_id(k), (run_id, k)) for k in wanted]
-    added = await services.queue.enqueue_many(keys.JOB_QUEUE, keys.COLLECT_JOB, specs)
-    outcomes = [(f"id:{i}", "skipped_fresh") for i in sorted(fresh)]
-    outcomes += [(k, "already_queued") for k, ok in zip(wanted, added, strict=True) if not ok]
-    await services.progress.record_many(run_id, outcomes)
-    return len(fresh), added.count(True), added.count(False)
+    await services.progress.record_many(run_id, [(f"id:{i}", "skipped_fresh") for i in sorted(fresh)])
+    await services.store.runs.save_inputs(run_id, [wanted], first_seq=page_no)
+    return len(fresh), len(wanted)
+
+
+async def _backlog(services: Services, run_id: str, run: dict[str, Any]) -> int:
+    """Ids this run has found but not yet finished: the next page waits while this is large."""
+    processed = (await services.progress.counts(run_id)).get("processed", 0)
+    return int(run["search"]["ids_seen"]) - processed
 
 
 async def _finalize(services: Services, run_id: str, run: dict[str, Any]) -> None:

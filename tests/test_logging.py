@@ -47,7 +47,7 @@ async def test_worker_logs_carry_context_and_never_the_api_key(
     output = captured.out + captured.err
     assert TEST_API_KEY not in output
     events = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
-    summaries = [e for e in events if e["event"] == "job.done"]
+    summaries = [e for e in events if e["event"] == "job.done" and e["job"] == "collect"]
     assert len(summaries) == 11  # one summary line per finished job
     assert {e["run_id"] for e in summaries} == {receipt.run_id}
     assert all(e["job_id"].startswith("collect:") and e["job_try"] >= 1 for e in summaries)

@@ -12,6 +12,8 @@
     │   ├── BadRequestError            400/422 and other 4xx: the request itself is wrong
     │   └── OutOfCreditsError          402: the account has no credits left
     ├── InputError                     a producer was handed bad input (line numbers in the message)
+    │   ├── RunNotFoundError           no run with that id
+    │   └── RunStateError              the run's state does not allow that (e.g. pause a finished run)
     └── RetryJob                       control flow: run this job again after defer_s
 
 Third-party exceptions (aiohttp, pymongo, redis) are translated into these in the module that owns
@@ -77,6 +79,14 @@ class OutOfCreditsError(PermanentError):
 
 class InputError(EmployeeSyncError):
     """Bad input handed to a producer; the message names the offending line or field."""
+
+
+class RunNotFoundError(InputError):
+    """No run with that id."""
+
+
+class RunStateError(InputError):
+    """The run's current state does not allow the requested change."""
 
 
 class RetryJob(EmployeeSyncError):

@@ -16,6 +16,8 @@ JOB_QUEUE = f"{PREFIX}:queue:jobs"
 # Job function names, as registered with the queue
 COLLECT_JOB = "collect"
 SEARCH_PAGE_JOB = "search_page"
+FEEDER_JOB = "feeder_tick"
+FEEDER_EVERY_S = 5
 
 
 def key_fingerprint(api_key: str) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
@@ -18,7 +19,8 @@ import redis.asyncio as aioredis
 import structlog
 from arq import Retry
 from arq.connections import RedisSettings
-from arq.constants import job_key_prefix, result_key_prefix
+from arq.constants import in_progress_key_prefix, job_key_prefix, result_key_prefix
+from arq.cron import cron
 from arq.jobs import serialize_job
 from arq.worker import Worker, func
 from redis.exceptions import RedisError
@@ -53,6 +55,26 @@ return added
 """
 
 
+# Remove a run's queued jobs, except those a worker has already started (in-progress key present).
+# ARGV: job key prefix, in-progress key prefix, then job ids.
+_REMOVE_QUEUED = """
+local removed = 0
+for i = 3, #ARGV do
+  local id = ARGV[i]
+  if redis.call('EXISTS', ARGV[2] .. id) == 0 and redis.call('ZREM', KEYS[1], id) == 1 then
+    redis.call('DEL', ARGV[1] .. id)
+    removed = removed + 1
+  end
+end
+return removed
+"""
+
+_UNLOCK = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
 def _dumps(value: Any) -> bytes:
     return json.dumps(value, default=repr, separators=(",", ":")).encode()
 
@@ -71,6 +93,8 @@ class JobQueue:
     def __init__(self, client: aioredis.Redis) -> None:
         self._redis = client
         self._enqueue_many = client.register_script(_ENQUEUE_MANY)
+        self._remove = client.register_script(_REMOVE_QUEUED)
+        self._unlock = client.register_script(_UNLOCK)
 
     async def enqueue_many(
         self,
@@ -103,6 +127,52 @@ class JobQueue:
         except RedisError as exc:
             raise QueueUnavailableError(f"enqueue failed: {exc}") from exc
         return [bool(flag) for flag in added]
+
+    async def job_args(self, job_ids: Sequence[str]) -> list[tuple[Any, ...] | None]:
+        """The arguments of existing jobs (None where no such job exists any more)."""
+        if not job_ids:
+            return []
+        try:
+            raw = await self._redis.mget([job_key_prefix + job_id for job_id in job_ids])
+        except RedisError as exc:
+            raise QueueUnavailableError(f"job lookup failed: {exc}") from exc
+        return [None if value is None else tuple(_loads(value)["a"]) for value in raw]
+
+    async def remove_queued(self, queue_name: str, owner: str) -> int:
+        """Take out the queued (not started) jobs whose first argument is `owner` (a run id)."""
+        try:
+            job_ids = [j.decode() for j in await self._redis.zrange(queue_name, 0, -1)]
+        except RedisError as exc:
+            raise QueueUnavailableError(f"queue read failed: {exc}") from exc
+        removed = 0
+        for start in range(0, len(job_ids), 500):  # the queue is a bounded window; batches keep calls small
+            batch = job_ids[start : start + 500]
+            args = await self.job_args(batch)
+            mine = [job_id for job_id, a in zip(batch, args, strict=True) if a and a[0] == owner]
+            if mine:
+                try:
+                    removed += int(
+                        await self._remove(
+                            keys=[queue_name], args=[job_key_prefix, in_progress_key_prefix, *mine]
+                        )
+                    )
+                except RedisError as exc:
+                    raise QueueUnavailableError(f"queue update failed: {exc}") from exc
+        return removed
+
+    async def try_lock(self, name: str, ttl_ms: int) -> str | None:
+        """A short fleet-wide lock (SET NX PX); returns the token to unlock with, or None if held."""
+        token = uuid.uuid4().hex
+        try:
+            return token if await self._redis.set(name, token, nx=True, px=ttl_ms) else None
+        except RedisError as exc:
+            raise QueueUnavailableError(f"lock failed: {exc}") from exc
+
+    async def unlock(self, name: str, token: str) -> None:
+        try:
+            await self._unlock(keys=[name], args=[token])
+        except RedisError as exc:
+            raise QueueUnavailableError(f"unlock failed: {exc}") from exc
 
     async def depth(self, queue_name: str) -> int:
         try:
@@ -142,6 +212,8 @@ class WorkerOptions:
     drain_timeout_s: int
     poll_delay_s: float = 0.1
     burst: bool = False
+    # Jobs run every `every_s` seconds by one worker of the fleet (arq cron with a unique job id).
+    periodic: tuple[tuple[str, JobFunction, int], ...] = ()
 
 
 async def run_worker(
@@ -153,8 +225,13 @@ async def run_worker(
     on_shutdown: Hook,
 ) -> None:
     """Run one arq worker until signalled (or, in burst mode, until the queue is empty)."""
+    crons = [
+        cron(cast(Any, _as_arq_job(name, job)), name=name, second=set(range(0, 60, every_s)), unique=True)
+        for name, job, every_s in options.periodic
+    ]
     worker = Worker(
         functions=[func(cast(Any, _as_arq_job(name, job)), name=name) for name, job in functions.items()],
+        cron_jobs=crons,
         queue_name=options.queue_name,
         redis_settings=RedisSettings.from_dsn(options.redis_url),
         ctx=ctx,

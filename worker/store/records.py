@@ -39,6 +39,33 @@ class RunRecords:
             async for doc in cursor:
                 yield list(doc["items"])
 
+    async def input_chunk(self, run_id: str, seq: int) -> list[str] | None:
+        async with translated("read run inputs"):
+            doc = await self._inputs.find_one({"_id": f"{run_id}:{seq:06d}"})
+        return None if doc is None else list(doc["items"])
+
+    async def feedable(self, limit: int = 100) -> list[Doc]:
+        """Running runs whose inputs are not all fed yet, oldest first."""
+        async with translated("list feedable runs"):
+            cursor = (
+                self._runs.find({"state": "running", "feed.done": {"$ne": True}})
+                .sort("created_at", ASCENDING)
+                .limit(limit)
+            )
+            return [doc async for doc in cursor]
+
+    async def count(self, query: Doc) -> int:
+        async with translated("count runs"):
+            return await self._runs.count_documents(query)
+
+    async def page(self, query: Doc, limit: int) -> list[Doc]:
+        """Newest first; the caller narrows `query` with its cursor."""
+        async with translated("list runs"):
+            cursor = (
+                self._runs.find(query).sort([("created_at", DESCENDING), ("_id", DESCENDING)]).limit(limit)
+            )
+            return [doc async for doc in cursor]
+
     async def get(self, run_id: str) -> Doc | None:
         async with translated("read run"):
             return await self._runs.find_one({"_id": run_id})
