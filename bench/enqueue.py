@@ -1,9 +1,10 @@
-"""Enqueue benchmark: how long a producer takes to accept N names (parse, store inputs, enqueue).
+"""Acceptance benchmark: how long a producer takes to accept N items, and what Redis holds for it.
 
-    uv run python -m bench enqueue [--counts 10000,100000]
+    uv run python -m bench enqueue [--counts 100000,1000000] [--kind ids|names]
 
-Uses real Redis and a Mongo-wire server started on a free port (or MONGODB_URL). Reports the
-batches sent (one Lua call per batch: pipelined, not one round trip per job) and Redis memory.
+Real Redis and a Mongo-wire server started on a free port (or MONGODB_URL). The run's inputs go to
+MongoDB in chunks; Redis gets only the queue window. The largest Redis structure a run grows while
+it is worked through is its per-run "counted" set, so that is measured too, filled to N members.
 """
 
 from __future__ import annotations
@@ -14,37 +15,70 @@ import io
 import os
 import time
 import uuid
+from dataclasses import dataclass
 
 from cli import services as svc
 from config import Settings
-from jobs.inputs import read_lines
+from jobs.inputs import InputKind, read_lines
 from jobs.producers import enqueue_lines
 from worker import keys
 from worker.runtime import Services
 
 
-async def measure(settings: Settings, count: int) -> tuple[int, float, int, int]:
+@dataclass(frozen=True)
+class Row:
+    count: int
+    seconds: float
+    chunks: int
+    queue_depth: int
+    redis_after_accept_mib: float
+    counted_set_mib: float
+
+
+def _input(kind: InputKind, count: int) -> bytes:
+    if kind == "ids":
+        return "\n".join(str(10_000 + 7 * n) for n in range(count)).encode()
+    return "\n".join(f"person-{n:07d}" for n in range(count)).encode()
+
+
+async def _used_mib(services: Services) -> float:
+    return int((await services.redis.info("memory"))["used_memory"]) / 2**20
+
+
+async def measure(settings: Settings, kind: InputKind, count: int) -> Row:
     services = await Services.open(settings)
     try:
         await services.redis.flushdb()
-        before = int((await services.redis.info("memory"))["used_memory"])
-        data = "\n".join(f"person-{n:07d}" for n in range(count)).encode()
+        base = await _used_mib(services)
+        data = _input(kind, count)
         started = time.perf_counter()
-        receipt = await enqueue_lines(services, read_lines(io.BytesIO(data)), "names", source="bench")
+        receipt = await enqueue_lines(services, read_lines(io.BytesIO(data)), kind, source="bench")
         elapsed = time.perf_counter() - started
-        after = int((await services.redis.info("memory"))["used_memory"])
+        assert receipt.accepted == count
+        after_accept = await _used_mib(services) - base
         depth = await services.queue.depth(keys.JOB_QUEUE)
-        assert receipt.accepted == count == depth
+        chunks = await services.store.collection("run_inputs").count_documents({"run_id": receipt.run_id})
+        counted = await _counted_set_mib(services, receipt.run_id, data)
         await services.redis.flushdb()
         await services.store.client.drop_database(settings.mongodb_database)
-        return count, elapsed, -(-count // settings.input_chunk_size), after - before
+        return Row(count, elapsed, chunks, depth, after_accept, counted)
     finally:
         await services.close()
 
 
+async def _counted_set_mib(services: Services, run_id: str, data: bytes) -> float:
+    """Fill the run's counted set as if every item had finished, and measure it."""
+    done_key = keys.run_done_key(run_id)
+    items = [f"id:{line}" for line in data.decode().splitlines()]
+    for start in range(0, len(items), 10_000):
+        await services.redis.sadd(done_key, *items[start : start + 10_000])  # type: ignore[misc]
+    return int(await services.redis.memory_usage(done_key) or 0) / 2**20
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench enqueue", description=__doc__)
-    parser.add_argument("--counts", default="10000,100000")
+    parser.add_argument("--counts", default="100000,1000000")
+    parser.add_argument("--kind", default="ids", choices=["ids", "names"])
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/14")
     args = parser.parse_args(argv)
     external = os.environ.get("MONGODB_URL")
@@ -61,14 +95,18 @@ def main(argv: list[str]) -> int:
     try:
         with svc.redis_available(args.redis_url):
             for count in (int(c) for c in args.counts.split(",")):
-                rows.append(asyncio.run(measure(settings, count)))
+                rows.append(asyncio.run(measure(settings, args.kind, count)))
     finally:
         if mongo is not None:
             svc.stop(mongo)
-    print("| names | seconds | names/s | input chunks stored | Redis memory added |")
-    print("|---|---|---|---|---|")
-    for count, elapsed, batches, memory in rows:
+    print(
+        f"| {args.kind} | seconds to accept | items/s | input chunks in MongoDB | queue depth after "
+        "| Redis added by acceptance | run's counted set when all done |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
         print(
-            f"| {count:,} | {elapsed:.2f} | {count / elapsed:,.0f} | {batches} | {memory / 2**20:.1f} MiB |"
+            f"| {r.count:,} | {r.seconds:.1f} | {r.count / r.seconds:,.0f} | {r.chunks} | {r.queue_depth} "
+            f"| {r.redis_after_accept_mib:.1f} MiB | {r.counted_set_mib:.1f} MiB |"
         )
     return 0
