@@ -1,4 +1,4 @@
-# One image for the worker, the simulator and (later) the HTTP API.
+# One image for the worker, the simulator and the HTTP API.
 FROM python:3.13-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 UV_COMPILE_BYTECODE=1 UV_LINK_MODE=copy
 RUN pip install --no-cache-dir uv
@@ -10,6 +10,7 @@ COPY worker ./worker
 COPY jobs ./jobs
 COPY simulator ./simulator
 COPY cli ./cli
+COPY api ./api
 RUN uv sync --frozen --no-dev
 ENV PATH="/app/.venv/bin:$PATH"
 USER nobody

@@ -135,6 +135,10 @@ def _open_input(source: str) -> Any:
 def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
     from cli.wiring import run_status
 
+    if args.follow:
+        from cli.progress import follow_status
+
+        return _run_value(follow_status(settings, args.run_id, interval_s=args.interval, as_json=args.json))
     status = _run_value(run_status(settings, args.run_id))
     if status is None:
         print(f"error: no run {args.run_id!r}", file=sys.stderr)
@@ -149,15 +153,24 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_dead_letter(settings: Settings, args: argparse.Namespace) -> int:
-    from cli.wiring import list_dead_letters
+def cmd_runs(settings: Settings, args: argparse.Namespace) -> int:
+    from cli.progress import show_runs
 
-    docs = _run_value(list_dead_letters(settings, args.run, args.limit))
-    if args.json:
-        _print_json(docs)
+    return _run_value(show_runs(settings, state=args.state, limit=args.limit, as_json=args.json))
+
+
+def cmd_dead_letter(settings: Settings, args: argparse.Namespace) -> int:
+    from cli.wiring import dead_letters
+
+    result = _run_value(dead_letters(settings, args.action, args.run, args.reason, args.limit))
+    if isinstance(result, int):
+        print(json.dumps({"requeued": result}) if args.json else f"requeued {result} item(s)")
+    elif args.json:
+        _print_json(result)
     else:
-        for doc in docs:
-            print(f"{doc['run_id']}  {doc['item_key']}  {doc['error_type']}  {doc['reason']}")
+        for doc in result:
+            fields = (doc["run_id"], doc["item_key"], doc["error_type"], f"attempts={doc['attempts']}")
+            print("  ".join(str(f) for f in fields), doc["reason"], sep="  ")
     return EXIT_OK
 
 
@@ -167,6 +180,23 @@ def cmd_ping(settings: Settings, args: argparse.Namespace) -> int:
     _run_value(ping(settings))
     print("ok: Redis and MongoDB answer")
     return EXIT_OK
+
+
+def cmd_api(settings: Settings, args: argparse.Namespace) -> int:
+    from api.app import ApiConfigError, check_auth_config, serve
+
+    try:
+        check_auth_config(settings, insecure=args.insecure_no_auth)
+    except ApiConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    # The bearer tokens join the API key in the log scrubber: never logged, even inside an exception.
+    configure_logging(
+        settings.log_level,
+        json=settings.log_json,
+        secrets=[settings.coresignal_api_key.get_secret_value(), *settings.bearer_tokens()],
+    )
+    return _run(serve(settings, args.host, args.port, insecure=args.insecure_no_auth))
 
 
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
@@ -218,22 +248,39 @@ def build_parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", help="show a run's progress")
     status.add_argument("run_id")
     status.add_argument("--json", action="store_true")
+    status.add_argument("--follow", action="store_true", help="live progress until the run stops")
+    status.add_argument("--interval", type=float, help="--follow: seconds between readings (TTY 1, else 5)")
     status.set_defaults(handler=cmd_status)
+
+    runs = sub.add_parser("runs", help="list runs, newest first")
+    runs.add_argument("--state", help="only runs in this state (running, finished, ...)")
+    runs.add_argument("--limit", type=int, default=20)
+    runs.add_argument("--json", action="store_true")
+    runs.set_defaults(handler=cmd_runs)
 
     resume = sub.add_parser("resume", help="re-enqueue what a run has not finished (after a Redis loss)")
     resume.add_argument("run_id")
     resume.add_argument("--json", action="store_true")
     resume.set_defaults(handler=cmd_resume)
 
-    dead = sub.add_parser("dead-letter", help="list permanent failures")
-    dead.add_argument("action", choices=["list"])
+    dead = sub.add_parser("dead-letter", help="list permanent failures, or put them back to work")
+    dead.add_argument("action", choices=["list", "requeue"])
     dead.add_argument("--run")
+    dead.add_argument("--reason", help="only entries whose reason contains this text")
     dead.add_argument("--limit", type=int, default=100)
     dead.add_argument("--json", action="store_true")
     dead.set_defaults(handler=cmd_dead_letter)
 
     ping = sub.add_parser("ping", help="check that Redis and MongoDB answer (a health check)")
     ping.set_defaults(handler=cmd_ping)
+
+    api = sub.add_parser("api", help="serve the HTTP API (runs, progress, mirrored employees)")
+    api.add_argument("--host", default="127.0.0.1")
+    api.add_argument("--port", type=int, default=8080)
+    api.add_argument(
+        "--insecure-no-auth", action="store_true", help="serve without API_TOKENS (trusted networks only)"
+    )
+    api.set_defaults(handler=cmd_api)
 
     demo = sub.add_parser("demo", help="end-to-end demo on embedded defaults")
     demo.add_argument("--profiles", type=int, default=1000)
@@ -255,7 +302,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(
         settings.log_level,
         json=settings.log_json,
-        secrets=[settings.coresignal_api_key.get_secret_value()],
+        secrets=settings.secrets(),
     )
     handler: Callable[[Settings, argparse.Namespace], int] = args.handler
     try:

@@ -8,6 +8,7 @@ from typing import Any, BinaryIO
 
 from config import Settings
 from jobs.collect import collect
+from jobs.deadletter import list_dead_letters, requeue_dead_letters
 from jobs.feeder import feeder_tick
 from jobs.inputs import InputKind, Rejected, read_lines
 from jobs.producers import Receipt, enqueue_lines
@@ -16,6 +17,7 @@ from jobs.runs import RunStatus, get_status
 from jobs.search import search_page, start_search_run
 from jobs.search_input import parse_search_body
 from worker import keys
+from worker.metrics import Metrics
 from worker.queue import JobFunction, WorkerOptions, run_worker
 from worker.runtime import Services, shutdown, startup
 
@@ -25,7 +27,10 @@ JOB_FUNCTIONS: dict[str, JobFunction] = {keys.COLLECT_JOB: collect, keys.SEARCH_
 MAX_PRINTED_REJECTIONS = 1000
 
 
-async def run_fleet_worker(settings: Settings, *, burst: bool = False) -> None:
+async def run_fleet_worker(
+    settings: Settings, *, burst: bool = False, metrics: Metrics | None = None
+) -> None:
+    """`metrics`: record into this registry (an embedding process, a test) instead of a new one."""
     settings.require_api_key()
     options = WorkerOptions(
         redis_url=settings.redis_url,
@@ -39,7 +44,11 @@ async def run_fleet_worker(settings: Settings, *, burst: bool = False) -> None:
     )
     try:
         await run_worker(
-            options, JOB_FUNCTIONS, ctx={"settings": settings}, on_startup=startup, on_shutdown=shutdown
+            options,
+            JOB_FUNCTIONS,
+            ctx={"settings": settings, "metrics": metrics},
+            on_startup=startup,
+            on_shutdown=shutdown,
         )
     except asyncio.CancelledError:
         current = asyncio.current_task()
@@ -91,10 +100,14 @@ async def run_status(settings: Settings, run_id: str) -> RunStatus | None:
         await services.close()
 
 
-async def list_dead_letters(settings: Settings, run_id: str | None, limit: int) -> list[dict[str, Any]]:
+async def dead_letters(
+    settings: Settings, action: str, run_id: str | None, reason: str | None, limit: int
+) -> list[dict[str, Any]] | int:
     services = await Services.open(settings)
     try:
-        return await services.store.dead_letters.list(run_id, limit)
+        if action == "requeue":
+            return await requeue_dead_letters(services, run_id=run_id, reason=reason, limit=limit)
+        return await list_dead_letters(services, run_id=run_id, reason=reason, limit=limit)
     finally:
         await services.close()
 

@@ -38,7 +38,7 @@ class Settings(BaseSettings):
     # Upstream API
     coresignal_api_key: SecretStr = SecretStr("")
     coresignal_base_url: str = "https://api.coresignal.com/cdapi"
-    request_timeout_s: PositiveFloat = 10.0
+    request_timeout_s: PositiveFloat = 8.0
 
     # Services
     redis_url: str = "redis://127.0.0.1:6379/0"
@@ -58,7 +58,10 @@ class Settings(BaseSettings):
 
     # Workers and retries
     worker_concurrency: int = Field(default=20, ge=1, le=1000)
-    job_timeout_s: PositiveFloat = 60.0
+    # A killed worker's jobs run again on another worker after JOB_TIMEOUT_S + 10 s (arq's
+    # in-progress expiry): 18 s keeps that recovery under 30 s while a job (a slot wait of at most
+    # 30 % of this, one request of at most REQUEST_TIMEOUT_S, one write) still fits.
+    job_timeout_s: PositiveFloat = 18.0
     max_tries: int = Field(default=6, ge=1, le=50)
     retry_base_s: PositiveFloat = 0.5
     retry_cap_s: PositiveFloat = 60.0
@@ -82,8 +85,10 @@ class Settings(BaseSettings):
     api_max_items: int = Field(default=100_000, ge=1)  # items in one POST /v1/runs
     api_max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
 
-    # Prometheus metrics port of a worker process (None: not exposed)
+    # Prometheus metrics port of a worker process (None: not exposed); one port per process on a host
     metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    # Address the worker's metrics listen on: loopback by default; 0.0.0.0 for a remote Prometheus
+    metrics_host: str = "127.0.0.1"
 
     # Logging
     log_level: str = "INFO"
@@ -105,6 +110,11 @@ class Settings(BaseSettings):
     def rate_per_s(self, endpoint_class: str) -> float:
         rates = {"collect": self.collect_rps, "search": self.search_rps, "bulk": self.bulk_rps}
         return rates[endpoint_class]
+
+    def secrets(self) -> list[str]:
+        """Everything a log line must never show: the API key, bearer tokens, service passwords."""
+        passwords = [urlsplit(url).password for url in (self.redis_url, self.mongodb_url)]
+        return [self.coresignal_api_key.get_secret_value(), *self.bearer_tokens(), *filter(None, passwords)]
 
     def bearer_tokens(self) -> list[str]:
         return [t.strip() for t in self.api_tokens.get_secret_value().split(",") if t.strip()]

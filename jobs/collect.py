@@ -8,10 +8,12 @@ import structlog
 
 from jobs.feeder import maybe_feed
 from jobs.inputs import api_key_of, employee_id_of
+from jobs.pause import PAUSED, pause_for_credits
 from jobs.runs import record_outcome, utcnow
 from worker.errors import (
     EmployeeSyncError,
     NotFoundError,
+    OutOfCreditsError,
     PermanentError,
     RateLimitedError,
     RetryJob,
@@ -28,6 +30,8 @@ async def collect(ctx: WorkerContext, run_id: str, item_key: str) -> str:
     structlog.contextvars.bind_contextvars(item=item_key)
     try:
         outcome = await _outcome(ctx, run_id, item_key)
+        if outcome == PAUSED:
+            return outcome  # not an outcome of the item: it is fed again when the run resumes
         await record_outcome(ctx["services"], run_id, item_key, outcome)
         await maybe_feed(ctx["services"])
     except TransientError as exc:
@@ -40,9 +44,13 @@ async def collect(ctx: WorkerContext, run_id: str, item_key: str) -> str:
 async def _outcome(ctx: WorkerContext, run_id: str, item_key: str) -> str:
     attempt = ctx.get("job_try", 1)
     try:
+        if await ctx["services"].credits.exhausted():
+            return await pause_for_credits(ctx["services"], run_id)
         return await _collect_and_store(ctx, run_id, item_key)
     except NotFoundError:
         return await _not_found(ctx, run_id, item_key)
+    except OutOfCreditsError:
+        return await pause_for_credits(ctx["services"], run_id)
     except EmployeeSyncError as exc:
         if isinstance(exc, RateLimitedError):
             await ctx["services"].progress.add(run_id, {"upstream_429": 1})
@@ -70,6 +78,7 @@ async def _collect_and_store(ctx: WorkerContext, run_id: str, item_key: str) -> 
         if not stashed:
             await services.stash.put(item_key, profile)
         raise
+    services.metrics.observe_sink(outcome.value)
     if stashed:
         await services.stash.drop(item_key)
     return outcome.value
@@ -97,7 +106,9 @@ async def _not_found(ctx: WorkerContext, run_id: str, item_key: str) -> str:
     """A 404 by id tombstones the stored profile. By name it does not: names get reused."""
     employee_id = employee_id_of(item_key)
     if employee_id is not None:
-        await ctx["services"].store.employees.tombstone(employee_id, run_id=run_id, now=utcnow())
+        services = ctx["services"]
+        if await services.store.employees.tombstone(employee_id, run_id=run_id, now=utcnow()):
+            services.metrics.observe_sink("tombstoned")  # only a live profile becomes a tombstone
     return "not_found"
 
 

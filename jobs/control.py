@@ -16,15 +16,14 @@ from typing import Any
 
 from jobs.feeder import feed
 from jobs.inputs import InputKind
+from jobs.pause import REWOUND_FEED, move_run, pause_run, status_or_raise
 from jobs.producers import Receipt, enqueue_lines
-from jobs.runs import RUN_STATES, RunState, RunStatus, finish_if_complete, get_status, status_of, utcnow
+from jobs.runs import RUN_STATES, RunState, RunStatus, finish_if_complete, status_of, utcnow
 from jobs.search import enqueue_page, start_search_run
 from jobs.search_input import validate_search_body
 from worker import keys
-from worker.errors import InputError, RunNotFoundError, RunStateError
+from worker.errors import InputError
 from worker.runtime import Services
-
-REWOUND_FEED = {"feed.seq": 0, "feed.offset": 0, "feed.done": False}
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,8 +35,8 @@ class RunPage:
 async def create_list_run(
     services: Services, kind: InputKind, values: Sequence[object], *, source: str
 ) -> Receipt:
-    """A run from a JSON list; a bad element is rejected with its 0-based index as its `line`."""
-    return await enqueue_lines(services, _as_lines(values), kind, source=source)
+    """A run from a JSON list; every bad element is rejected with its 0-based index as its `line`."""
+    return await enqueue_lines(services, _as_lines(values), kind, source=source, keep_rejected=len(values))
 
 
 def _as_lines(values: Sequence[object]) -> Iterator[tuple[int, str | InputError]]:
@@ -46,6 +45,9 @@ def _as_lines(values: Sequence[object]) -> Iterator[tuple[int, str | InputError]
             yield index, InputError(f"expected a string or an integer, got {type(value).__name__}")
         elif isinstance(value, str) and ("\n" in value or "\r" in value):
             yield index, InputError("value contains a line break")
+        elif isinstance(value, str) and (not value.strip() or value.strip().startswith("#")):
+            # In a file these are blank lines and comments; in a JSON list they are bad items.
+            yield index, InputError("empty value" if not value.strip() else "not an id or a name")
         else:
             yield index, str(value)
 
@@ -60,16 +62,12 @@ async def create_search_run(
     )
 
 
-async def pause_run(services: Services, run_id: str) -> RunStatus:
-    await _move(
-        services, run_id, [RunState.RUNNING], RunState.PAUSED, {"paused_at": utcnow(), **REWOUND_FEED}
-    )
-    await services.queue.remove_queued(keys.JOB_QUEUE, run_id)
-    return await _status(services, run_id)
-
-
 async def resume_run(services: Services, run_id: str) -> RunStatus:
-    await _move(services, run_id, [RunState.PAUSED], RunState.RUNNING, {"paused_at": None, **REWOUND_FEED})
+    """Paused → running. Also reopens the API to the fleet if it was closed for lack of credits:
+    the caller says credits were added; if not, the next 402 pauses the runs again."""
+    fields = {"paused_at": None, "pause_reason": None, **REWOUND_FEED}
+    await move_run(services, run_id, [RunState.PAUSED], RunState.RUNNING, fields)
+    await services.credits.clear()
     run = await services.store.runs.get(run_id)
     assert run is not None
     search = run.get("search")
@@ -79,14 +77,14 @@ async def resume_run(services: Services, run_id: str) -> RunStatus:
     if run.get("inputs_complete"):
         await finish_if_complete(services, run_id, counts.get("processed", 0), int(run.get("accepted", 0)))
     await feed(services)
-    return await _status(services, run_id)
+    return await status_or_raise(services, run_id)
 
 
 async def cancel_run(services: Services, run_id: str) -> RunStatus:
     active = [RunState.ENQUEUEING, RunState.RUNNING, RunState.PAUSED]
-    await _move(services, run_id, active, RunState.CANCELLED, {"finished_at": utcnow()})
+    await move_run(services, run_id, active, RunState.CANCELLED, {"finished_at": utcnow()})
     await services.queue.remove_queued(keys.JOB_QUEUE, run_id)
-    return await _status(services, run_id)
+    return await status_or_raise(services, run_id)
 
 
 async def list_runs(services: Services, *, state: str | None, limit: int, cursor: str | None) -> RunPage:
@@ -117,25 +115,12 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
         raise InputError("invalid cursor") from exc
 
 
-async def _move(
-    services: Services, run_id: str, allowed: Sequence[RunState], target: RunState, fields: dict[str, Any]
-) -> None:
-    moved = await services.store.runs.transition(
-        run_id, [s.value for s in allowed], {"state": target.value, **fields}
-    )
-    if moved:
-        return
-    run = await services.store.runs.get(run_id)
-    if run is None:
-        raise RunNotFoundError(f"no run {run_id!r}")
-    raise RunStateError(
-        f"run {run_id} is {run['state']}; it can become {target.value} only from "
-        + " or ".join(s.value for s in allowed)
-    )
-
-
-async def _status(services: Services, run_id: str) -> RunStatus:
-    status = await get_status(services, run_id)
-    if status is None:
-        raise RunNotFoundError(f"no run {run_id!r}")
-    return status
+__all__ = [
+    "RunPage",
+    "cancel_run",
+    "create_list_run",
+    "create_search_run",
+    "list_runs",
+    "pause_run",
+    "resume_run",
+]

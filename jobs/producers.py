@@ -66,6 +66,7 @@ async def enqueue_lines(
     *,
     source: str,
     on_reject: Callable[[Rejected], None] | None = None,
+    keep_rejected: int = REJECTED_SAMPLE,
 ) -> Receipt:
     """Create a run from numbered input lines and enqueue one collect job per distinct item."""
     receipt = Receipt(new_run_id())
@@ -75,7 +76,7 @@ async def enqueue_lines(
     try:
         for record in parse_lines(lines, kind):
             if isinstance(record, Rejected):
-                _reject(receipt, record, on_reject)
+                _reject(receipt, record, on_reject, keep_rejected)
             elif record.key in seen:
                 receipt.duplicates += 1
             else:
@@ -89,9 +90,11 @@ async def enqueue_lines(
     return receipt
 
 
-def _reject(receipt: Receipt, record: Rejected, on_reject: Callable[[Rejected], None] | None) -> None:
+def _reject(
+    receipt: Receipt, record: Rejected, on_reject: Callable[[Rejected], None] | None, keep: int
+) -> None:
     receipt.rejected_count += 1
-    if len(receipt.rejected) < REJECTED_SAMPLE:
+    if len(receipt.rejected) < keep:
         receipt.rejected.append(record)
     if on_reject is not None:
         on_reject(record)
@@ -107,7 +110,8 @@ async def _publish(services: Services, receipt: Receipt) -> None:
             "rejected": receipt.rejected_count,
             "duplicates": receipt.duplicates,
             "rejected_sample": [
-                {"line": r.line, "value": r.value, "reason": r.reason} for r in receipt.rejected
+                {"line": r.line, "value": r.value, "reason": r.reason}
+                for r in receipt.rejected[:REJECTED_SAMPLE]
             ],
         },
     )

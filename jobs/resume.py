@@ -1,4 +1,5 @@
-"""Resuming a run from its MongoDB record: after Redis lost the queue, or after a failed search.
+"""Resuming a run: a paused one simply continues; a running or failed one is rebuilt from its
+MongoDB record (after Redis lost the queue, or after a search that kept failing).
 
 The feeder's cursor is rewound: the feeder re-feeds every stored item without an outcome (jobs
 still queued are not duplicated: their ids are deterministic). An item the mirror shows as synced
@@ -10,9 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from jobs.control import REWOUND_FEED
+from jobs import control
 from jobs.feeder import feed
 from jobs.inputs import employee_id_of
+from jobs.pause import REWOUND_FEED
 from jobs.runs import RunState, finish_if_complete
 from jobs.search import enqueue_page
 from worker.errors import RunNotFoundError, RunStateError
@@ -31,8 +33,11 @@ async def resume_run(services: Services, run_id: str) -> ResumeReport:
     run = await services.store.runs.get(run_id)
     if run is None:
         raise RunNotFoundError(f"no run {run_id!r}")
+    if run["state"] == RunState.PAUSED.value:
+        status = await control.resume_run(services, run_id)
+        return ResumeReport(run_id, max(0, status.accepted - status.processed), 0, None)
     if run["state"] not in (RunState.RUNNING.value, RunState.FAILED.value):
-        raise RunStateError(f"run {run_id} is {run['state']}; only running or failed runs can be resumed")
+        raise RunStateError(f"run {run_id} is {run['state']}; only paused, running or failed runs resume")
     pending = recovered = 0
     async for items in services.store.runs.iter_inputs(run_id):
         done = await services.progress.counted(run_id, items)

@@ -184,6 +184,8 @@ def _details(doc: dict[str, Any]) -> dict[str, Any]:
     details: dict[str, Any] = {}
     if doc.get("error"):
         details["error"] = doc["error"]
+    if doc.get("pause_reason"):
+        details["pause_reason"] = doc["pause_reason"]
     if doc.get("kind") == "search":
         search = dict(doc.get("search") or {})
         details.update(

@@ -16,9 +16,10 @@ from typing import Any
 import structlog
 
 from jobs.feeder import feed
+from jobs.pause import pause_for_credits
 from jobs.runs import RunState, create_run, finish_if_complete, new_run_id, utcnow
 from worker import keys
-from worker.errors import PermanentError, RateLimitedError, TransientError
+from worker.errors import OutOfCreditsError, PermanentError, RateLimitedError, TransientError
 from worker.queue import JobSpec
 from worker.runtime import Services, WorkerContext
 
@@ -90,7 +91,11 @@ async def search_page(ctx: WorkerContext, run_id: str, page_no: int, wait_no: in
         await enqueue_page(services, run_id, page_no, wait_no=wait_no + 1)
         return "deferred: queue full"
     try:
+        if await services.credits.exhausted():
+            return await pause_for_credits(services, run_id)
         return await _fetch_and_fan_out(ctx, run, page_no)
+    except OutOfCreditsError:
+        return await pause_for_credits(services, run_id)
     except PermanentError as exc:
         await _fail(services, run_id, f"search page {page_no} refused: {exc}")
         return "failed"

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote
 
 import aiohttp
@@ -29,6 +29,23 @@ from worker.errors import (
 COLLECT_PATH = "/v2/employee_clean/collect/"
 SEARCH_PATH = "/v2/employee_clean/search/es_dsl"
 USER_AGENT = "employee-sync/0.1"
+
+
+class ResponseObserver(Protocol):
+    """Told about every exchange (e.g. `worker.metrics.Metrics`); status None: no response at all."""
+
+    def observe_response(
+        self, endpoint_class: str, status: int | None, credits_remaining: int | None
+    ) -> None: ...
+
+
+def endpoint_class_of(path: str) -> str:
+    """The rate-limit class of an API path, as a metric label (never the path: it holds ids)."""
+    if path.startswith(COLLECT_PATH):
+        return "collect"
+    if path.startswith(SEARCH_PATH):
+        return "search"
+    return "other"
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,19 +126,30 @@ def raise_for_status(response: ApiResponse, what: str) -> None:
 
 
 class CoresignalClient:
-    def __init__(self, session: aiohttp.ClientSession, base_url: str) -> None:
+    def __init__(
+        self, session: aiohttp.ClientSession, base_url: str, observer: ResponseObserver | None = None
+    ) -> None:
         self._session = session
         self._base_url = base_url.rstrip("/")
+        self._observer = observer
 
     @classmethod
-    def open(cls, base_url: str, api_key: str, *, timeout_s: float, limit: int = 100) -> CoresignalClient:
+    def open(
+        cls,
+        base_url: str,
+        api_key: str,
+        *,
+        timeout_s: float,
+        limit: int = 100,
+        observer: ResponseObserver | None = None,
+    ) -> CoresignalClient:
         session = aiohttp.ClientSession(
             headers={"apikey": api_key, "accept": "application/json", "user-agent": USER_AGENT},
             timeout=aiohttp.ClientTimeout(total=timeout_s),
             connector=aiohttp.TCPConnector(limit=limit),
             raise_for_status=False,
         )
-        return cls(session, base_url)
+        return cls(session, base_url, observer)
 
     async def close(self) -> None:
         await self._session.close()
@@ -173,10 +201,16 @@ class CoresignalClient:
                 raw = await resp.read()
                 status, headers = resp.status, dict(resp.headers)
         except (aiohttp.ClientError, TimeoutError) as exc:
+            self._observe(path, None, None)
             raise UpstreamUnavailableError(
                 f"{method} {path}: {type(exc).__name__}: {exc}".rstrip(": ")
             ) from exc
+        self._observe(path, status, _int_header(headers, "x-credits-remaining"))
         return ApiResponse(status, _decode(raw, status, path), headers)
+
+    def _observe(self, path: str, status: int | None, credits_remaining: int | None) -> None:
+        if self._observer is not None:
+            self._observer.observe_response(endpoint_class_of(path), status, credits_remaining)
 
 
 def _int_header(headers: Mapping[str, str], name: str) -> int | None:

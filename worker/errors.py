@@ -14,6 +14,7 @@
     ├── InputError                     a producer was handed bad input (line numbers in the message)
     │   ├── RunNotFoundError           no run with that id
     │   └── RunStateError              the run's state does not allow that (e.g. pause a finished run)
+    ├── MetricsPortError               a worker's METRICS_PORT cannot be bound (in use: one port per process)
     └── RetryJob                       control flow: run this job again after defer_s
 
 Third-party exceptions (aiohttp, pymongo, redis) are translated into these in the module that owns
@@ -87,6 +88,10 @@ class RunNotFoundError(InputError):
 
 class RunStateError(InputError):
     """The run's current state does not allow the requested change."""
+
+
+class MetricsPortError(EmployeeSyncError):
+    """A worker could not serve its metrics on METRICS_PORT (in use, or not allowed)."""
 
 
 class RetryJob(EmployeeSyncError):

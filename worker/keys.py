@@ -13,6 +13,9 @@ PREFIX = "es"
 # The queue (an arq sorted set) every worker takes jobs from
 JOB_QUEUE = f"{PREFIX}:queue:jobs"
 
+# Set when the upstream answered 402: no worker calls it until a run is resumed.
+CREDITS_EXHAUSTED = f"{PREFIX}:credits_exhausted"
+
 # Job function names, as registered with the queue
 COLLECT_JOB = "collect"
 SEARCH_PAGE_JOB = "search_page"

@@ -20,6 +20,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib.resources import files
+from typing import Protocol
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -44,6 +45,12 @@ class Grant:
     waited_s: float
 
 
+class GrantObserver(Protocol):
+    """Told about every granted slot and how long it took (e.g. `worker.metrics.Metrics`)."""
+
+    def observe_grant(self, endpoint_class: str, waited_s: float) -> None: ...
+
+
 class RateLimiter:
     def __init__(
         self,
@@ -55,6 +62,7 @@ class RateLimiter:
         max_ahead_s: float = 2.0,
         acquire_timeout_s: float = 30.0,
         rng: random.Random | None = None,
+        observer: GrantObserver | None = None,
     ) -> None:
         self._redis = client
         self._script = client.register_script(_SCRIPT)
@@ -65,6 +73,7 @@ class RateLimiter:
         self._max_ahead_us = round(max_ahead_s * _US)
         self._acquire_timeout_s = acquire_timeout_s
         self._rng = rng or random.Random()
+        self._observer = observer
 
     def effective_rate_per_s(self, endpoint_class: EndpointClass) -> float:
         return _US / self._interval_us[endpoint_class]
@@ -86,7 +95,10 @@ class RateLimiter:
             if wait_us > 0:
                 await asyncio.sleep(wait_us / _US)
             if not await self._cooled_down_since(bucket, slot_us):
-                return Grant(slot_us=slot_us, waited_s=time.monotonic() - started)
+                grant = Grant(slot_us=slot_us, waited_s=time.monotonic() - started)
+                if self._observer is not None:
+                    self._observer.observe_grant(endpoint_class, grant.waited_s)
+                return grant
             self._check_timeout(started, 0.0)
 
     async def penalize(self, endpoint_class: EndpointClass, retry_after_s: float) -> float:

@@ -27,10 +27,22 @@ return {first, tonumber(counts[1] or '0'), tonumber(counts[2] or '-1')}
 """
 
 
+# Undo one item's count (its dead-letter is being retried): the reverse of _RECORD, once.
+_UNCOUNT = """
+if redis.call('SREM', KEYS[2], ARGV[1]) == 1 then
+  redis.call('HINCRBY', KEYS[1], ARGV[2], -1)
+  redis.call('HINCRBY', KEYS[1], 'processed', -1)
+  return 1
+end
+return 0
+"""
+
+
 class RunProgress:
     def __init__(self, client: aioredis.Redis) -> None:
         self._redis = client
         self._record = client.register_script(_RECORD)
+        self._uncount = client.register_script(_UNCOUNT)
 
     async def add(self, run_id: str, counts: Mapping[str, int]) -> None:
         try:
@@ -78,6 +90,13 @@ class RunProgress:
             raise QueueUnavailableError(f"progress update failed: {exc}") from exc
         _, processed, accepted = results[-1]
         return int(processed), int(accepted)
+
+    async def uncount(self, run_id: str, item_key: str, outcome: str) -> bool:
+        bucket = [keys.run_counts_key(run_id), keys.run_done_key(run_id)]
+        try:
+            return bool(await self._uncount(keys=bucket, args=[item_key, outcome]))
+        except RedisError as exc:
+            raise QueueUnavailableError(f"progress update failed: {exc}") from exc
 
     async def counted(self, run_id: str, item_keys: Sequence[str]) -> list[bool]:
         """Whether each item already has a final outcome in this run."""

@@ -8,6 +8,8 @@ whose id is already queued or running is not enqueued again.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import time
 import uuid
@@ -31,12 +33,27 @@ log = structlog.get_logger("employee_sync.queue")
 
 JobFunction = Callable[..., Awaitable[str]]
 Hook = Callable[[dict[str, Any]], Awaitable[None]]
+# Optional, in the worker's ctx under JOB_OBSERVER: told (job name, outcome) after every job run.
+# The outcome is what the job returned, or "retry" (it asked to run again, or overran its deadline),
+# "error" (it raised) or "cancelled" (arq's own timeout, or a shutdown).
+JobObserver = Callable[[str, str], None]
+JOB_OBSERVER = "job_observer"
 
 # Jobs not started within a day are dropped by arq; a run can be resumed from MongoDB after that.
 JOB_EXPIRES_MS = 86_400_000
 # arq runs the lowest score first and treats a score in the future as "deferred": 1 ms after the
 # epoch is due now and ahead of every normally enqueued job.
 PRIORITY_SCORE = 1
+# oldest_due_age_s looks at this many priority jobs and this many timed ones (oldest first).
+_PEEK = 500
+# Our deadline for a job sits this far inside arq's hard job timeout.
+JOB_DEADLINE_MARGIN_S = 2.0
+OVERRUN_RETRY_CAP_S = 30.0
+ARQ_MAX_TRIES = 200
+# A worker that lost Redis rebuilds itself after 1, 2, 4 ... 30 s.
+RECONNECT_FIRST_S = 1.0
+RECONNECT_MAX_S = 30.0
+RECONNECT_RESET_AFTER_S = 60.0
 
 # ARGV: job key prefix, result key prefix, score, expiry (ms), then (job id, payload) pairs.
 _ENQUEUE_MANY = """
@@ -180,9 +197,50 @@ class JobQueue:
         except RedisError as exc:
             raise QueueUnavailableError(f"queue depth failed: {exc}") from exc
 
+    async def oldest_due_age_s(self, queue_name: str, *, now_ms: int | None = None) -> float | None:
+        """How long the longest-waiting job that is due and not started has been due (None: none).
 
-def _as_arq_job(name: str, job: JobFunction) -> Callable[..., Awaitable[str]]:
-    """Bind log context per job, log one summary line, and turn RetryJob into arq's Retry."""
+        A score is when the job became due: its enqueue time, or the end of its deferral (a retry's
+        backoff, a search page's back-pressure wait). Priority jobs carry PRIORITY_SCORE instead of a
+        time, so their enqueue time is read from the job itself. Jobs a worker has started stay in the
+        sorted set until they finish; they are skipped (their in-progress key is set).
+        """
+        now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+        try:
+            priority = await self._redis.zrangebyscore(queue_name, "-inf", PRIORITY_SCORE, start=0, num=_PEEK)
+            timed = await self._redis.zrangebyscore(
+                queue_name, f"({PRIORITY_SCORE}", now_ms, start=0, num=_PEEK, withscores=True
+            )
+            candidates = [(j.decode(), None) for j in priority] + [(j.decode(), int(s)) for j, s in timed]
+            if not candidates:
+                return None
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for job_id, _ in candidates:
+                    pipe.exists(in_progress_key_prefix + job_id)
+                    pipe.get(job_key_prefix + job_id)
+                replies = await pipe.execute()
+        except RedisError as exc:
+            raise QueueUnavailableError(f"queue read failed: {exc}") from exc
+        ages_ms = []
+        for (_, due_ms), started, payload in zip(candidates, replies[::2], replies[1::2], strict=True):
+            if started or payload is None:
+                continue
+            if due_ms is None:  # a priority job: due since it was enqueued
+                due_ms = int(_loads(payload).get("et") or now_ms)
+            ages_ms.append(now_ms - due_ms)
+        if not ages_ms and len(timed) == _PEEK:
+            # Every job looked at is running and more are due: the next waiting one is due since
+            # no earlier than the last one looked at.
+            ages_ms.append(now_ms - int(timed[-1][1]))
+        return max(0, max(ages_ms)) / 1000 if ages_ms else None
+
+
+def _as_arq_job(name: str, job: JobFunction, timeout_s: float) -> Callable[..., Awaitable[str]]:
+    """Bind log context per job, log one summary line, and turn RetryJob into arq's Retry.
+
+    The job also gets a deadline a little inside arq's own: arq treats its timeout as a final
+    failure (the job would be dropped), while an overrun here is retried like any transient error.
+    """
 
     async def run(ctx: dict[str, Any], *args: Any) -> str:
         structlog.contextvars.bind_contextvars(
@@ -190,16 +248,39 @@ def _as_arq_job(name: str, job: JobFunction) -> Callable[..., Awaitable[str]]:
             run_id=args[0] if args else None,
         )  # fmt: skip
         started = time.monotonic()
+        deadline = asyncio.timeout(timeout_s)
+        observe: JobObserver = ctx.get(JOB_OBSERVER) or _ignore
         try:
-            outcome = await job(ctx, *args)
+            async with deadline:
+                outcome = await job(ctx, *args)
         except RetryJob as retry:
             log.info("job.retry", defer_s=round(retry.defer_s, 3), reason=retry.reason)
+            observe(name, "retry")
             raise Retry(defer=retry.defer_s) from retry
+        except TimeoutError:
+            if not deadline.expired():
+                observe(name, "error")
+                raise
+            defer_s = min(OVERRUN_RETRY_CAP_S, float(ctx.get("job_try", 1)))
+            log.warning("job.overran", timeout_s=timeout_s, defer_s=defer_s)
+            observe(name, "retry")
+            raise Retry(defer=defer_s) from None
+        except asyncio.CancelledError:
+            observe(name, "cancelled")
+            raise
+        except Exception:
+            observe(name, "error")
+            raise
         log.info("job.done", outcome=outcome, duration_s=round(time.monotonic() - started, 3))
+        observe(name, outcome)
         return outcome
 
     run.__qualname__ = name
     return run
+
+
+def _ignore(job: str, outcome: str) -> None:
+    pass
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,25 +305,63 @@ async def run_worker(
     on_startup: Hook,
     on_shutdown: Hook,
 ) -> None:
-    """Run one arq worker until signalled (or, in burst mode, until the queue is empty)."""
+    """Run one worker until signalled (or, in burst mode, until the queue is empty).
+
+    The long-lived clients are made once (`on_startup`) and outlive the arq worker: when Redis
+    goes away, the arq worker is rebuilt after a growing pause instead of the process crashing
+    and being restarted in a loop.
+    """
+    await on_startup(ctx)
+    try:
+        delay_s = RECONNECT_FIRST_S
+        while True:
+            started = time.monotonic()
+            worker = _arq_worker(options, functions, ctx)
+            try:
+                await worker.async_run()  # sets main_task, which a SIGTERM drain cancels to stop
+                return
+            except (RedisError, OSError) as exc:
+                if options.burst:
+                    raise QueueUnavailableError(f"Redis unavailable: {exc}") from exc
+                if time.monotonic() - started > RECONNECT_RESET_AFTER_S:
+                    delay_s = RECONNECT_FIRST_S
+                log.warning("worker.redis_unavailable", error=str(exc), retry_in_s=delay_s)
+            finally:
+                with contextlib.suppress(RedisError, OSError):
+                    await worker.close()
+            await asyncio.sleep(delay_s)
+            delay_s = min(RECONNECT_MAX_S, delay_s * 2)
+    finally:
+        await on_shutdown(ctx)
+
+
+def _arq_worker(options: WorkerOptions, functions: Mapping[str, JobFunction], ctx: dict[str, Any]) -> Worker:
+    inner_s = max(1.0, options.job_timeout_s - JOB_DEADLINE_MARGIN_S)
     crons = [
-        cron(cast(Any, _as_arq_job(name, job)), name=name, second=set(range(0, 60, every_s)), unique=True)
+        cron(
+            cast(Any, _as_arq_job(name, job, inner_s)),
+            name=name,
+            second=set(range(0, 60, every_s)),
+            unique=True,
+        )
         for name, job, every_s in options.periodic
     ]
-    worker = Worker(
-        functions=[func(cast(Any, _as_arq_job(name, job)), name=name) for name, job in functions.items()],
+    return Worker(
+        functions=[
+            func(cast(Any, _as_arq_job(name, job, inner_s)), name=name) for name, job in functions.items()
+        ],
         cron_jobs=crons,
         queue_name=options.queue_name,
         redis_settings=RedisSettings.from_dsn(options.redis_url),
         ctx=ctx,
-        on_startup=cast(Any, on_startup),
-        on_shutdown=cast(Any, on_shutdown),
         burst=options.burst,
         max_jobs=options.concurrency,
         job_timeout=options.job_timeout_s,
         keep_result=0,  # results live in MongoDB; a kept result would also block re-enqueueing
-        # Our jobs decide when to give up (and dead-letter); arq's cap only stops crash loops.
-        max_tries=options.max_tries + 2,
+        # Our jobs decide when to give up (and dead-letter); arq's cap only stops a job that
+        # keeps killing its worker. It is high because our stores being away is retried until
+        # they are back (see RetryPolicy), and every retry counts as an arq try.
+        max_tries=ARQ_MAX_TRIES,
         job_completion_wait=options.drain_timeout_s,  # SIGTERM: stop taking jobs, drain, then stop
         poll_delay=options.poll_delay_s,
         health_check_interval=30,
@@ -251,7 +370,3 @@ async def run_worker(
         log_results=False,
         handle_signals=not options.burst,
     )
-    try:
-        await worker.async_run()  # sets main_task, which a SIGTERM drain cancels to stop
-    finally:
-        await worker.close()

@@ -5,7 +5,13 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from worker.errors import PermanentError, RetryJob, TransientError
+from worker.errors import (
+    PermanentError,
+    QueueUnavailableError,
+    RetryJob,
+    StoreUnavailableError,
+    TransientError,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,9 +36,15 @@ class RetryPolicy:
         return delay
 
     def next_step(self, error: Exception, attempt: int) -> RetryJob | None:
-        """A RetryJob to raise, or None when the failure is final (permanent, or tries used up)."""
+        """A RetryJob to raise, or None when the failure is final (permanent, or tries used up).
+
+        Our own stores being away (MongoDB, Redis) is not the item's fault: those failures are
+        retried until the stores come back (backoff capped at `cap_s`), never dead-lettered.
+        """
         if isinstance(error, PermanentError) or not isinstance(error, TransientError):
             return None
+        if isinstance(error, StoreUnavailableError | QueueUnavailableError):
+            return RetryJob(self.delay_s(min(attempt, 16)), reason=str(error))
         if attempt >= self.max_tries:
             return None
         return RetryJob(self.delay_s(attempt, error.retry_after_s), reason=str(error))

@@ -6,15 +6,18 @@ from dataclasses import dataclass
 from typing import Any, NotRequired, TypedDict, cast
 
 import redis.asyncio as aioredis
+from aiohttp import web
 from redis.exceptions import RedisError
 
 from config import Settings
 from worker import keys
 from worker.client import CoresignalClient
+from worker.credits import CreditsGate
 from worker.errors import QueueUnavailableError
-from worker.limiter import RateLimiter
+from worker.limiter import GrantObserver, RateLimiter
+from worker.metrics import Metrics, start_metrics_server
 from worker.progress import RunProgress
-from worker.queue import JobQueue
+from worker.queue import JOB_OBSERVER, JobQueue
 from worker.retry import RetryPolicy
 from worker.stash import ProfileStash
 from worker.store import MongoStore
@@ -30,12 +33,25 @@ class Services:
     queue: JobQueue
     progress: RunProgress
     stash: ProfileStash
+    credits: CreditsGate
+    metrics: Metrics
 
     @classmethod
-    async def open(cls, settings: Settings) -> Services:
+    async def open(cls, settings: Settings, *, metrics: Metrics | None = None) -> Services:
+        """`metrics`: share one registry with an embedding process (tests, the demo); default a new one."""
         client = aioredis.Redis.from_url(settings.redis_url, socket_timeout=10, health_check_interval=15)
         store = MongoStore.open(settings.mongodb_url, settings.mongodb_database)
-        services = cls(settings, client, store, JobQueue(client), RunProgress(client), ProfileStash(client))
+        services = cls(
+            settings=settings,
+            redis=client,
+            store=store,
+            queue=JobQueue(client),
+            progress=RunProgress(client),
+            stash=ProfileStash(client),
+            credits=CreditsGate(client),
+            metrics=metrics or Metrics(),
+        )
+        services.metrics.set_limits({cls: settings.rate_per_s(cls) for cls in keys.ENDPOINT_CLASSES})
         try:
             await services.ping()
             await store.ensure_indexes()
@@ -68,34 +84,52 @@ class WorkerContext(TypedDict):
     job_try: NotRequired[int]
 
 
-def build_limiter(settings: Settings, client: aioredis.Redis, api_key: str) -> RateLimiter:
+def build_limiter(
+    settings: Settings, client: aioredis.Redis, api_key: str, *, observer: GrantObserver | None = None
+) -> RateLimiter:
     return RateLimiter(
         client,
         api_key,
         {cls: settings.rate_per_s(cls) for cls in keys.ENDPOINT_CLASSES},
         safety_margin=settings.rate_safety_margin,
         max_ahead_s=settings.limiter_max_ahead_s,
-        acquire_timeout_s=settings.job_timeout_s / 2,
+        acquire_timeout_s=settings.job_timeout_s * 0.3,
+        observer=observer,
     )
 
 
 async def startup(ctx: dict[str, Any]) -> None:
+    """`ctx` may carry a `metrics` (a `Metrics`) to record into instead of a new registry."""
     settings = cast(Settings, ctx["settings"])
     api_key = settings.require_api_key()
-    services = await Services.open(settings)
+    services = await Services.open(settings, metrics=cast(Metrics | None, ctx.get("metrics")))
     ctx["services"] = services
     ctx["client"] = CoresignalClient.open(
         settings.coresignal_base_url,
         api_key,
         timeout_s=settings.request_timeout_s,
         limit=settings.worker_concurrency,
+        observer=services.metrics,
     )
-    ctx["limiter"] = build_limiter(settings, services.redis, api_key)
+    ctx["limiter"] = build_limiter(settings, services.redis, api_key, observer=services.metrics)
     ctx["retry"] = RetryPolicy(settings.max_tries, settings.retry_base_s, settings.retry_cap_s)
+    ctx[JOB_OBSERVER] = services.metrics.observe_job
+    if settings.metrics_port is not None:
+        try:
+            ctx["metrics_server"] = await start_metrics_server(
+                services, settings.metrics_host, settings.metrics_port
+            )
+        except BaseException:
+            await shutdown(ctx)
+            raise
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
+    """Close what startup opened; safe to call twice (startup calls it when it fails half-way)."""
+    server = ctx.pop("metrics_server", None)
+    if server is not None:
+        await cast(web.AppRunner, server).cleanup()
     if "client" in ctx:
-        await cast(CoresignalClient, ctx["client"]).close()
+        await cast(CoresignalClient, ctx.pop("client")).close()
     if "services" in ctx:
-        await cast(Services, ctx["services"]).close()
+        await cast(Services, ctx.pop("services")).close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Iterable, Sequence
 from datetime import datetime
 from typing import Any
@@ -131,11 +132,19 @@ class DeadLetters:
                 upsert=True,
             )
 
-    async def list(self, run_id: str | None = None, limit: int = 100) -> list[Doc]:
+    async def list(
+        self, run_id: str | None = None, limit: int = 100, *, reason_contains: str | None = None
+    ) -> list[Doc]:
         query: dict[str, Any] = {} if run_id is None else {"run_id": run_id}
+        if reason_contains:
+            query["reason"] = {"$regex": re.escape(reason_contains), "$options": "i"}
         async with translated("list dead-letters"):
             cursor = self._collection.find(query).sort("at", ASCENDING).limit(limit)
             return [doc async for doc in cursor]
+
+    async def delete(self, letter_id: str) -> None:
+        async with translated("delete dead-letter"):
+            await self._collection.delete_one({"_id": letter_id})
 
     async def count(self, run_id: str | None = None) -> int:
         query: dict[str, Any] = {} if run_id is None else {"run_id": run_id}

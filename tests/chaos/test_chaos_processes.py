@@ -1,0 +1,232 @@
+"""Reliability under process and service failures: real worker processes, the simulator, real Redis
+and the Mongo-wire server. Each test fails if a profile is lost or duplicated.
+
+Set CHAOS_REPORT=/path/file.jsonl to collect one result row per scenario (the reliability table)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import subprocess
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+
+from cli import services as svc
+from config import Settings
+from jobs.runs import RunState, get_status
+from simulator.population import Population
+from tests.conftest import with_overrides
+from tests.fleet_support import (
+    enqueue_ids,
+    job_events,
+    own_redis,
+    report_row,
+    sim_stats,
+    simulator_process,
+    start_worker,
+    tcp_proxy,
+    wait_for,
+    worker_env,
+)
+from worker.runtime import Services
+
+pytestmark = pytest.mark.slow
+REPORT = os.environ.get("CHAOS_REPORT")
+
+
+async def mirror_check(services: Services, count: int) -> tuple[int, int]:
+    """(lost, duplicated) for ids 0..count-1: lost = neither mirrored nor dead-lettered."""
+    expected = {Population.id_at(i) for i in range(count)}
+    mirrored = set([d["_id"] async for d in services.store.collection("employees").find({}, {"_id": True})])
+    letters = await services.store.dead_letters.list(limit=count + 1)
+    dead = {int(d["item_key"].split(":")[1]) for d in letters}
+    documents = await services.store.employees.count()
+    return len(expected - mirrored - dead), documents - len(mirrored)
+
+
+def stop_all(procs: list[subprocess.Popen[bytes]]) -> None:
+    for proc in procs:
+        svc.stop(proc)
+
+
+async def test_sigkill_half_the_workers_three_times(
+    settings: Settings, services: Services, tmp_path: Path
+) -> None:
+    rng = random.Random(20261129)
+    profiles = 1500
+    fleet: list[subprocess.Popen[bytes]] = []
+    logs: list[Path] = []
+    kills: list[tuple[datetime, set[str]]] = []
+    redis = aioredis.Redis.from_url(settings.redis_url)
+    with simulator_process(tmp_path) as port:
+        env = worker_env(settings, port)
+
+        def launch() -> None:
+            logs.append(tmp_path / f"worker-{len(logs)}.log")
+            fleet.append(start_worker(env, logs[-1], concurrency=15))
+
+        try:
+            for _ in range(4):
+                launch()
+            receipt = await enqueue_ids(services, profiles)
+            for _ in range(3):
+                await asyncio.sleep(rng.uniform(3.0, 8.0))
+                running = {
+                    k.decode().removeprefix("arq:in-progress:") for k in await redis.keys("arq:in-progress:*")
+                }
+                victims = rng.sample([p for p in fleet if p.poll() is None], 2)
+                kills.append((datetime.now().astimezone(), running))
+                for victim in victims:
+                    os.kill(victim.pid, signal.SIGKILL)
+                    victim.wait(timeout=10)
+                launch()
+                launch()
+            await wait_for(services, receipt.run_id, timeout_s=300)
+            collect = sim_stats(port)["classes"]["collect"]
+        finally:
+            stop_all(fleet)
+            await redis.aclose()
+
+    status = await get_status(services, receipt.run_id)
+    assert status is not None and status.state == RunState.FINISHED
+    lost, duplicated = await mirror_check(services, profiles)
+    assert (lost, duplicated) == (0, 0)
+    recovery_s = _recovery_times(kills, job_events(logs))
+    assert recovery_s and max(recovery_s) <= 30, recovery_s
+    report_row(
+        REPORT, scenario="SIGKILL 2 of 4 workers, 3 times", profiles=profiles, lost=lost,
+        duplicated=duplicated, recovery_s=round(max(recovery_s), 1),
+        upstream_per_profile=round(collect["accepted"] / profiles, 3),
+    )  # fmt: skip
+
+
+def _recovery_times(kills: list[tuple[datetime, set[str]]], events: list[dict[str, object]]) -> list[float]:
+    """Kill → the start of the first re-run (job_try > 1) of each job in progress at that kill."""
+    reruns: dict[str, datetime] = {}
+    for event in events:
+        if int(str(event["job_try"])) > 1:
+            done_at = datetime.fromisoformat(str(event["timestamp"]).replace("Z", "+00:00"))
+            at = done_at - timedelta(seconds=float(str(event["duration_s"])))
+            job_id = str(event["job_id"])
+            reruns[job_id] = min(at, reruns.get(job_id, at))
+    times = []
+    for killed_at, running in kills:
+        times += [
+            (reruns[j] - killed_at).total_seconds() for j in running if j in reruns and reruns[j] > killed_at
+        ]
+    return times
+
+
+async def test_sigterm_to_every_worker_drains_and_a_new_fleet_finishes(
+    settings: Settings, services: Services, tmp_path: Path
+) -> None:
+    profiles = 300
+    with simulator_process(tmp_path) as port:
+        env = worker_env(settings, port)
+        fleet = [start_worker(env, tmp_path / f"w{i}.log") for i in range(3)]
+        try:
+            receipt = await enqueue_ids(services, profiles)
+            await wait_for(services, receipt.run_id, processed=60, timeout_s=60)
+            started = time.monotonic()
+            for proc in fleet:
+                proc.send_signal(signal.SIGTERM)
+            assert [proc.wait(timeout=45) for proc in fleet] == [0, 0, 0]
+            drain_s = time.monotonic() - started
+            redis = aioredis.Redis.from_url(settings.redis_url)
+            assert await redis.keys("arq:in-progress:*") == []  # nothing cut off mid-flight
+            await redis.aclose()
+            fleet += [start_worker(env, tmp_path / f"again{i}.log") for i in range(2)]
+            await wait_for(services, receipt.run_id, timeout_s=120)
+            collect = sim_stats(port)["classes"]["collect"]
+        finally:
+            stop_all(fleet)
+
+    lost, duplicated = await mirror_check(services, profiles)
+    assert (lost, duplicated) == (0, 0)
+    assert collect["accepted"] == profiles  # no job was cut off and collected again
+    report_row(
+        REPORT, scenario="SIGTERM all 3 workers, restart 2", profiles=profiles, lost=lost,
+        duplicated=duplicated, recovery_s=round(drain_s, 1),
+        upstream_per_profile=round(collect["accepted"] / profiles, 3),
+    )  # fmt: skip
+
+
+async def test_redis_restarts_empty_mid_run_and_resume_completes_it(
+    settings: Settings, services: Services, tmp_path: Path
+) -> None:
+    profiles = 300
+    with own_redis(tmp_path) as (redis_port, restart), simulator_process(tmp_path) as port:
+        own = with_overrides(settings, redis_url=f"redis://127.0.0.1:{redis_port}/0")
+        env = worker_env(own, port)
+        fleet = [start_worker(env, tmp_path / f"w{i}.log") for i in range(2)]
+        local = await Services.open(own)
+        try:
+            receipt = await enqueue_ids(local, profiles)
+            await wait_for(local, receipt.run_id, processed=60, timeout_s=60)
+            restart(3.0)  # everything in Redis is gone: queue, counters, limiter
+            await asyncio.sleep(8)
+            assert all(proc.poll() is None for proc in fleet), "workers must survive a Redis restart"
+            started = time.monotonic()
+            resumed = subprocess.run(
+                svc.employee_sync_argv("resume", receipt.run_id),
+                env={**os.environ, **env}, capture_output=True, text=True, timeout=60, check=False,
+            )  # fmt: skip
+            assert resumed.returncode == 0, resumed.stderr
+            await wait_for(local, receipt.run_id, timeout_s=180)
+            recovery_s = time.monotonic() - started
+            collect = sim_stats(port)["classes"]["collect"]
+        finally:
+            stop_all(fleet)
+            await local.close()
+
+    lost, duplicated = await mirror_check(services, profiles)
+    assert (lost, duplicated) == (0, 0)
+    reconnects = job_events([tmp_path / "w0.log", tmp_path / "w1.log"], "worker.redis_unavailable")
+    assert len(reconnects) <= 12, "a worker reconnects with backoff, not in a tight loop"
+    report_row(
+        REPORT, scenario="Redis restarted empty mid-run, then resume", profiles=profiles, lost=lost,
+        duplicated=duplicated, recovery_s=round(recovery_s, 1),
+        upstream_per_profile=round(collect["accepted"] / profiles, 3),
+    )  # fmt: skip
+
+
+async def test_mongodb_unreachable_for_30_seconds(
+    settings: Settings, services: Services, tmp_path: Path
+) -> None:
+    profiles = 200
+    mongo_port = int(settings.mongodb_url.rsplit(":", 1)[1])
+    async with tcp_proxy(mongo_port) as proxy:
+        via_proxy = with_overrides(settings, mongodb_url=f"mongodb://127.0.0.1:{proxy.port}")
+        with simulator_process(tmp_path) as port:
+            fleet = [start_worker(worker_env(via_proxy, port), tmp_path / f"w{i}.log") for i in range(2)]
+            try:
+                receipt = await enqueue_ids(services, profiles)
+                await wait_for(services, receipt.run_id, processed=40, timeout_s=60)
+                proxy.cut = True
+                proxy.disconnect_all()
+                await asyncio.sleep(30)
+                proxy.cut = False
+                back = time.monotonic()
+                await wait_for(services, receipt.run_id, timeout_s=180)
+                recovery_s = time.monotonic() - back
+                collect = sim_stats(port)["classes"]["collect"]
+            finally:
+                stop_all(fleet)
+
+    lost, duplicated = await mirror_check(services, profiles)
+    assert (lost, duplicated) == (0, 0)
+    assert await services.store.dead_letters.count() == 0  # an outage of ours is never the item's fault
+    # Profiles collected during the outage were kept for their retry: no credit spent twice.
+    assert collect["accepted"] <= profiles + 5
+    retries = job_events([tmp_path / "w0.log", tmp_path / "w1.log"], "job.retry")
+    assert len(retries) < profiles * 5, "retries back off; no busy loop"
+    report_row(
+        REPORT, scenario="MongoDB unreachable for 30 s", profiles=profiles, lost=lost, duplicated=duplicated,
+        recovery_s=round(recovery_s, 1), upstream_per_profile=round(collect["accepted"] / profiles, 3),
+    )  # fmt: skip

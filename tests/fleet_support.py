@@ -1,0 +1,197 @@
+"""Helpers for tests that drive real processes: workers, the simulator, a TCP proxy, a Redis of their own."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import json
+import shutil
+import subprocess
+import time
+import urllib.request
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+from cli import services as svc
+from config import Settings
+from jobs.inputs import read_lines
+from jobs.producers import Receipt, enqueue_lines
+from jobs.runs import RunState, get_status
+from simulator.population import Population
+from tests.conftest import TEST_API_KEY
+from worker.runtime import Services
+
+TERMINAL = (RunState.FINISHED, RunState.FAILED, RunState.CANCELLED)
+
+
+def sim_admin(port: int, method: str, path: str, body: object = None) -> dict[str, Any]:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/_sim/{path}",
+        data=data,
+        method=method,
+        headers={"content-type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as resp:
+        return dict(json.load(resp))
+
+
+def sim_stats(port: int) -> dict[str, Any]:
+    return sim_admin(port, "GET", "stats")
+
+
+@contextlib.contextmanager
+def simulator_process(log_dir: Path, *extra: str, population: int = 2000) -> Iterator[int]:
+    port = svc.free_port()
+    args = ["--api-key", TEST_API_KEY, "--population", str(population), *extra]
+    proc = svc.start_simulator(port, extra=args, log_path=log_dir / "simulator.log")
+    try:
+        yield port
+    finally:
+        svc.stop(proc)
+
+
+def worker_env(settings: Settings, sim_port: int, **extra: str) -> dict[str, str]:
+    return {
+        "CORESIGNAL_API_KEY": TEST_API_KEY,
+        "CORESIGNAL_BASE_URL": f"http://127.0.0.1:{sim_port}/cdapi",
+        "REDIS_URL": settings.redis_url,
+        "MONGODB_URL": settings.mongodb_url,
+        "MONGODB_DATABASE": settings.mongodb_database,
+        "LOG_JSON": "true",
+        **extra,
+    }
+
+
+def start_worker(env: dict[str, str], log: Path, concurrency: int = 20) -> subprocess.Popen[bytes]:
+    return svc.spawn(
+        svc.employee_sync_argv("worker", "--concurrency", str(concurrency)), env=env, log_path=log
+    )
+
+
+async def enqueue_ids(services: Services, count: int, first: int = 0) -> Receipt:
+    text = "\n".join(str(Population.id_at(i)) for i in range(first, first + count))
+    return await enqueue_lines(services, read_lines(io.BytesIO(text.encode())), "ids", source="test")
+
+
+async def wait_for(
+    services: Services,
+    run_id: str,
+    *,
+    processed: int | None = None,
+    states: tuple[str, ...] = TERMINAL,
+    timeout_s: float,
+) -> None:
+    deadline = time.monotonic() + timeout_s
+    status = None
+    while time.monotonic() < deadline:
+        with contextlib.suppress(Exception):  # a store may be away on purpose in these tests
+            status = await get_status(services, run_id)
+            assert status is not None
+            if processed is not None and status.processed >= processed:
+                return
+            if processed is None and status.state in states:
+                return
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"run {run_id} not there after {timeout_s}s: {status and status.as_dict()}")
+
+
+def job_events(log_paths: list[Path], event: str = "job.done") -> list[dict[str, Any]]:
+    events = []
+    for path in log_paths:
+        if not path.exists():
+            continue
+        for line in path.read_text(errors="replace").splitlines():
+            if line.startswith("{") and f'"{event}"' in line:
+                with contextlib.suppress(ValueError):
+                    events.append(json.loads(line))
+    return events
+
+
+@contextlib.contextmanager
+def own_redis(log_dir: Path) -> Iterator[tuple[int, Any]]:
+    """A redis-server of the test's own on a spare port, with a function to restart it empty."""
+    port = svc.free_port()
+    binary = shutil.which("redis-server") or "redis-server"
+    argv = [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"]
+    procs = [svc.spawn(argv, log_path=log_dir / "own-redis.log")]
+    svc.wait_for_port("127.0.0.1", port, timeout_s=10, proc=procs[0])
+
+    def restart(down_s: float) -> None:
+        svc.stop(procs[-1])
+        time.sleep(down_s)
+        procs.append(svc.spawn(argv, log_path=log_dir / "own-redis.log"))
+        svc.wait_for_port("127.0.0.1", port, timeout_s=10, proc=procs[-1])
+
+    try:
+        yield port, restart
+    finally:
+        for proc in procs:
+            svc.stop(proc)
+
+
+class TcpProxy:
+    """A loopback TCP proxy that can cut every connection and refuse new ones for a while:
+    MongoDB "unreachable" for the workers, while the server and its data stay up."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._open: set[asyncio.StreamWriter] = set()
+        self.cut = False
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = int(self._server.sockets[0].getsockname()[1])
+
+    async def close(self) -> None:
+        self.disconnect_all()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    def disconnect_all(self) -> None:
+        for writer in list(self._open):
+            writer.transport.abort()
+        self._open.clear()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.cut:
+            writer.transport.abort()
+            return
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        except OSError:
+            writer.transport.abort()
+            return
+        self._open.update((writer, up_writer))
+        await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer), return_exceptions=True)
+        for w in (writer, up_writer):
+            self._open.discard(w)
+            w.transport.abort()
+
+
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    while data := await reader.read(65536):
+        writer.write(data)
+        await writer.drain()
+
+
+@contextlib.asynccontextmanager
+async def tcp_proxy(target_port: int) -> AsyncIterator[TcpProxy]:
+    proxy = TcpProxy(target_port)
+    await proxy.start()
+    try:
+        yield proxy
+    finally:
+        await proxy.close()
+
+
+def report_row(path: str | None, **row: Any) -> None:
+    """Append one result row for the reliability table (when CHAOS_REPORT names a file)."""
+    if path:
+        with Path(path).open("a") as out:
+            out.write(json.dumps(row) + "\n")

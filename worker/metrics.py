@@ -1,0 +1,217 @@
+"""Prometheus metrics: one `Metrics` (own registry) per `Services`, shared by workers, the API and the CLI.
+
+Counters are fed by small observer hooks at the narrowest place that knows the fact: the limiter
+(grants and waits), the API client (statuses, 429s, credits), the collect job (sink outcomes) and the
+queue's job wrapper (job outcomes). Queue and run gauges are read from Redis and MongoDB when scraped
+(`render_metrics`), so any process can serve a fleet-wide view.
+
+Labels hold only small fixed vocabularies (endpoint class, status code, state, outcome): never an
+API key, a run id or an employee id.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+import structlog
+from aiohttp import web
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+from worker import keys
+from worker.errors import MetricsPortError, TransientError
+
+if TYPE_CHECKING:
+    from worker.runtime import Services
+
+log = structlog.get_logger("employee_sync.metrics")
+
+PREFIX = "employee_sync"
+
+# The run states a scrape reports, zero included. `jobs.runs.RUN_STATES` is the source of truth (the
+# worker package does not import jobs); tests/test_metrics.py checks that the two agree.
+RUN_STATES = ("enqueueing", "running", "paused", "finished", "failed", "cancelled")
+SINK_OUTCOMES = ("inserted", "changed", "unchanged", "tombstoned")
+
+# Limiter waits: a free slot is ~0 s, a full booking horizon is LIMITER_MAX_AHEAD_S (2 s), a 429
+# cool-down adds Retry-After, and acquire gives up at JOB_TIMEOUT_S / 2 (30 s).
+WAIT_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 15.0, 20.0, 30.0)
+
+_OUTCOME_WORD = re.compile(r"[a-z][a-z_]{0,31}")
+
+
+def outcome_label(outcome: str) -> str:
+    """A job's outcome text reduced to its leading word: `page 3: 1000 ids, ...` → `page`.
+
+    Job outcomes carry details (page numbers, counts); a label must not, or every page makes a series.
+    """
+    match = _OUTCOME_WORD.match(outcome.strip().lower())
+    return match.group(0) if match else "other"
+
+
+class Metrics:
+    """The metric families and the hooks that feed them. Implements the client's `ResponseObserver`
+    and the limiter's `GrantObserver` protocols structurally (neither module imports this one)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.limiter_grants = Counter(
+            f"{PREFIX}_limiter_grants",
+            "Rate-limit slots granted to this process",
+            ["endpoint_class"],
+            registry=r,
+        )
+        self.limiter_limit = Gauge(
+            f"{PREFIX}_limiter_limit_rps",
+            "Configured upstream rate limit (requests per second) per endpoint class",
+            ["endpoint_class"],
+            registry=r,
+        )
+        self.limiter_wait = Histogram(
+            f"{PREFIX}_limiter_wait_seconds",
+            "Time from asking the limiter for a slot to the slot (includes 429 cool-downs)",
+            ["endpoint_class"],
+            buckets=WAIT_BUCKETS_S,
+            registry=r,
+        )
+        self.upstream_responses = Counter(
+            f"{PREFIX}_upstream_responses",
+            "Upstream API responses by HTTP status (`error`: no response: timeout, connection failure)",
+            ["endpoint_class", "status"],
+            registry=r,
+        )
+        self.upstream_429 = Counter(
+            f"{PREFIX}_upstream_429", "Upstream 429 (rate limited) responses", ["endpoint_class"], registry=r
+        )
+        self.credits_remaining = Gauge(
+            f"{PREFIX}_credits_remaining",
+            "Upstream credit balance in the last x-credits-remaining header this process saw (NaN: none)",
+            registry=r,
+        )
+        self.queue_depth = Gauge(
+            f"{PREFIX}_queue_depth",
+            "Jobs in the queue: waiting, deferred (retries, back-pressure) and running; read when scraped",
+            registry=r,
+        )
+        self.queue_oldest_age = Gauge(
+            f"{PREFIX}_queue_oldest_job_age_seconds",
+            "How long the longest-waiting due, not started job has been due (0: none); read when scraped",
+            registry=r,
+        )
+        self.jobs = Counter(
+            f"{PREFIX}_jobs", "Jobs run by this process, by job and outcome", ["job", "outcome"], registry=r
+        )
+        self.sink_outcomes = Counter(
+            f"{PREFIX}_sink_outcomes", "Writes to the MongoDB mirror by outcome", ["outcome"], registry=r
+        )
+        self.runs = Gauge(f"{PREFIX}_runs", "Runs by state; read when scraped", ["state"], registry=r)
+        self.backend_up = Gauge(
+            f"{PREFIX}_scrape_backend_up",
+            "1 if the last scrape could read the gauges kept in this backend (redis, mongodb), else 0",
+            ["backend"],
+            registry=r,
+        )
+        self.credits_remaining.set(math.nan)
+        for cls in keys.ENDPOINT_CLASSES:
+            self.limiter_grants.labels(cls)
+            self.upstream_429.labels(cls)
+        for outcome in SINK_OUTCOMES:
+            self.sink_outcomes.labels(outcome)
+
+    def set_limits(self, rates_per_s: Mapping[str, float]) -> None:
+        for endpoint_class, rate in rates_per_s.items():
+            self.limiter_limit.labels(endpoint_class).set(rate)
+
+    # Hooks: called on hot paths, in memory only, never raise.
+
+    def observe_grant(self, endpoint_class: str, waited_s: float) -> None:
+        self.limiter_grants.labels(endpoint_class).inc()
+        self.limiter_wait.labels(endpoint_class).observe(max(0.0, waited_s))
+
+    def observe_response(
+        self, endpoint_class: str, status: int | None, credits_remaining: int | None
+    ) -> None:
+        self.upstream_responses.labels(endpoint_class, "error" if status is None else str(status)).inc()
+        if status == 429:
+            self.upstream_429.labels(endpoint_class).inc()
+        if credits_remaining is not None:
+            self.credits_remaining.set(credits_remaining)
+
+    def observe_job(self, job: str, outcome: str) -> None:
+        self.jobs.labels(job, outcome_label(outcome)).inc()
+
+    def observe_sink(self, outcome: str) -> None:
+        self.sink_outcomes.labels(outcome).inc()
+
+    def render(self) -> tuple[bytes, str]:
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+async def refresh_scrape_gauges(services: Services) -> None:
+    """Read the fleet-wide gauges: queue depth and age from Redis, runs by state from MongoDB.
+
+    A backend that does not answer marks `scrape_backend_up{backend}` 0 and leaves its gauges as they
+    were; the rest of the scrape still works (a metrics endpoint must not fail with what it watches).
+    """
+    metrics = services.metrics
+    try:
+        depth = await services.queue.depth(keys.JOB_QUEUE)
+        age_s = await services.queue.oldest_due_age_s(keys.JOB_QUEUE)
+    except TransientError as exc:
+        _backend_down(metrics, "redis", exc)
+    else:
+        metrics.queue_depth.set(depth)
+        metrics.queue_oldest_age.set(age_s or 0.0)
+        metrics.backend_up.labels("redis").set(1)
+    try:
+        counts = {state: await services.store.runs.count({"state": state}) for state in RUN_STATES}
+    except TransientError as exc:
+        _backend_down(metrics, "mongodb", exc)
+    else:
+        for state, count in counts.items():
+            metrics.runs.labels(state).set(count)
+        metrics.backend_up.labels("mongodb").set(1)
+
+
+def _backend_down(metrics: Metrics, backend: str, exc: TransientError) -> None:
+    log.warning("metrics.backend_unavailable", backend=backend, error=str(exc))
+    metrics.backend_up.labels(backend).set(0)
+
+
+async def render_metrics(services: Services) -> tuple[bytes, str]:
+    """Refresh the scrape-time gauges, then the text exposition and its content type."""
+    await refresh_scrape_gauges(services)
+    return services.metrics.render()
+
+
+async def start_metrics_server(services: Services, host: str, port: int) -> web.AppRunner:
+    """Serve `GET /metrics` (render_metrics) for a worker process; stop it with `runner.cleanup()`."""
+
+    async def handler(request: web.Request) -> web.Response:
+        body, content_type = await render_metrics(services)
+        return web.Response(body=body, headers={"Content-Type": content_type})
+
+    app = web.Application()
+    app.router.add_get("/metrics", handler)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port).start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise MetricsPortError(
+            f"cannot serve metrics on {host}:{port}: {exc.strerror or exc}; "
+            "each worker process on a host needs its own METRICS_PORT"
+        ) from exc
+    log.info("metrics.serving", host=host, port=port)
+    return runner
