@@ -124,6 +124,17 @@ def cmd_resume(settings: Settings, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_pause_or_cancel(settings: Settings, args: argparse.Namespace) -> int:
+    from cli.wiring import control
+
+    status = _run_value(control(settings, args.command, args.run_id))
+    if args.json:
+        _print_json(status.as_dict())
+    else:
+        print(f"run {status.run_id} is {status.state}")
+    return EXIT_OK
+
+
 def _open_input(source: str) -> Any:
     import contextlib
 
@@ -258,7 +269,19 @@ def build_parser() -> argparse.ArgumentParser:
     runs.add_argument("--json", action="store_true")
     runs.set_defaults(handler=cmd_runs)
 
-    resume = sub.add_parser("resume", help="re-enqueue what a run has not finished (after a Redis loss)")
+    for action, what in (
+        ("pause", "take a run's queued jobs out until it is resumed"),
+        ("cancel", "stop a run for good (started jobs finish)"),
+    ):
+        control = sub.add_parser(action, help=what)
+        control.add_argument("run_id")
+        control.add_argument("--json", action="store_true")
+        control.set_defaults(handler=cmd_pause_or_cancel)  # fmt: skip
+
+    resume = sub.add_parser(
+        "resume",
+        help="continue a paused run, or rebuild a running/failed one from MongoDB (after a Redis loss)",
+    )
     resume.add_argument("run_id")
     resume.add_argument("--json", action="store_true")
     resume.set_defaults(handler=cmd_resume)

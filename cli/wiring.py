@@ -8,6 +8,7 @@ from typing import Any, BinaryIO
 
 from config import Settings
 from jobs.collect import collect
+from jobs.control import cancel_run, pause_run
 from jobs.deadletter import list_dead_letters, requeue_dead_letters
 from jobs.feeder import feeder_tick
 from jobs.inputs import InputKind, Rejected, read_lines
@@ -88,6 +89,16 @@ async def resume(settings: Settings, run_id: str) -> ResumeReport:
     services = await Services.open(settings)
     try:
         return await resume_run(services, run_id)
+    finally:
+        await services.close()
+
+
+async def control(settings: Settings, action: str, run_id: str) -> RunStatus:
+    services = await Services.open(settings)
+    try:
+        if action == "pause":
+            return await pause_run(services, run_id)
+        return await cancel_run(services, run_id)
     finally:
         await services.close()
 

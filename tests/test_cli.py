@@ -84,3 +84,13 @@ def test_an_unknown_run_is_reported(settings: Settings) -> None:
     result = run_cli(settings, "status", "no-such-run")
     assert result.returncode == 1
     assert "no run 'no-such-run'" in result.stderr
+
+
+def test_pause_and_cancel_from_the_command_line(settings: Settings, tmp_path: Path) -> None:
+    run_id = run_cli(settings, "enqueue", "ids", "-", stdin=b"10000\n10007\n").stdout.strip()
+    paused = run_cli(settings, "pause", run_id, "--json")
+    assert paused.returncode == 0 and json.loads(paused.stdout)["state"] == "paused"
+    again = run_cli(settings, "pause", run_id)
+    assert again.returncode == 1 and "is paused" in again.stderr
+    cancelled = run_cli(settings, "cancel", run_id)
+    assert cancelled.returncode == 0 and cancelled.stdout.strip() == f"run {run_id} is cancelled"

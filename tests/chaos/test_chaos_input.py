@@ -56,8 +56,8 @@ async def test_garbage_binary_and_overlong_lines_are_reported_and_the_good_lines
     assert [(r["line"], r["reason"].split(" ")[0]) for r in data["rejected_lines"]] == [
         (2, "line"),  # not valid UTF-8
         (3, "line"),  # longer than the limit
-        (6, "not"),  # SQL-looking junk is just not a name
-        (7, "not"),  # 101 characters
+        (7, "not"),  # SQL-looking junk is just not a name
+        (8, "not"),  # 101 characters
     ]
     status = cli(settings, "status", data["run_id"], "--json")
     assert json.loads(status.stdout)["accepted"] == 3
