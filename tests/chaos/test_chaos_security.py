@@ -103,6 +103,7 @@ def test_the_http_api_refuses_calls_without_a_valid_token(settings: Settings, tm
             with pytest.raises(urllib.error.HTTPError) as refused:
                 urllib.request.urlopen(urllib.request.Request(f"{base}/v1/runs", headers=headers), timeout=10)
             assert refused.value.code == 401
+            refused.value.close()  # an HTTPError holds the response's socket
         ok = urllib.request.Request(f"{base}/v1/runs", headers={"Authorization": f"Bearer {TOKEN}"})
         with urllib.request.urlopen(ok, timeout=10) as resp:
             assert resp.status == 200
