@@ -3,13 +3,9 @@ a worker loses no job. Real processes, the simulator as a subprocess, real Redis
 
 from __future__ import annotations
 
-import asyncio
-import io
 import json
 import os
 import signal
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,11 +15,10 @@ import redis.asyncio as aioredis
 from bench.rate import run_scenario
 from cli import services as svc
 from config import Settings
-from jobs.inputs import read_lines
-from jobs.producers import Receipt, enqueue_lines
 from jobs.runs import RunState, get_status
 from simulator.population import Population
 from tests.conftest import TEST_API_KEY
+from tests.fleet_support import enqueue_ids, sim_admin, sim_stats, start_worker, wait_for, worker_env
 from worker import keys
 from worker.runtime import Services
 
@@ -41,57 +36,8 @@ def sim_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
         svc.stop(proc)
 
 
-def sim_stats(port: int) -> dict[str, object]:
-    import urllib.request
-
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/_sim/stats", timeout=5) as resp:
-        return dict(json.load(resp))
-
-
 def reset_sim(port: int) -> None:
-    import urllib.request
-
-    req = urllib.request.Request(f"http://127.0.0.1:{port}/_sim/reset", method="POST")
-    with urllib.request.urlopen(req, timeout=5):
-        pass
-
-
-def worker_env(settings: Settings, sim_port: int, **extra: str) -> dict[str, str]:
-    return {
-        "CORESIGNAL_API_KEY": TEST_API_KEY,
-        "CORESIGNAL_BASE_URL": f"http://127.0.0.1:{sim_port}/cdapi",
-        "REDIS_URL": settings.redis_url,
-        "MONGODB_URL": settings.mongodb_url,
-        "MONGODB_DATABASE": settings.mongodb_database,
-        "LOG_JSON": "true",
-        **extra,
-    }
-
-
-def start_worker(env: dict[str, str], log: Path, concurrency: int = 20) -> subprocess.Popen[bytes]:
-    return svc.spawn(
-        svc.employee_sync_argv("worker", "--concurrency", str(concurrency)), env=env, log_path=log
-    )
-
-
-async def enqueue_ids(services: Services, count: int) -> Receipt:
-    text = "\n".join(str(Population.id_at(i)) for i in range(count))
-    return await enqueue_lines(services, read_lines(io.BytesIO(text.encode())), "ids", source="test")
-
-
-async def wait_for(
-    services: Services, run_id: str, *, processed: int | None = None, timeout_s: float
-) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        status = await get_status(services, run_id)
-        assert status is not None
-        if processed is not None and status.processed >= processed:
-            return
-        if processed is None and status.state == RunState.FINISHED:
-            return
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"run {run_id} not there after {timeout_s}s: {status.as_dict()}")
+    sim_admin(port, "POST", "reset")
 
 
 def test_several_processes_share_one_budget(sim_port: int, clean_redis: str) -> None:
