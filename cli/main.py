@@ -201,11 +201,11 @@ def cmd_api(settings: Settings, args: argparse.Namespace) -> int:
     except ApiConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    # The bearer tokens join the API key in the log scrubber: never logged, even inside an exception.
+    # Re-configured now that the tokens are known to be needed: never logged, even inside an exception.
     configure_logging(
         settings.log_level,
         json=settings.log_json,
-        secrets=[settings.coresignal_api_key.get_secret_value(), *settings.bearer_tokens()],
+        secrets=settings.secrets(),
     )
     return _run(serve(settings, args.host, args.port, insecure=args.insecure_no_auth))
 
