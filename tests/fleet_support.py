@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import io
 import json
+import os
 import shutil
 import subprocess
 import time
@@ -24,6 +25,25 @@ from tests.conftest import TEST_API_KEY
 from worker.runtime import Services
 
 TERMINAL = (RunState.FINISHED, RunState.FAILED, RunState.CANCELLED)
+
+
+def run_cli(
+    settings: Settings, *args: str, stdin: str | bytes | None = None, timeout_s: float = 60, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """`employee-sync ARGS` as a user runs it: a real process on the test's Redis and database."""
+    environment = {
+        **os.environ,
+        "CORESIGNAL_API_KEY": TEST_API_KEY,
+        "REDIS_URL": settings.redis_url,
+        "MONGODB_URL": settings.mongodb_url,
+        "MONGODB_DATABASE": settings.mongodb_database,
+        **env,
+    }
+    text = stdin.decode() if isinstance(stdin, bytes) else stdin
+    return subprocess.run(
+        svc.employee_sync_argv(*args),
+        input=text, capture_output=True, text=True, env=environment, timeout=timeout_s, check=False,
+    )  # fmt: skip
 
 
 def sim_admin(port: int, method: str, path: str, body: object = None) -> dict[str, Any]:

@@ -3,35 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from pathlib import Path
 
-from cli.services import employee_sync_argv
 from config import Settings
-from tests.conftest import TEST_API_KEY
-
-
-def run_cli(
-    settings: Settings, *args: str, stdin: bytes | None = None, **env: str
-) -> subprocess.CompletedProcess[str]:
-    environment = {
-        **os.environ,
-        "CORESIGNAL_API_KEY": TEST_API_KEY,
-        "REDIS_URL": settings.redis_url,
-        "MONGODB_URL": settings.mongodb_url,
-        "MONGODB_DATABASE": settings.mongodb_database,
-        **env,
-    }
-    return subprocess.run(
-        employee_sync_argv(*args),
-        input=stdin.decode() if stdin is not None else None,
-        capture_output=True,
-        text=True,
-        env=environment,
-        timeout=60,
-        check=False,
-    )
+from tests.fleet_support import run_cli
 
 
 def test_enqueue_names_reports_each_bad_line_and_keeps_the_good_ones(

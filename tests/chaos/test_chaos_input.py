@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
 import resource
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from cli.services import employee_sync_argv
 from config import Settings
 from jobs.inputs import MAX_LINE_BYTES
-from tests.conftest import TEST_API_KEY
+from tests.fleet_support import run_cli
 from worker import keys
 from worker.runtime import Services
 
@@ -21,22 +19,7 @@ pytestmark = pytest.mark.slow
 
 
 def cli(settings: Settings, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "CORESIGNAL_API_KEY": TEST_API_KEY,
-        "REDIS_URL": settings.redis_url,
-        "MONGODB_URL": settings.mongodb_url,
-        "MONGODB_DATABASE": settings.mongodb_database,
-    }
-    return subprocess.run(
-        employee_sync_argv(*args),
-        input=stdin,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    return run_cli(settings, *args, stdin=stdin, timeout_s=300)
 
 
 async def test_garbage_binary_and_overlong_lines_are_reported_and_the_good_lines_kept(
