@@ -17,7 +17,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from worker.errors import InputError, QueueUnavailableError, StoreUnavailableError, TransientError
+from worker.errors import InputError, RedisUnavailableError, StoreUnavailableError, TransientError
 
 log = structlog.get_logger("employee_sync.api")
 
@@ -88,7 +88,7 @@ def unavailable_message(exc: TransientError) -> str:
     """Which backing service is away, without its connection details (hosts, credentials)."""
     if isinstance(exc, StoreUnavailableError):
         return "MongoDB is not answering; try again later"
-    if isinstance(exc, QueueUnavailableError):
+    if isinstance(exc, RedisUnavailableError):
         return "Redis is not answering; try again later"
     return "a backing service is not answering; try again later"
 

@@ -2,7 +2,9 @@
 
 - `MONGODB_URL` set: the suite runs against that server (e.g. `docker compose up -d mongo`).
   Unset: a Mongo-wire server (mongoeco, in memory) is started for the session on a free port.
-- `TEST_REDIS_URL` (default `redis://127.0.0.1:6379/15`): a database of its own, flushed per test.
+- `TEST_REDIS_URL` set: that Redis database, flushed per test. Unset: the session claims a free database
+  (15 down to 1) on 127.0.0.1:6379 with a lease key in database 0, so two copies of the suite can run side
+  by side on one Redis without flushing each other's keys.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+import redis
 import redis.asyncio as aioredis
 
 from cli import services as svc
@@ -27,11 +30,35 @@ def with_overrides(settings: Settings, **changes: object) -> Settings:
     return Settings.model_validate({**settings.model_dump(), **changes})
 
 
+_SUITE_LEASE_S = 3 * 3600  # longer than any suite run; a crashed suite's claim lapses by itself
+
+
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
-    url = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
-    with svc.redis_available(url):
-        yield url
+    explicit = os.environ.get("TEST_REDIS_URL")
+    base = explicit or "redis://127.0.0.1:6379/0"
+    with svc.redis_available(base):
+        if explicit:
+            yield explicit
+            return
+        lease = redis.Redis.from_url(base)
+        token = uuid.uuid4().hex
+        claimed = next(
+            (
+                db
+                for db in range(15, 0, -1)
+                if lease.set(f"es-test-suite:db:{db}", token, nx=True, ex=_SUITE_LEASE_S)
+            ),
+            None,
+        )
+        if claimed is None:
+            raise RuntimeError("every Redis database 1..15 is claimed by another test session")
+        try:
+            yield f"redis://127.0.0.1:6379/{claimed}"
+        finally:
+            if lease.get(f"es-test-suite:db:{claimed}") == token.encode():
+                lease.delete(f"es-test-suite:db:{claimed}")
+            lease.close()
 
 
 @pytest.fixture(scope="session")

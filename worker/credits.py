@@ -7,10 +7,9 @@ request means every request would get one.
 from __future__ import annotations
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 
 from worker import keys
-from worker.errors import QueueUnavailableError
+from worker.redis_errors import redis_boundary
 
 
 class CreditsGate:
@@ -18,19 +17,13 @@ class CreditsGate:
         self._redis = client
 
     async def exhausted(self) -> bool:
-        try:
+        async with redis_boundary("credits flag"):
             return bool(await self._redis.exists(keys.CREDITS_EXHAUSTED))
-        except RedisError as exc:
-            raise QueueUnavailableError(f"credits flag unreadable: {exc}") from exc
 
     async def mark_exhausted(self) -> None:
-        try:
+        async with redis_boundary("credits flag set"):
             await self._redis.set(keys.CREDITS_EXHAUSTED, "1")
-        except RedisError as exc:
-            raise QueueUnavailableError(f"credits flag not set: {exc}") from exc
 
     async def clear(self) -> None:
-        try:
+        async with redis_boundary("credits flag clear"):
             await self._redis.delete(keys.CREDITS_EXHAUSTED)
-        except RedisError as exc:
-            raise QueueUnavailableError(f"credits flag not cleared: {exc}") from exc

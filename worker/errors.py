@@ -5,7 +5,7 @@
     │   ├── RateLimitedError           upstream 429; carries retry_after_s
     │   ├── UpstreamUnavailableError   5xx, timeout, connection error, malformed body
     │   ├── StoreUnavailableError      MongoDB not answering
-    │   └── QueueUnavailableError      Redis not answering
+    │   └── RedisUnavailableError      Redis not answering (queue, limiter, counters, credits flag, locks)
     ├── PermanentError                 retrying cannot help; recorded in the dead-letter
     │   ├── AuthError                  401: the API key is wrong
     │   ├── NotFoundError              404: no such employee (tombstone, not a failure)
@@ -48,7 +48,7 @@ class StoreUnavailableError(TransientError):
     """MongoDB did not answer."""
 
 
-class QueueUnavailableError(TransientError):
+class RedisUnavailableError(TransientError):
     """Redis did not answer."""
 
 

@@ -23,11 +23,11 @@ from importlib.resources import files
 from typing import Protocol
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 
 from worker import keys
-from worker.errors import QueueUnavailableError, TransientError
+from worker.errors import TransientError
 from worker.keys import EndpointClass
+from worker.redis_errors import redis_boundary
 
 _SCRIPT = files("worker").joinpath("gcra.lua").read_text(encoding="utf-8")
 _US = 1_000_000
@@ -116,10 +116,8 @@ class RateLimiter:
 
     async def _cooled_down_since(self, bucket: list[str], slot_us: int) -> bool:
         """True if a 429 cool-down now covers a slot we booked before it was set."""
-        try:
+        async with redis_boundary("rate limiter storage"):
             raw = await self._redis.get(bucket[1])
-        except RedisError as exc:
-            raise QueueUnavailableError(f"rate limiter storage unavailable: {exc}") from exc
         return raw is not None and int(raw) > slot_us
 
     def _check_timeout(self, started: float, next_pause_s: float) -> None:
@@ -127,9 +125,7 @@ class RateLimiter:
             raise LimiterBusyError(f"no rate-limit slot within {self._acquire_timeout_s:.0f}s")
 
     async def _run(self, bucket: list[str], *args: str | int) -> tuple[int, int, int]:
-        try:
+        async with redis_boundary("rate limiter storage"):
             raw = await self._script(keys=bucket, args=list(args))
-        except RedisError as exc:
-            raise QueueUnavailableError(f"rate limiter storage unavailable: {exc}") from exc
         booked, wait_us, slot_us = raw
         return int(booked), int(wait_us), int(slot_us)

@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 
 from worker import keys
-from worker.errors import QueueUnavailableError
+from worker.redis_errors import redis_boundary
 
 # Progress keys outlive a run long enough for anyone to read them; the final counts go to MongoDB.
 PROGRESS_TTL_S = 30 * 24 * 3600
@@ -45,35 +44,27 @@ class RunProgress:
         self._uncount = client.register_script(_UNCOUNT)
 
     async def add(self, run_id: str, counts: Mapping[str, int]) -> None:
-        try:
-            async with self._redis.pipeline(transaction=True) as pipe:
-                for field_name, amount in counts.items():
-                    pipe.hincrby(keys.run_counts_key(run_id), field_name, amount)
-                pipe.expire(keys.run_counts_key(run_id), PROGRESS_TTL_S)
-                await pipe.execute()
-        except RedisError as exc:
-            raise QueueUnavailableError(f"progress update failed: {exc}") from exc
+        async with redis_boundary("progress update"), self._redis.pipeline(transaction=True) as pipe:
+            for field_name, amount in counts.items():
+                pipe.hincrby(keys.run_counts_key(run_id), field_name, amount)
+            pipe.expire(keys.run_counts_key(run_id), PROGRESS_TTL_S)
+            await pipe.execute()
 
     async def set_accepted(self, run_id: str, accepted: int) -> tuple[int, int]:
         """Publish the final number of accepted items; returns (processed, accepted)."""
-        try:
-            async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.hset(keys.run_counts_key(run_id), "accepted", str(accepted))
-                pipe.hget(keys.run_counts_key(run_id), "processed")
-                _, processed = await pipe.execute()
-        except RedisError as exc:
-            raise QueueUnavailableError(f"progress update failed: {exc}") from exc
+        async with redis_boundary("progress update"), self._redis.pipeline(transaction=True) as pipe:
+            pipe.hset(keys.run_counts_key(run_id), "accepted", str(accepted))
+            pipe.hget(keys.run_counts_key(run_id), "processed")
+            _, processed = await pipe.execute()
         return int(processed or 0), accepted
 
     async def record(self, run_id: str, item_key: str, outcome: str) -> tuple[bool, int, int]:
         """Count one item's final outcome. Returns (first time counted, processed, accepted or -1)."""
         bucket = [keys.run_counts_key(run_id), keys.run_done_key(run_id)]
-        try:
+        async with redis_boundary("progress update"):
             first, processed, accepted = await self._record(
                 keys=bucket, args=[item_key, outcome, PROGRESS_TTL_S]
             )
-        except RedisError as exc:
-            raise QueueUnavailableError(f"progress update failed: {exc}") from exc
         return bool(first), int(processed), int(accepted)
 
     async def record_many(self, run_id: str, outcomes: Sequence[tuple[str, str]]) -> tuple[int, int]:
@@ -81,38 +72,29 @@ class RunProgress:
         if not outcomes:
             return 0, -1
         bucket = [keys.run_counts_key(run_id), keys.run_done_key(run_id)]
-        try:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for item_key, outcome in outcomes:
-                    await self._record(keys=bucket, args=[item_key, outcome, PROGRESS_TTL_S], client=pipe)
-                results = await pipe.execute()
-        except RedisError as exc:
-            raise QueueUnavailableError(f"progress update failed: {exc}") from exc
+        async with redis_boundary("progress update"), self._redis.pipeline(transaction=False) as pipe:
+            for item_key, outcome in outcomes:
+                await self._record(keys=bucket, args=[item_key, outcome, PROGRESS_TTL_S], client=pipe)
+            results = await pipe.execute()
         _, processed, accepted = results[-1]
         return int(processed), int(accepted)
 
     async def uncount(self, run_id: str, item_key: str, outcome: str) -> bool:
         bucket = [keys.run_counts_key(run_id), keys.run_done_key(run_id)]
-        try:
+        async with redis_boundary("progress update"):
             return bool(await self._uncount(keys=bucket, args=[item_key, outcome]))
-        except RedisError as exc:
-            raise QueueUnavailableError(f"progress update failed: {exc}") from exc
 
     async def counted(self, run_id: str, item_keys: Sequence[str]) -> list[bool]:
         """Whether each item already has a final outcome in this run."""
         if not item_keys:
             return []
-        try:
+        async with redis_boundary("progress read"):
             flags = await self._redis.smismember(keys.run_done_key(run_id), list(item_keys))  # type: ignore[misc]
-        except RedisError as exc:
-            raise QueueUnavailableError(f"progress read failed: {exc}") from exc
         return [bool(f) for f in flags]
 
     async def counts(self, run_id: str) -> dict[str, int]:
-        try:
+        async with redis_boundary("progress read"):
             raw = await self._redis.hgetall(keys.run_counts_key(run_id))  # type: ignore[misc]
-        except RedisError as exc:
-            raise QueueUnavailableError(f"progress read failed: {exc}") from exc
         return {_text(k): int(v) for k, v in raw.items()}
 
 

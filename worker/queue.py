@@ -27,7 +27,8 @@ from arq.jobs import serialize_job
 from arq.worker import Worker, func
 from redis.exceptions import RedisError
 
-from worker.errors import QueueUnavailableError, RetryJob
+from worker.errors import RedisUnavailableError, RetryJob
+from worker.redis_errors import redis_boundary
 
 log = structlog.get_logger("employee_sync.queue")
 
@@ -139,63 +140,49 @@ class JobQueue:
         for job in jobs:
             payload = serialize_job(function, job.args, {}, None, now_ms, serializer=_dumps)
             args += [job.job_id, payload]
-        try:
+        async with redis_boundary("enqueue"):
             added = await self._enqueue_many(keys=[queue_name], args=args)
-        except RedisError as exc:
-            raise QueueUnavailableError(f"enqueue failed: {exc}") from exc
         return [bool(flag) for flag in added]
 
     async def job_args(self, job_ids: Sequence[str]) -> list[tuple[Any, ...] | None]:
         """The arguments of existing jobs (None where no such job exists any more)."""
         if not job_ids:
             return []
-        try:
+        async with redis_boundary("job lookup"):
             raw = await self._redis.mget([job_key_prefix + job_id for job_id in job_ids])
-        except RedisError as exc:
-            raise QueueUnavailableError(f"job lookup failed: {exc}") from exc
         return [None if value is None else tuple(_loads(value)["a"]) for value in raw]
 
     async def remove_queued(self, queue_name: str, owner: str) -> int:
         """Take out the queued (not started) jobs whose first argument is `owner` (a run id)."""
-        try:
+        async with redis_boundary("queue read"):
             job_ids = [j.decode() for j in await self._redis.zrange(queue_name, 0, -1)]
-        except RedisError as exc:
-            raise QueueUnavailableError(f"queue read failed: {exc}") from exc
         removed = 0
         for start in range(0, len(job_ids), 500):  # the queue is a bounded window; batches keep calls small
             batch = job_ids[start : start + 500]
             args = await self.job_args(batch)
             mine = [job_id for job_id, a in zip(batch, args, strict=True) if a and a[0] == owner]
             if mine:
-                try:
+                async with redis_boundary("queue update"):
                     removed += int(
                         await self._remove(
                             keys=[queue_name], args=[job_key_prefix, in_progress_key_prefix, *mine]
                         )
                     )
-                except RedisError as exc:
-                    raise QueueUnavailableError(f"queue update failed: {exc}") from exc
         return removed
 
     async def try_lock(self, name: str, ttl_ms: int) -> str | None:
         """A short fleet-wide lock (SET NX PX); returns the token to unlock with, or None if held."""
         token = uuid.uuid4().hex
-        try:
+        async with redis_boundary("lock"):
             return token if await self._redis.set(name, token, nx=True, px=ttl_ms) else None
-        except RedisError as exc:
-            raise QueueUnavailableError(f"lock failed: {exc}") from exc
 
     async def unlock(self, name: str, token: str) -> None:
-        try:
+        async with redis_boundary("unlock"):
             await self._unlock(keys=[name], args=[token])
-        except RedisError as exc:
-            raise QueueUnavailableError(f"unlock failed: {exc}") from exc
 
     async def depth(self, queue_name: str) -> int:
-        try:
+        async with redis_boundary("queue depth"):
             return int(await self._redis.zcard(queue_name))
-        except RedisError as exc:
-            raise QueueUnavailableError(f"queue depth failed: {exc}") from exc
 
     async def oldest_due_age_s(self, queue_name: str, *, now_ms: int | None = None) -> float | None:
         """How long the longest-waiting job that is due and not started has been due (None: none).
@@ -206,7 +193,7 @@ class JobQueue:
         sorted set until they finish; they are skipped (their in-progress key is set).
         """
         now_ms = int(time.time() * 1000) if now_ms is None else now_ms
-        try:
+        async with redis_boundary("queue read"):
             priority = await self._redis.zrangebyscore(queue_name, "-inf", PRIORITY_SCORE, start=0, num=_PEEK)
             timed = await self._redis.zrangebyscore(
                 queue_name, f"({PRIORITY_SCORE}", now_ms, start=0, num=_PEEK, withscores=True
@@ -219,8 +206,6 @@ class JobQueue:
                     pipe.exists(in_progress_key_prefix + job_id)
                     pipe.get(job_key_prefix + job_id)
                 replies = await pipe.execute()
-        except RedisError as exc:
-            raise QueueUnavailableError(f"queue read failed: {exc}") from exc
         ages_ms = []
         for (_, due_ms), started, payload in zip(candidates, replies[::2], replies[1::2], strict=True):
             if started or payload is None:
@@ -322,7 +307,7 @@ async def run_worker(
                 return
             except (RedisError, OSError) as exc:
                 if options.burst:
-                    raise QueueUnavailableError(f"Redis unavailable: {exc}") from exc
+                    raise RedisUnavailableError(f"Redis worker connection: {type(exc).__name__}: {exc}") from exc
                 if time.monotonic() - started > RECONNECT_RESET_AFTER_S:
                     delay_s = RECONNECT_FIRST_S
                 log.warning("worker.redis_unavailable", error=str(exc), retry_in_s=delay_s)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from worker.errors import (
     PermanentError,
-    QueueUnavailableError,
+    RedisUnavailableError,
     RetryJob,
     StoreUnavailableError,
     TransientError,
@@ -43,7 +43,7 @@ class RetryPolicy:
         """
         if isinstance(error, PermanentError) or not isinstance(error, TransientError):
             return None
-        if isinstance(error, StoreUnavailableError | QueueUnavailableError):
+        if isinstance(error, StoreUnavailableError | RedisUnavailableError):
             return RetryJob(self.delay_s(min(attempt, 16)), reason=str(error))
         if attempt >= self.max_tries:
             return None

@@ -7,17 +7,16 @@ from typing import Any, NotRequired, TypedDict, cast
 
 import redis.asyncio as aioredis
 from aiohttp import web
-from redis.exceptions import RedisError
 
 from config import Settings
 from worker import keys
 from worker.client import CoresignalClient
 from worker.credits import CreditsGate
-from worker.errors import QueueUnavailableError
 from worker.limiter import GrantObserver, RateLimiter
 from worker.metrics import Metrics, start_metrics_server
 from worker.progress import RunProgress
 from worker.queue import JOB_OBSERVER, JobQueue
+from worker.redis_errors import redis_boundary
 from worker.retry import RetryPolicy
 from worker.stash import ProfileStash
 from worker.store import MongoStore
@@ -61,10 +60,8 @@ class Services:
         return services
 
     async def ping(self) -> None:
-        try:
+        async with redis_boundary("ping"):
             await self.redis.ping()
-        except RedisError as exc:
-            raise QueueUnavailableError(f"Redis did not answer: {exc}") from exc
         await self.store.ping()
 
     async def close(self) -> None:

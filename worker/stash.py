@@ -7,9 +7,10 @@ from typing import Any
 
 import redis.asyncio as aioredis
 import structlog
-from redis.exceptions import RedisError
 
 from worker import keys
+from worker.errors import RedisUnavailableError
+from worker.redis_errors import redis_boundary
 
 log = structlog.get_logger("employee_sync.stash")
 
@@ -24,14 +25,16 @@ class ProfileStash:
 
     async def put(self, item_key: str, profile: dict[str, Any]) -> None:
         try:
-            await self._redis.set(keys.stash_key(item_key), json.dumps(profile), ex=STASH_TTL_S)
-        except RedisError as exc:
+            async with redis_boundary("stash put"):
+                await self._redis.set(keys.stash_key(item_key), json.dumps(profile), ex=STASH_TTL_S)
+        except RedisUnavailableError as exc:
             log.warning("stash.put_failed", error=str(exc))
 
     async def take(self, item_key: str) -> dict[str, Any] | None:
         try:
-            raw = await self._redis.get(keys.stash_key(item_key))
-        except RedisError as exc:
+            async with redis_boundary("stash get"):
+                raw = await self._redis.get(keys.stash_key(item_key))
+        except RedisUnavailableError as exc:
             log.warning("stash.get_failed", error=str(exc))
             return None
         if raw is None:
@@ -41,6 +44,7 @@ class ProfileStash:
 
     async def drop(self, item_key: str) -> None:
         try:
-            await self._redis.delete(keys.stash_key(item_key))
-        except RedisError as exc:
+            async with redis_boundary("stash drop"):
+                await self._redis.delete(keys.stash_key(item_key))
+        except RedisUnavailableError as exc:
             log.warning("stash.drop_failed", error=str(exc))
