@@ -17,8 +17,8 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from cli import services as svc
 from config import Settings
+from devstack import processes as svc
 from jobs.inputs import InputKind, read_lines
 from jobs.producers import enqueue_lines
 from worker import keys

@@ -22,7 +22,7 @@ from typing import Any
 import redis
 
 from bench.rate_worker import SEARCH_BODY
-from cli import services as svc
+from devstack import processes as svc
 
 DEFAULT_SCENARIOS = "1x10,2x20,4x25,8x10"
 LIMITS = {"collect": 54, "search": 18}

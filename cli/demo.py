@@ -20,8 +20,8 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from cli import services as svc
 from config import Settings, configure_logging
+from devstack import processes as svc
 from jobs.inputs import Rejected, read_lines
 from jobs.producers import enqueue_lines
 from jobs.runs import RunState, get_status

@@ -18,8 +18,8 @@ import pytest
 import redis
 import redis.asyncio as aioredis
 
-from cli import services as svc
 from config import Settings
+from devstack import processes as svc
 from worker.runtime import Services
 
 TEST_API_KEY = "test-key-0123456789abcdef01234567"

@@ -15,8 +15,8 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
-from cli import services as svc
 from config import Settings
+from devstack import processes as svc
 from jobs.inputs import read_lines
 from jobs.producers import Receipt, enqueue_lines
 from jobs.runs import RunState, get_status

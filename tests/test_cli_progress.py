@@ -17,9 +17,9 @@ from collections.abc import AsyncIterator, Awaitable
 import pytest
 
 from cli.progress import follow_status
-from cli.services import employee_sync_argv
 from cli.wiring import run_fleet_worker
 from config import Settings
+from devstack.processes import employee_sync_argv
 from jobs.control import cancel_run
 from jobs.inputs import read_lines
 from jobs.producers import Receipt, enqueue_lines

@@ -13,8 +13,8 @@ import pytest
 import redis.asyncio as aioredis
 
 from bench.rate import run_scenario
-from cli import services as svc
 from config import Settings
+from devstack import processes as svc
 from jobs.runs import RunState, get_status
 from simulator.population import Population
 from tests.conftest import TEST_API_KEY

@@ -16,9 +16,9 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from cli import services as svc
 from cli.wiring import run_fleet_worker
 from config import Settings
+from devstack import processes as svc
 from jobs.inputs import read_lines
 from jobs.producers import Receipt, enqueue_lines
 from jobs.runs import RUN_STATES, RunState, get_status

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from cli import services as svc
+from devstack import processes as svc
 
 
 def _state(pid: int) -> str:
@@ -21,7 +21,7 @@ def _state(pid: int) -> str:
 
 @pytest.mark.skipif(sys.platform != "linux", reason="uses prctl(PR_SET_PDEATHSIG)")
 def test_a_spawned_service_does_not_outlive_a_killed_parent() -> None:
-    code = "from cli import services as s; p = s.spawn(['sleep', '30']); print(p.pid, flush=True)"
+    code = "from devstack import processes as s; p = s.spawn(['sleep', '30']); print(p.pid, flush=True)"
     child = int(
         subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     )

@@ -307,7 +307,7 @@ async def run_worker(
                 return
             except (RedisError, OSError) as exc:
                 if options.burst:
-                    raise RedisUnavailableError(f"Redis worker connection: {type(exc).__name__}: {exc}") from exc
+                    raise RedisUnavailableError(f"Redis worker connection: {exc}") from exc
                 if time.monotonic() - started > RECONNECT_RESET_AFTER_S:
                     delay_s = RECONNECT_FIRST_S
                 log.warning("worker.redis_unavailable", error=str(exc), retry_in_s=delay_s)

@@ -12,9 +12,9 @@ import structlog
 from api_support import ROTATED_TOKEN, TOKEN, Api, MakeApi, assert_error
 
 from api.app import ApiConfigError, create_app, serve
-from cli import services as svc
 from cli.main import EXIT_USAGE, main
 from config import Settings
+from devstack import processes as svc
 from tests.conftest import with_overrides
 from worker.runtime import Services
 

@@ -9,8 +9,8 @@ import pytest
 import structlog
 from api_support import Api, MakeApi, assert_error
 
-from cli import services as svc
 from config import Settings
+from devstack import processes as svc
 from jobs import control
 from worker.runtime import Services
 from worker.store import MongoStore

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
-from cli import services as svc
 from config import Settings
+from devstack import processes as svc
 from jobs.runs import RunState, get_status
 from simulator.population import Population
 from tests.conftest import with_overrides

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from cli import services as svc
 from config import Settings
+from devstack import processes as svc
 from tests.conftest import with_overrides
 from tests.fleet_support import enqueue_ids, simulator_process, start_worker, wait_for, worker_env
 from worker.runtime import Services

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from cli import services as svc
 from config import Settings
+from devstack import processes as svc
 from jobs.runs import RunState, get_status
 from simulator.population import Population
 from tests.fleet_support import (

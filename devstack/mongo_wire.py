@@ -1,7 +1,7 @@
 """A MongoDB wire-protocol server for tests, CI and the local demo (mongoeco, in memory).
 
 Production uses real MongoDB; no `mongod` can be installed on these machines, so this stands in,
-reached by the real PyMongo driver over TCP. Run: `python -m cli.mongo_wire --port 27018`.
+reached by the real PyMongo driver over TCP. Run: `python -m devstack.mongo_wire --port 27018`.
 """
 
 from __future__ import annotations

@@ -93,7 +93,7 @@ def employee_sync_argv(*args: str) -> list[str]:
 
 
 def start_mongo_wire(port: int, *, log_path: Path | None = None) -> subprocess.Popen[bytes]:
-    proc = spawn([sys.executable, "-m", "cli.mongo_wire", "--port", str(port)], log_path=log_path)
+    proc = spawn([sys.executable, "-m", "devstack.mongo_wire", "--port", str(port)], log_path=log_path)
     wait_for_port("127.0.0.1", port, timeout_s=30, proc=proc)
     return proc
 
