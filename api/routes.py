@@ -22,12 +22,11 @@ from api.validation import (
     parse_run_id,
     parse_run_request,
 )
-from jobs import control
+from jobs import control, producers, runs
 from jobs.inputs import Rejected
-from jobs.pause import pause_run
 from jobs.runs import RunStatus, get_status
 from worker.errors import InputError, RunNotFoundError, RunStateError, TransientError
-from worker.metrics import render_metrics
+from worker.metrics_server import render_metrics
 from worker.runtime import Services
 
 log = structlog.get_logger("employee_sync.api")
@@ -41,7 +40,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/v1/runs", create_run)
     app.router.add_get("/v1/runs", list_runs)
     app.router.add_get("/v1/runs/{id}", get_run)
-    app.router.add_post("/v1/runs/{id}/pause", _control(pause_run))
+    app.router.add_post("/v1/runs/{id}/pause", _control(control.pause_run))
     app.router.add_post("/v1/runs/{id}/resume", _control(control.resume_run))
     app.router.add_post("/v1/runs/{id}/cancel", _control(control.cancel_run))
     app.router.add_get("/v1/employees/{id}", get_employee)
@@ -63,7 +62,7 @@ async def create_run(request: web.Request) -> web.Response:
 
 async def _create_search_run(services: Services, parsed: SearchRun) -> dict[str, Any]:
     try:
-        run_id = await control.create_search_run(
+        run_id = await producers.create_search_run(
             services, parsed.body, max_profiles=parsed.max_profiles, source=SOURCE
         )
     except InputError as exc:
@@ -73,7 +72,7 @@ async def _create_search_run(services: Services, parsed: SearchRun) -> dict[str,
 
 
 async def _create_list_run(services: Services, parsed: ListRun) -> dict[str, Any]:
-    receipt = await control.create_list_run(services, parsed.kind, parsed.values, source=SOURCE)
+    receipt = await producers.create_list_run(services, parsed.kind, parsed.values, source=SOURCE)
     return {
         "run_id": receipt.run_id,
         "kind": parsed.kind,
@@ -105,7 +104,7 @@ async def get_run(request: web.Request) -> web.Response:
 async def list_runs(request: web.Request) -> web.Response:
     query = parse_list_query(request.query)
     try:
-        page = await control.list_runs(
+        page = await runs.list_runs(
             request.app[SERVICES], state=query.state, limit=query.limit, cursor=query.cursor
         )
     except InputError as exc:  # a cursor that decodes to nothing we wrote

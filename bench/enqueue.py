@@ -57,10 +57,10 @@ async def measure(settings: Settings, kind: InputKind, count: int) -> Row:
         assert receipt.accepted == count
         after_accept = await _used_mib(services) - base
         depth = await services.queue.depth(keys.JOB_QUEUE)
-        chunks = await services.store.collection("run_inputs").count_documents({"run_id": receipt.run_id})
+        chunks = await services.store.runs.count_input_chunks(receipt.run_id)
         counted = await _counted_set_mib(services, receipt.run_id, data)
         await services.redis.flushdb()
-        await services.store.client.drop_database(settings.mongodb_database)
+        await services.store.drop_database()
         return Row(count, elapsed, chunks, depth, after_accept, counted)
     finally:
         await services.close()

@@ -177,11 +177,11 @@ def cmd_dead_letter(settings: Settings, args: argparse.Namespace) -> int:
     if isinstance(result, int):
         print(json.dumps({"requeued": result}) if args.json else f"requeued {result} item(s)")
     elif args.json:
-        _print_json(result)
+        _print_json([letter.as_dict() for letter in result])
     else:
-        for doc in result:
-            fields = (doc["run_id"], doc["item_key"], doc["error_type"], f"attempts={doc['attempts']}")
-            print("  ".join(str(f) for f in fields), doc["reason"], sep="  ")
+        for letter in result:
+            fields = (letter.run_id, letter.item_key, letter.error_type, f"attempts={letter.attempts}")
+            print("  ".join(str(f) for f in fields), letter.reason, sep="  ")
     return EXIT_OK
 
 

@@ -23,8 +23,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from rich.table import Table
 
 from config import Settings
-from jobs.control import list_runs
-from jobs.runs import RunState, RunStatus, get_status
+from jobs.runs import RunState, RunStatus, get_status, list_runs
 from worker.errors import InputError, TransientError
 from worker.runtime import Services
 

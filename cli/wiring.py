@@ -4,23 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 from config import Settings
 from jobs.collect import collect
-from jobs.control import cancel_run, pause_run
-from jobs.deadletter import list_dead_letters, requeue_dead_letters
+from jobs.control import RecoveryReport, cancel_run, pause_run, recover_run
+from jobs.deadletter import list_dead_letters, on_poison_job, requeue_dead_letters
 from jobs.feeder import feeder_tick
 from jobs.inputs import InputKind, Rejected, read_lines
 from jobs.producers import Receipt, enqueue_lines
-from jobs.resume import ResumeReport, resume_run
 from jobs.runs import RunStatus, get_status
 from jobs.search import search_page, start_search_run
 from jobs.search_input import parse_search_body
 from worker import keys
 from worker.metrics import Metrics
-from worker.queue import JobFunction, WorkerOptions, run_worker
+from worker.queue import POISON_HANDLER, JobFunction, WorkerOptions, run_worker
 from worker.runtime import Services, shutdown, startup
+from worker.store.deadletters import DeadLetter
 
 # Everything the fleet can run, by job name. The worker package never imports jobs itself.
 JOB_FUNCTIONS: dict[str, JobFunction] = {keys.COLLECT_JOB: collect, keys.SEARCH_PAGE_JOB: search_page}
@@ -40,6 +40,7 @@ async def run_fleet_worker(
         job_timeout_s=settings.job_timeout_s,
         max_tries=settings.max_tries,
         drain_timeout_s=settings.drain_timeout_s,
+        max_worker_deaths=settings.max_worker_deaths,
         burst=burst,
         periodic=((keys.FEEDER_JOB, feeder_tick, keys.FEEDER_EVERY_S),),
     )
@@ -47,7 +48,7 @@ async def run_fleet_worker(
         await run_worker(
             options,
             JOB_FUNCTIONS,
-            ctx={"settings": settings, "metrics": metrics},
+            ctx={"settings": settings, "metrics": metrics, POISON_HANDLER: on_poison_job},
             on_startup=startup,
             on_shutdown=shutdown,
         )
@@ -85,10 +86,10 @@ async def enqueue_search(settings: Settings, text: str, *, max_profiles: int | N
         await services.close()
 
 
-async def resume(settings: Settings, run_id: str) -> ResumeReport:
+async def resume(settings: Settings, run_id: str) -> RecoveryReport:
     services = await Services.open(settings)
     try:
-        return await resume_run(services, run_id)
+        return await recover_run(services, run_id)
     finally:
         await services.close()
 
@@ -113,7 +114,7 @@ async def run_status(settings: Settings, run_id: str) -> RunStatus | None:
 
 async def dead_letters(
     settings: Settings, action: str, run_id: str | None, reason: str | None, limit: int
-) -> list[dict[str, Any]] | int:
+) -> list[DeadLetter] | int:
     services = await Services.open(settings)
     try:
         if action == "requeue":

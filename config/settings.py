@@ -63,6 +63,8 @@ class Settings(BaseSettings):
     # 30 % of this, one request of at most REQUEST_TIMEOUT_S, one write) still fits.
     job_timeout_s: PositiveFloat = 18.0
     max_tries: int = Field(default=6, ge=1, le=50)
+    # A job whose worker died while running it this many times is dead-lettered (a poison payload).
+    max_worker_deaths: int = Field(default=3, ge=1, le=100)
     retry_base_s: PositiveFloat = 0.5
     retry_cap_s: PositiveFloat = 60.0
     drain_timeout_s: int = Field(default=30, ge=0)

@@ -1,126 +1,174 @@
-"""Run control for the HTTP API and the CLI: create, list, pause, resume, cancel.
+"""Run control, in one place: pause, resume, cancel, and recover (rebuild from MongoDB).
 
-Pausing or cancelling takes the run's queued jobs out of the queue (jobs a worker already started
-finish and are counted: nothing is half-written). Pausing also rewinds the feeder's cursor; the
-feeder skips items already counted, so a resumed run re-feeds exactly what was taken out.
+- pause: running → paused. Its queued jobs leave the queue and the feed cursor is rewound; the
+  feeder skips items already counted, so resuming re-feeds exactly what is left. A job a worker
+  already started finishes its item; collect checks the run's state before calling the API, so a
+  job that starts after the pause spends nothing.
+- resume: paused → running (and reopens the API to the fleet after an out-of-credits pause).
+- cancel: any active state → cancelled, for good; its queued jobs leave the queue.
+- recover: a running or failed run whose queue (or counters) Redis lost is rebuilt from its stored
+  inputs: items the mirror shows as synced by this run count as `recovered` (no credit spent
+  twice), the rest are fed again.
+A removed job that another run was waiting on is handed to that run instead of being dropped.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-from collections.abc import Iterator, Sequence
+import contextlib
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+
+import structlog
 
 from jobs.feeder import feed
-from jobs.inputs import InputKind
-from jobs.pause import REWOUND_FEED, move_run, pause_run, status_or_raise
-from jobs.producers import Receipt, enqueue_lines
-from jobs.runs import RUN_STATES, RunState, RunStatus, finish_if_complete, status_of, utcnow
-from jobs.search import enqueue_page, start_search_run
-from jobs.search_input import validate_search_body
+from jobs.inputs import employee_id_of
+from jobs.runs import RunStatus, get_status, republish_size
+from jobs.search_chain import enqueue_page
 from worker import keys
-from worker.errors import InputError
+from worker.errors import RunNotFoundError, RunStateError
+from worker.queue import JobSpec
+from worker.run_model import Outcome, Run, RunState, allowed_from, utcnow
 from worker.runtime import Services
 
+log = structlog.get_logger("employee_sync.control")
 
-@dataclass(frozen=True, slots=True)
-class RunPage:
-    runs: list[RunStatus]
-    next_cursor: str | None
-
-
-async def create_list_run(
-    services: Services, kind: InputKind, values: Sequence[object], *, source: str
-) -> Receipt:
-    """A run from a JSON list; every bad element is rejected with its 0-based index as its `line`."""
-    return await enqueue_lines(services, _as_lines(values), kind, source=source, keep_rejected=len(values))
+PAUSED = "paused"  # a job's answer when its run was paused under it: not an outcome of the item
+OUT_OF_CREDITS = "out of credits"
 
 
-def _as_lines(values: Sequence[object]) -> Iterator[tuple[int, str | InputError]]:
-    for index, value in enumerate(values):
-        if isinstance(value, bool) or not isinstance(value, int | str):
-            yield index, InputError(f"expected a string or an integer, got {type(value).__name__}")
-        elif isinstance(value, str) and ("\n" in value or "\r" in value):
-            yield index, InputError("value contains a line break")
-        elif isinstance(value, str) and (not value.strip() or value.strip().startswith("#")):
-            # In a file these are blank lines and comments; in a JSON list they are bad items.
-            yield index, InputError("empty value" if not value.strip() else "not an id or a name")
-        else:
-            yield index, str(value)
+async def pause_run(services: Services, run_id: str, *, reason: str | None = None) -> RunStatus:
+    await _move(services, run_id, RunState.PAUSED, rewind_feed=True, paused_at=utcnow(), pause_reason=reason)
+    await take_out_queued(services, run_id)
+    return await status_or_raise(services, run_id)
 
 
-async def create_search_run(
-    services: Services, body: object, *, max_profiles: int | None, source: str
-) -> str:
-    if max_profiles is not None and max_profiles < 1:
-        raise InputError("max_profiles must be at least 1")
-    return await start_search_run(
-        services, validate_search_body(body), max_profiles=max_profiles, source=source
-    )
+async def pause_for_credits(services: Services, run_id: str) -> str:
+    """Out of credits: close the API to the fleet and pause this run until someone resumes it."""
+    await services.credits.mark_exhausted()
+    with contextlib.suppress(RunStateError):  # already paused (or ended) by another job
+        await pause_run(services, run_id, reason=OUT_OF_CREDITS)
+        log.warning("run.paused", reason=OUT_OF_CREDITS)
+    return PAUSED
 
 
 async def resume_run(services: Services, run_id: str) -> RunStatus:
     """Paused → running. Also reopens the API to the fleet if it was closed for lack of credits:
     the caller says credits were added; if not, the next 402 pauses the runs again."""
-    fields = {"paused_at": None, "pause_reason": None, **REWOUND_FEED}
-    await move_run(services, run_id, [RunState.PAUSED], RunState.RUNNING, fields)
+    await _move(services, run_id, RunState.RUNNING, only_from=frozenset({RunState.PAUSED}), rewind_feed=True)
     await services.credits.clear()
-    run = await services.store.runs.get(run_id)
-    assert run is not None
-    search = run.get("search")
-    if search is not None and not search.get("exhausted"):
-        await enqueue_page(services, run_id, int(search["next_page"]))
-    counts = await services.progress.counts(run_id)
-    if run.get("inputs_complete"):
-        await finish_if_complete(services, run_id, counts.get("processed", 0), int(run.get("accepted", 0)))
-    await feed(services)
+    await _restart(services, await _get(services, run_id))
     return await status_or_raise(services, run_id)
 
 
 async def cancel_run(services: Services, run_id: str) -> RunStatus:
-    active = [RunState.ENQUEUEING, RunState.RUNNING, RunState.PAUSED]
-    await move_run(services, run_id, active, RunState.CANCELLED, {"finished_at": utcnow()})
-    await services.queue.remove_queued(keys.JOB_QUEUE, run_id)
+    await _move(services, run_id, RunState.CANCELLED, finished_at=utcnow())
+    await take_out_queued(services, run_id)
     return await status_or_raise(services, run_id)
 
 
-async def list_runs(services: Services, *, state: str | None, limit: int, cursor: str | None) -> RunPage:
-    if state is not None and state not in RUN_STATES:
-        raise InputError(f"unknown state {state!r}; one of {', '.join(RUN_STATES)}")
-    query: dict[str, Any] = {} if state is None else {"state": state}
-    if cursor is not None:
-        created_at, run_id = _decode_cursor(cursor)
-        query["$or"] = [
-            {"created_at": {"$lt": created_at}},
-            {"created_at": created_at, "_id": {"$lt": run_id}},
-        ]
-    docs = await services.store.runs.page(query, limit + 1)
-    runs = [await status_of(services, doc) for doc in docs[:limit]]
-    last = docs[limit - 1] if len(docs) > limit else None
-    return RunPage(runs, None if last is None else _encode_cursor(last["created_at"], str(last["_id"])))
+@dataclass(frozen=True, slots=True)
+class RecoveryReport:
+    run_id: str
+    pending: int
+    recovered: int
+    search_page: int | None
 
 
-def _encode_cursor(created_at: datetime, run_id: str) -> str:
-    return base64.urlsafe_b64encode(f"{created_at.isoformat()}|{run_id}".encode()).decode()
+async def recover_run(services: Services, run_id: str) -> RecoveryReport:
+    """Rebuild a running or failed run from MongoDB (a paused one is simply resumed)."""
+    run = await _get(services, run_id)
+    if run.state is RunState.PAUSED:
+        status = await resume_run(services, run_id)
+        return RecoveryReport(run_id, max(0, status.accepted - status.processed), 0, None)
+    if run.state not in (RunState.RUNNING, RunState.FAILED):
+        raise RunStateError(f"run {run_id} is {run.state.value}; only paused, running or failed runs resume")
+    pending = recovered = stored = 0
+    async for items, fresh in services.store.runs.iter_chunks(run_id):
+        stored += len(items) + len(fresh)
+        # Ids a search skipped as fresh are outcomes too: without them the run could never finish.
+        await services.progress.record_many(run_id, [(key, Outcome.SKIPPED_FRESH) for key in fresh])
+        done = await services.progress.counted(run_id, items)
+        left = [key for key, counted in zip(items, done, strict=True) if not counted]
+        ids = [i for i in map(employee_id_of, left) if i is not None]
+        synced = await services.store.employees.synced_by_run(ids, run_id)
+        await services.progress.record_many(run_id, [(f"id:{i}", Outcome.RECOVERED) for i in sorted(synced)])
+        pending += len(left) - len(synced)
+        recovered += len(synced)
+    if not run.inputs_complete and run.search is None:
+        # The producer died before publishing the run's size: what it stored is what it accepted.
+        await services.store.runs.complete_inputs(run_id, stored)
+    await services.store.runs.move(
+        run_id, RunState.RUNNING, only_from=frozenset({RunState.RUNNING, RunState.FAILED}), rewind_feed=True
+    )
+    page = await _restart(services, await _get(services, run_id))
+    return RecoveryReport(run_id, pending, recovered, page)
 
 
-def _decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        created, _, run_id = base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
-        return datetime.fromisoformat(created), run_id
-    except (binascii.Error, UnicodeError, ValueError) as exc:
-        raise InputError("invalid cursor") from exc
+async def take_out_queued(services: Services, run_id: str) -> int:
+    """Remove the run's queued jobs; a collect job another run waits on is handed to that run."""
+    removed = await services.queue.remove_queued(keys.JOB_QUEUE, run_id)
+    for job_id in removed:
+        item_key = keys.item_of_collect_job(job_id)
+        if item_key is None:
+            continue
+        waiting = await services.waiters.take(item_key)
+        if waiting:
+            heir, rest = waiting[0], waiting[1:]
+            await services.waiters.add(item_key, rest)
+            spec = JobSpec(job_id, (heir, item_key))
+            await services.queue.enqueue_many(keys.JOB_QUEUE, keys.COLLECT_JOB, [spec])
+    return len(removed)
 
 
-__all__ = [
-    "RunPage",
-    "cancel_run",
-    "create_list_run",
-    "create_search_run",
-    "list_runs",
-    "pause_run",
-    "resume_run",
-]
+async def _restart(services: Services, run: Run) -> int | None:
+    """After a move to running: continue an unfinished search chain, re-publish the run's size
+    (Redis may have lost it; the run finishes if nothing is left) and feed. Returns the page queued."""
+    page = None
+    if run.search is not None and not run.search.exhausted:
+        page = run.search.next_page
+        await enqueue_page(services, run.run_id, page)
+    await republish_size(services, run)
+    await feed(services)
+    return page
+
+
+async def _move(
+    services: Services,
+    run_id: str,
+    target: RunState,
+    *,
+    only_from: frozenset[RunState] | None = None,
+    rewind_feed: bool = False,
+    finished_at: datetime | None = None,
+    paused_at: datetime | None = None,
+    pause_reason: str | None = None,
+) -> None:
+    moved = await services.store.runs.move(
+        run_id,
+        target,
+        only_from=only_from,
+        rewind_feed=rewind_feed,
+        finished_at=finished_at,
+        paused_at=paused_at,
+        pause_reason=pause_reason,
+    )
+    if moved:
+        return
+    run = await _get(services, run_id)
+    allowed = allowed_from(target) if only_from is None else allowed_from(target) & only_from
+    names = " or ".join(sorted(s.value for s in allowed))
+    raise RunStateError(f"run {run_id} is {run.state.value}; it can become {target.value} only from {names}")
+
+
+async def _get(services: Services, run_id: str) -> Run:
+    run = await services.store.runs.get(run_id)
+    if run is None:
+        raise RunNotFoundError(f"no run {run_id!r}")
+    return run
+
+
+async def status_or_raise(services: Services, run_id: str) -> RunStatus:
+    status = await get_status(services, run_id)
+    if status is None:
+        raise RunNotFoundError(f"no run {run_id!r}")
+    return status

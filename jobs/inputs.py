@@ -117,7 +117,7 @@ def _preview(text: str, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def api_key_of(item_key: str) -> str:
+def collect_key_of(item_key: str) -> str:
     """The collect endpoint's {key}: the id or the shorthand name."""
     return item_key.split(":", 1)[1]
 

@@ -3,22 +3,29 @@
 Nothing is enqueued here directly: the feeder moves stored inputs into the bounded queue window, so
 accepting a million items costs MongoDB a few hundred chunk documents and Redis nothing more than
 the window. Everything accepted is in MongoDB before the call returns: nothing accepted is lost.
+
+A producer that fails half-way (MongoDB away, a killed process) does not publish the run's size:
+the run stays unfinished with what it stored, and `recover` (or the fleet's reconciler) completes
+it from the stored chunks. The caller sees the failure; a retried call makes a second run.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from jobs.feeder import feed
 from jobs.inputs import InputKind, Rejected, parse_lines
-from jobs.runs import RunState, create_run, finish_if_complete, new_run_id
+from jobs.runs import create_run, finish_if_complete
+from jobs.search import start_search_run
+from jobs.search_input import validate_search_body
 from worker.errors import InputError
+from worker.run_model import Rejection, RunKind, RunState
 from worker.runtime import Services
 
 REJECTED_SAMPLE = 100
-RUNNING = RunState.RUNNING.value
+_STARTABLE = frozenset({RunState.ENQUEUEING})
 
 
 @dataclass(slots=True)
@@ -49,13 +56,13 @@ class _Batcher:
         if not self.pending:
             return
         run_id, batch = self.receipt.run_id, self.pending
-        await self.services.store.runs.save_inputs(run_id, [batch], first_seq=self.seq)
+        await self.services.store.runs.save_inputs(run_id, self.seq, batch)
         self.seq += 1
         self.receipt.accepted += len(batch)
         self.pending = []
         if self.seq == 1:
             # Let workers start on the first chunk while a large input is still being read.
-            await self.services.store.runs.transition(run_id, [RunState.ENQUEUEING.value], {"state": RUNNING})
+            await self.services.store.runs.move(run_id, RunState.RUNNING, only_from=_STARTABLE)
             await feed(self.services)
 
 
@@ -69,24 +76,22 @@ async def enqueue_lines(
     keep_rejected: int = REJECTED_SAMPLE,
 ) -> Receipt:
     """Create a run from numbered input lines and enqueue one collect job per distinct item."""
-    receipt = Receipt(new_run_id())
-    await create_run(services, receipt.run_id, kind, source)
+    run = await create_run(services, RunKind(kind), source)
+    receipt = Receipt(run.run_id)
     batcher = _Batcher(services, receipt)
     seen: set[str] = set()
-    try:
-        for record in parse_lines(lines, kind):
-            if isinstance(record, Rejected):
-                _reject(receipt, record, on_reject, keep_rejected)
-            elif record.key in seen:
-                receipt.duplicates += 1
-            else:
-                seen.add(record.key)
-                batcher.pending.append(record.key)
-                if len(batcher.pending) >= services.settings.input_chunk_size:
-                    await batcher.flush()
-        await batcher.flush()
-    finally:
-        await _publish(services, receipt)
+    for record in parse_lines(lines, kind):
+        if isinstance(record, Rejected):
+            _reject(receipt, record, on_reject, keep_rejected)
+        elif record.key in seen:
+            receipt.duplicates += 1
+        else:
+            seen.add(record.key)
+            batcher.pending.append(record.key)
+            if len(batcher.pending) >= services.settings.input_chunk_size:
+                await batcher.flush()
+    await batcher.flush()
+    await _publish(services, receipt)
     return receipt
 
 
@@ -101,21 +106,45 @@ def _reject(
 
 
 async def _publish(services: Services, receipt: Receipt) -> None:
-    """Record what was accepted (even after a failure midway) and let the run finish."""
-    await services.store.runs.update(
+    """Record what was accepted and let the run finish."""
+    await services.store.runs.publish_inputs(
         receipt.run_id,
-        {
-            "inputs_complete": True,
-            "accepted": receipt.accepted,
-            "rejected": receipt.rejected_count,
-            "duplicates": receipt.duplicates,
-            "rejected_sample": [
-                {"line": r.line, "value": r.value, "reason": r.reason}
-                for r in receipt.rejected[:REJECTED_SAMPLE]
-            ],
-        },
+        accepted=receipt.accepted,
+        rejected=receipt.rejected_count,
+        duplicates=receipt.duplicates,
+        sample=[Rejection(r.line, r.value, r.reason) for r in receipt.rejected[:REJECTED_SAMPLE]],
     )
-    await services.store.runs.transition(receipt.run_id, [RunState.ENQUEUEING.value], {"state": RUNNING})
+    await services.store.runs.move(receipt.run_id, RunState.RUNNING, only_from=_STARTABLE)
     processed, accepted = await services.progress.set_accepted(receipt.run_id, receipt.accepted)
     await finish_if_complete(services, receipt.run_id, processed, accepted)
     await feed(services)
+
+
+async def create_list_run(
+    services: Services, kind: InputKind, values: Sequence[object], *, source: str
+) -> Receipt:
+    """A run from a JSON list; every bad element is rejected with its 0-based index as its `line`."""
+    return await enqueue_lines(services, _as_lines(values), kind, source=source, keep_rejected=len(values))
+
+
+def _as_lines(values: Sequence[object]) -> Iterator[tuple[int, str | InputError]]:
+    for index, value in enumerate(values):
+        if isinstance(value, bool) or not isinstance(value, int | str):
+            yield index, InputError(f"expected a string or an integer, got {type(value).__name__}")
+        elif isinstance(value, str) and ("\n" in value or "\r" in value):
+            yield index, InputError("value contains a line break")
+        elif isinstance(value, str) and (not value.strip() or value.strip().startswith("#")):
+            # In a file these are blank lines and comments; in a JSON list they are bad items.
+            yield index, InputError("empty value" if not value.strip() else "not an id or a name")
+        else:
+            yield index, str(value)
+
+
+async def create_search_run(
+    services: Services, body: object, *, max_profiles: int | None, source: str
+) -> str:
+    if max_profiles is not None and max_profiles < 1:
+        raise InputError("max_profiles must be at least 1")
+    return await start_search_run(
+        services, validate_search_body(body), max_profiles=max_profiles, source=source
+    )

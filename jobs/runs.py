@@ -1,59 +1,60 @@
-"""Runs: one per producer call. The record lives in MongoDB; live counters live in Redis.
+"""Runs as callers see them: create one, count an item's outcome, finish it, read its status.
 
-States: enqueueing → running → finished (or failed). A run is finished when every accepted item has
-a final outcome: inserted, changed, unchanged, not_found, failed, or already_queued (the item was
-already queued by another run when this one was enqueued).
+The run itself (kinds, states, allowed moves, counters) is `worker.run_model`; its record is
+written only by `worker.store.runs`. This module adds what needs both stores: live counters from
+Redis, the finishing move when every accepted item has an outcome, and status with an ETA.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from enum import StrEnum
+from datetime import datetime
 from typing import Any
 
+from worker.errors import InputError
+from worker.run_model import (
+    COUNTER_429,
+    COUNTER_RETRIES,
+    COUNTER_SHARED,
+    DONE_OUTCOMES,
+    RUN_STATES,
+    Outcome,
+    Run,
+    RunKind,
+    RunState,
+    utcnow,
+)
 from worker.runtime import Services
 
-FINAL_OUTCOMES = (
-    "inserted",
-    "changed",
-    "unchanged",
-    "recovered",  # found synced by this run when it was resumed after its counters were lost
-    "not_found",
-    "failed",
-    "already_queued",
-    "skipped_fresh",
-)
-DONE_OUTCOMES = ("inserted", "changed", "unchanged", "recovered")
-
-
-class RunState(StrEnum):
-    ENQUEUEING = "enqueueing"
-    RUNNING = "running"
-    PAUSED = "paused"
-    FINISHED = "finished"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-
-RUN_STATES = tuple(state.value for state in RunState)
+__all__ = [
+    "RUN_STATES",
+    "RunPage",
+    "RunState",
+    "RunStatus",
+    "create_run",
+    "finish_if_complete",
+    "get_status",
+    "list_runs",
+    "new_run_id",
+    "record_outcome",
+    "status_of",
+    "utcnow",
+]
 
 
 def new_run_id() -> str:
     return uuid.uuid4().hex
 
 
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 @dataclass(frozen=True, slots=True)
 class RunStatus:
     run_id: str
     kind: str
-    state: str
+    state: RunState
     created_at: datetime | None
     finished_at: datetime | None
     accepted: int
@@ -76,7 +77,7 @@ class RunStatus:
         return {
             "run_id": self.run_id,
             "kind": self.kind,
-            "state": self.state,
+            "state": self.state.value,
             "created_at": _iso(self.created_at),
             "finished_at": _iso(self.finished_at),
             "accepted": self.accepted,
@@ -84,15 +85,10 @@ class RunStatus:
             "duplicates": self.duplicates,
             "queued": max(0, self.accepted - self.processed),
             "done": self.done,
-            "inserted": c.get("inserted", 0),
-            "changed": c.get("changed", 0),
-            "unchanged": c.get("unchanged", 0),
-            "not_found": c.get("not_found", 0),
-            "failed": c.get("failed", 0),
-            "already_queued": c.get("already_queued", 0),
-            "skipped_fresh": c.get("skipped_fresh", 0),
-            "upstream_429": c.get("upstream_429", 0),
-            "retries": c.get("retries", 0),
+            **{o.value: c.get(o.value, 0) for o in Outcome if o is not Outcome.RECOVERED},
+            "shared": c.get(COUNTER_SHARED, 0),
+            "upstream_429": c.get(COUNTER_429, 0),
+            "retries": c.get(COUNTER_RETRIES, 0),
             "eta_s": None if self.eta_s is None else round(self.eta_s, 1),
             **self.details,
         }
@@ -102,20 +98,10 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-async def create_run(services: Services, run_id: str, kind: str, source: str) -> None:
-    await services.store.runs.insert(
-        {
-            "_id": run_id,
-            "kind": kind,
-            "source": source,
-            "state": RunState.ENQUEUEING.value,
-            "created_at": utcnow(),
-            "finished_at": None,
-            "accepted": 0,
-            "rejected": 0,
-            "duplicates": 0,
-        }
-    )
+async def create_run(services: Services, kind: RunKind, source: str) -> Run:
+    run = Run(run_id=new_run_id(), kind=kind, source=source)
+    await services.store.runs.create(run)
+    return run
 
 
 async def finish_if_complete(services: Services, run_id: str, processed: int, accepted: int) -> bool:
@@ -123,10 +109,8 @@ async def finish_if_complete(services: Services, run_id: str, processed: int, ac
     if accepted < 0 or processed < accepted:
         return False
     counts = await services.progress.counts(run_id)
-    return await services.store.runs.transition(
-        run_id,
-        [RunState.RUNNING.value],
-        {"state": RunState.FINISHED.value, "finished_at": utcnow(), "counts": counts},
+    return await services.store.runs.move(
+        run_id, RunState.FINISHED, finished_at=utcnow(), final_counts=counts
     )
 
 
@@ -135,68 +119,80 @@ async def record_outcome(services: Services, run_id: str, item_key: str, outcome
     await finish_if_complete(services, run_id, processed, accepted)
 
 
+async def republish_size(services: Services, run: Run) -> None:
+    """Tell the counters the run's size again (Redis may have lost it) and finish it if it is done."""
+    if run.inputs_complete:
+        processed, accepted = await services.progress.set_accepted(run.run_id, run.accepted)
+        await finish_if_complete(services, run.run_id, processed, accepted)
+
+
 async def get_status(services: Services, run_id: str) -> RunStatus | None:
-    doc = await services.store.runs.get(run_id)
-    return None if doc is None else await status_of(services, doc)
+    run = await services.store.runs.get(run_id)
+    return None if run is None else await status_of(services, run)
 
 
-async def status_of(services: Services, doc: dict[str, Any]) -> RunStatus:
-    run_id = str(doc["_id"])
-    live = await services.progress.counts(run_id)
-    counts = live or dict(doc.get("counts") or {})
+async def status_of(services: Services, run: Run) -> RunStatus:
+    live = await services.progress.counts(run.run_id)
+    counts = live or dict(run.final_counts)
+    details = run.details()
+    if run.query_json is not None:
+        details["query"] = json.loads(run.query_json)
     return RunStatus(
-        run_id=run_id,
-        kind=str(doc.get("kind", "")),
-        state=str(doc.get("state", "")),
-        created_at=doc.get("created_at"),
-        finished_at=doc.get("finished_at"),
-        accepted=int(doc.get("accepted", 0)),
-        rejected=int(doc.get("rejected", 0)),
-        duplicates=int(doc.get("duplicates", 0)),
+        run_id=run.run_id,
+        kind=run.kind.value,
+        state=run.state,
+        created_at=run.created_at,
+        finished_at=run.finished_at,
+        accepted=run.accepted,
+        rejected=run.rejected,
+        duplicates=run.duplicates,
         counts=counts,
-        details=_details(doc),
-        eta_s=await _eta_s(services, doc, counts),
+        details=details,
+        eta_s=await _eta_s(services, run, counts),
     )
 
 
-async def _eta_s(services: Services, doc: dict[str, Any], counts: dict[str, int]) -> float | None:
+async def _eta_s(services: Services, run: Run, counts: dict[str, int]) -> float | None:
     """Remaining collect jobs over this run's share of the collect budget.
 
     The feeder gives every running run an equal share of the queue window, so a run's share of
     the rate is the budget the limiter actually grants divided by the number of running runs.
     """
-    if doc.get("state") != RunState.RUNNING.value:
+    if run.state is not RunState.RUNNING:
         return None
-    remaining = int(doc.get("accepted", 0)) - counts.get("processed", 0)
-    search = doc.get("search")
-    if search is not None and not search.get("exhausted") and search.get("total_results") is not None:
-        expected = int(search["total_results"])
-        if doc.get("max_profiles") is not None:
-            expected = min(expected, int(doc["max_profiles"]))
-        remaining = expected - counts.get("processed", 0)
+    expected = run.expected_items()
+    remaining = (run.accepted if expected is None else expected) - counts.get("processed", 0)
     settings = services.settings
     rate_per_s = settings.collect_rps * (1 - settings.rate_safety_margin)
-    running = max(1, await services.store.runs.count({"state": RunState.RUNNING.value}))
+    running = max(1, await services.store.runs.count_in_state(RunState.RUNNING))
     return max(0, remaining) / (rate_per_s / running)
 
 
-def _details(doc: dict[str, Any]) -> dict[str, Any]:
-    details: dict[str, Any] = {}
-    if doc.get("error"):
-        details["error"] = doc["error"]
-    if doc.get("pause_reason"):
-        details["pause_reason"] = doc["pause_reason"]
-    if doc.get("kind") == "search":
-        search = dict(doc.get("search") or {})
-        details.update(
-            {
-                "query": json.loads(doc["query_json"]) if doc.get("query_json") else None,
-                "max_profiles": doc.get("max_profiles"),
-                "pages_fetched": search.get("pages_fetched", 0),
-                "total_results": search.get("total_results"),
-                "ids_seen": search.get("ids_seen", 0),
-                "enqueued": search.get("enqueued", 0),
-                "search_complete": bool(search.get("exhausted")),
-            }
-        )
-    return details
+@dataclass(frozen=True, slots=True)
+class RunPage:
+    runs: list[RunStatus]
+    next_cursor: str | None
+
+
+async def list_runs(services: Services, *, state: str | None, limit: int, cursor: str | None) -> RunPage:
+    if state is not None and state not in RUN_STATES:
+        raise InputError(f"unknown state {state!r}; one of {', '.join(RUN_STATES)}")
+    before = None if cursor is None else _decode_cursor(cursor)
+    runs = await services.store.runs.list_runs(
+        state=None if state is None else RunState(state), before=before, limit=limit + 1
+    )
+    statuses = [await status_of(services, run) for run in runs[:limit]]
+    last = runs[limit - 1] if len(runs) > limit else None
+    return RunPage(statuses, None if last is None else _encode_cursor(last.created_at, last.run_id))
+
+
+def _encode_cursor(created_at: datetime, run_id: str) -> str:
+    return base64.urlsafe_b64encode(f"{created_at.isoformat()}|{run_id}".encode()).decode()
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        created, _, run_id = base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
+        return datetime.fromisoformat(created), run_id
+    except (binascii.Error, UnicodeError, ValueError) as exc:
+        raise InputError("invalid cursor") from exc

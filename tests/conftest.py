@@ -112,5 +112,5 @@ async def services(settings: Settings) -> AsyncIterator[Services]:
     try:
         yield opened
     finally:
-        await opened.store.client.drop_database(settings.mongodb_database)
+        await opened.store.drop_database()
         await opened.close()

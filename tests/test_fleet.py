@@ -151,8 +151,8 @@ async def test_a_search_run_over_several_processes_survives_a_killed_worker(
     status = await get_status(services, run_id)
     assert status is not None and status.state == RunState.FINISHED
     assert status.as_dict()["ids_seen"] == 1000 and status.done == 1000
-    assert sorted(
-        [d["_id"] async for d in services.store.collection("employees").find({}, {"_id": True})]
-    ) == [Population.id_at(i) for i in range(1000)]
+    assert sorted(sorted(await services.store.employees.mirrored_ids())) == [
+        Population.id_at(i) for i in range(1000)
+    ]
     assert search["rejected_429"] == 0 and search["max_in_any_second"] <= 18
     assert 100 <= search["accepted"] <= 101  # 100 pages of 10; one may be re-fetched after the kill

@@ -11,10 +11,10 @@ import pytest
 
 from cli.wiring import run_fleet_worker
 from config import Settings
-from jobs.control import cancel_run, list_runs, pause_run, resume_run
+from jobs.control import cancel_run, pause_run, resume_run
 from jobs.inputs import read_lines
 from jobs.producers import Receipt, enqueue_lines
-from jobs.runs import RunState, get_status
+from jobs.runs import RunState, get_status, list_runs
 from simulator.app import RunningSimulator, start
 from simulator.config import SimulatorConfig
 from simulator.population import Population
@@ -51,7 +51,7 @@ async def windowed(small_window: Settings) -> AsyncIterator[Services]:
     try:
         yield opened
     finally:
-        await opened.store.client.drop_database(small_window.mongodb_database)
+        await opened.store.drop_database()
         await opened.close()
 
 
@@ -66,7 +66,7 @@ async def test_the_queue_holds_a_bounded_window_while_inputs_wait_in_mongodb(
     receipt = await enqueue_ids(windowed, 0, 300)
     assert receipt.accepted == 300
     assert await windowed.queue.depth(keys.JOB_QUEUE) == WINDOW
-    assert await windowed.store.collection("run_inputs").count_documents({"run_id": receipt.run_id}) == 6
+    assert await windowed.store.runs.count_input_chunks(receipt.run_id) == 6
 
     peak = 0
 

@@ -14,9 +14,9 @@ import redis.asyncio as aioredis
 
 from cli.wiring import run_fleet_worker
 from config import Settings
+from jobs.control import recover_run
 from jobs.inputs import read_lines
 from jobs.producers import enqueue_lines
-from jobs.resume import resume_run
 from jobs.runs import RunState, get_status
 from jobs.search import start_search_run
 from simulator.app import RunningSimulator, start
@@ -90,7 +90,7 @@ async def test_a_search_run_collects_every_matching_profile_once(
         0,
     )
     assert data["query"] == GERMANY
-    mirrored = [d["_id"] async for d in services.store.collection("employees").find({}, {"_id": True})]
+    mirrored = sorted(await services.store.employees.mirrored_ids())
     assert sorted(mirrored) == expected
     stats = await sim_stats(simulator)
     assert stats["classes"]["search"]["accepted"] == pages  # type: ignore[index]
@@ -112,10 +112,7 @@ async def test_max_profiles_caps_the_run(
         30,
         2,
     )
-    assert (
-        sorted([d["_id"] async for d in services.store.collection("employees").find({}, {"_id": True})])
-        == matching_ids(simulator)[:30]
-    )
+    assert sorted(await services.store.employees.mirrored_ids()) == matching_ids(simulator)[:30]
 
 
 async def test_profiles_synced_within_the_freshness_ttl_are_not_collected_again(
@@ -177,16 +174,13 @@ async def test_a_run_interrupted_and_resumed_after_redis_lost_everything_complet
     redis = aioredis.Redis.from_url(sim_settings.redis_url)
     await redis.flushdb()  # the queue, the counters and the limiter state are gone
     await redis.aclose()
-    report = await resume_run(services, run_id)
+    report = await recover_run(services, run_id)
     assert report.search_page == before.as_dict()["pages_fetched"]
     await run_fleet_worker(sim_settings, burst=True)
 
     status = await get_status(services, run_id)
     assert status is not None and status.state == RunState.FINISHED
-    assert (
-        sorted([d["_id"] async for d in services.store.collection("employees").find({}, {"_id": True})])
-        == expected
-    )
+    assert sorted(await services.store.employees.mirrored_ids()) == expected
     pages = math.ceil(len(expected) / 20)
     stats = await sim_stats(simulator)
     assert stats["classes"]["search"]["accepted"] <= pages + 1  # type: ignore[index]  # at most the in-flight page again

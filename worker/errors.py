@@ -10,7 +10,9 @@
     │   ├── AuthError                  401: the API key is wrong
     │   ├── NotFoundError              404: no such employee (tombstone, not a failure)
     │   ├── BadRequestError            400/422 and other 4xx: the request itself is wrong
-    │   └── OutOfCreditsError          402: the account has no credits left
+    │   ├── OutOfCreditsError          402: the account has no credits left
+    │   ├── StoreRejectedError         MongoDB refused this document (validation, too large, bad key)
+    │   └── WorkerDiedError            the job's worker died on it too many times (a poison payload)
     ├── InputError                     a producer was handed bad input (line numbers in the message)
     │   ├── RunNotFoundError           no run with that id
     │   └── RunStateError              the run's state does not allow that (e.g. pause a finished run)
@@ -76,6 +78,14 @@ class BadRequestError(PermanentError):
 
 class OutOfCreditsError(PermanentError):
     """The account has no credits left (402)."""
+
+
+class StoreRejectedError(PermanentError):
+    """MongoDB refused the document itself: retrying the same write cannot succeed."""
+
+
+class WorkerDiedError(PermanentError):
+    """The job killed (or outlived) its worker too many times; it goes to the dead-letter."""
 
 
 class InputError(EmployeeSyncError):

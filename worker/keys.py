@@ -41,13 +41,30 @@ def run_counts_key(run_id: str) -> str:
 
 
 def run_done_key(run_id: str) -> str:
-    """Set of item keys already counted for a run, so an at-least-once re-run is counted once."""
-    return f"{PREFIX}:run:{run_id}:done"
+    """Hash item key -> outcome of the items already counted for a run (an at-least-once re-run is
+    counted once)."""
+    return f"{PREFIX}:run:{run_id}:outcomes"
+
+
+def waiters_key(item_key: str) -> str:
+    """Runs waiting for another run's job to collect this item (their feeder found it queued)."""
+    return f"{PREFIX}:waiters:{item_key}"
+
+
+def item_done_key(item_key: str) -> str:
+    """The outcome of the job that just finished this item, kept a minute for late waiters."""
+    return f"{PREFIX}:item_done:{item_key}"
 
 
 def collect_job_id(item_key: str) -> str:
     """Deterministic job id: the same employee is never queued twice at once."""
     return f"collect:{item_key}"
+
+
+def item_of_collect_job(job_id: str) -> str | None:
+    """The item key of a collect job id (None for other jobs)."""
+    prefix = "collect:"
+    return job_id[len(prefix) :] if job_id.startswith(prefix) else None
 
 
 def search_page_job_id(run_id: str, page_no: int) -> str:
@@ -58,3 +75,8 @@ def search_page_job_id(run_id: str, page_no: int) -> str:
 def stash_key(item_key: str) -> str:
     """A collected profile whose write to MongoDB failed, kept so the retry does not pay again."""
     return f"{PREFIX}:stash:{item_key}"
+
+
+def job_starts_key(job_id: str) -> str:
+    """Starts of a job not matched by an end: each one left over is a worker that died running it."""
+    return f"{PREFIX}:job_starts:{job_id}"

@@ -14,10 +14,8 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
 
 import structlog
-from aiohttp import web
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -28,22 +26,15 @@ from prometheus_client import (
 )
 
 from worker import keys
-from worker.errors import MetricsPortError, TransientError
-
-if TYPE_CHECKING:
-    from worker.runtime import Services
 
 log = structlog.get_logger("employee_sync.metrics")
 
 PREFIX = "employee_sync"
 
-# The run states a scrape reports, zero included. `jobs.runs.RUN_STATES` is the source of truth (the
-# worker package does not import jobs); tests/test_metrics.py checks that the two agree.
-RUN_STATES = ("enqueueing", "running", "paused", "finished", "failed", "cancelled")
 SINK_OUTCOMES = ("inserted", "changed", "unchanged", "tombstoned")
 
 # Limiter waits: a free slot is ~0 s, a full booking horizon is LIMITER_MAX_AHEAD_S (2 s), a 429
-# cool-down adds Retry-After, and acquire gives up at JOB_TIMEOUT_S / 2 (30 s).
+# cool-down adds Retry-After (capped), and acquire gives up at 0.3 x JOB_TIMEOUT_S.
 WAIT_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 15.0, 20.0, 30.0)
 
 _OUTCOME_WORD = re.compile(r"[a-z][a-z_]{0,31}")
@@ -155,63 +146,3 @@ class Metrics:
 
     def render(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
-
-
-async def refresh_scrape_gauges(services: Services) -> None:
-    """Read the fleet-wide gauges: queue depth and age from Redis, runs by state from MongoDB.
-
-    A backend that does not answer marks `scrape_backend_up{backend}` 0 and leaves its gauges as they
-    were; the rest of the scrape still works (a metrics endpoint must not fail with what it watches).
-    """
-    metrics = services.metrics
-    try:
-        depth = await services.queue.depth(keys.JOB_QUEUE)
-        age_s = await services.queue.oldest_due_age_s(keys.JOB_QUEUE)
-    except TransientError as exc:
-        _backend_down(metrics, "redis", exc)
-    else:
-        metrics.queue_depth.set(depth)
-        metrics.queue_oldest_age.set(age_s or 0.0)
-        metrics.backend_up.labels("redis").set(1)
-    try:
-        counts = {state: await services.store.runs.count({"state": state}) for state in RUN_STATES}
-    except TransientError as exc:
-        _backend_down(metrics, "mongodb", exc)
-    else:
-        for state, count in counts.items():
-            metrics.runs.labels(state).set(count)
-        metrics.backend_up.labels("mongodb").set(1)
-
-
-def _backend_down(metrics: Metrics, backend: str, exc: TransientError) -> None:
-    log.warning("metrics.backend_unavailable", backend=backend, error=str(exc))
-    metrics.backend_up.labels(backend).set(0)
-
-
-async def render_metrics(services: Services) -> tuple[bytes, str]:
-    """Refresh the scrape-time gauges, then the text exposition and its content type."""
-    await refresh_scrape_gauges(services)
-    return services.metrics.render()
-
-
-async def start_metrics_server(services: Services, host: str, port: int) -> web.AppRunner:
-    """Serve `GET /metrics` (render_metrics) for a worker process; stop it with `runner.cleanup()`."""
-
-    async def handler(request: web.Request) -> web.Response:
-        body, content_type = await render_metrics(services)
-        return web.Response(body=body, headers={"Content-Type": content_type})
-
-    app = web.Application()
-    app.router.add_get("/metrics", handler)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
-    await runner.setup()
-    try:
-        await web.TCPSite(runner, host, port).start()
-    except OSError as exc:
-        await runner.cleanup()
-        raise MetricsPortError(
-            f"cannot serve metrics on {host}:{port}: {exc.strerror or exc}; "
-            "each worker process on a host needs its own METRICS_PORT"
-        ) from exc
-    log.info("metrics.serving", host=host, port=port)
-    return runner

@@ -12,9 +12,11 @@ from worker.redis_errors import redis_boundary
 # Progress keys outlive a run long enough for anyone to read them; the final counts go to MongoDB.
 PROGRESS_TTL_S = 30 * 24 * 3600
 
-# SADD tells whether this item was already counted; only the first count moves the counters.
+# KEYS[2] maps item -> outcome. HSETNX tells whether this item was already counted; only the first
+# count moves the counters. Keeping the outcome lets an undo check it (a requeue un-counts `failed`
+# only if the item really ended `failed`).
 _RECORD = """
-local first = redis.call('SADD', KEYS[2], ARGV[1])
+local first = redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[2])
 if first == 1 then
   redis.call('HINCRBY', KEYS[1], ARGV[2], 1)
   redis.call('HINCRBY', KEYS[1], 'processed', 1)
@@ -26,9 +28,11 @@ return {first, tonumber(counts[1] or '0'), tonumber(counts[2] or '-1')}
 """
 
 
-# Undo one item's count (its dead-letter is being retried): the reverse of _RECORD, once.
+# Undo one item's count (its dead-letter is being retried): the reverse of _RECORD, once, and only
+# when the item's recorded outcome is the one being undone.
 _UNCOUNT = """
-if redis.call('SREM', KEYS[2], ARGV[1]) == 1 then
+if redis.call('HGET', KEYS[2], ARGV[1]) == ARGV[2] then
+  redis.call('HDEL', KEYS[2], ARGV[1])
   redis.call('HINCRBY', KEYS[1], ARGV[2], -1)
   redis.call('HINCRBY', KEYS[1], 'processed', -1)
   return 1
@@ -89,8 +93,8 @@ class RunProgress:
         if not item_keys:
             return []
         async with redis_boundary("progress read"):
-            flags = await self._redis.smismember(keys.run_done_key(run_id), list(item_keys))  # type: ignore[misc]
-        return [bool(f) for f in flags]
+            flags = await self._redis.hmget(keys.run_done_key(run_id), list(item_keys))  # type: ignore[misc]
+        return [f is not None for f in flags]
 
     async def counts(self, run_id: str) -> dict[str, int]:
         async with redis_boundary("progress read"):

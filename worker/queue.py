@@ -21,12 +21,13 @@ import redis.asyncio as aioredis
 import structlog
 from arq import Retry
 from arq.connections import RedisSettings
-from arq.constants import in_progress_key_prefix, job_key_prefix, result_key_prefix
+from arq.constants import in_progress_key_prefix, job_key_prefix, result_key_prefix, retry_key_prefix
 from arq.cron import cron
 from arq.jobs import serialize_job
 from arq.worker import Worker, func
 from redis.exceptions import RedisError
 
+from worker import keys
 from worker.errors import RedisUnavailableError, RetryJob
 from worker.redis_errors import redis_boundary
 
@@ -39,9 +40,15 @@ Hook = Callable[[dict[str, Any]], Awaitable[None]]
 # "error" (it raised) or "cancelled" (arq's own timeout, or a shutdown).
 JobObserver = Callable[[str, str], None]
 JOB_OBSERVER = "job_observer"
+# In the worker's ctx under POISON_HANDLER: called instead of a job whose worker died on it
+# `max_worker_deaths` times; it records the job as failed (dead-letter) and returns its outcome.
+PoisonHandler = Callable[[dict[str, Any], str, tuple[Any, ...]], Awaitable[str]]
+POISON_HANDLER = "poison_handler"
+JOB_STARTS_TTL_S = 7 * 24 * 3600
 
-# Jobs not started within a day are dropped by arq; a run can be resumed from MongoDB after that.
-JOB_EXPIRES_MS = 86_400_000
+# arq drops a job not started within this long after it was queued. The queue is a bounded window,
+# so a long expiry costs nothing; a fleet stopped over a long weekend keeps its window.
+JOB_EXPIRES_MS = 30 * 86_400_000
 # arq runs the lowest score first and treats a score in the future as "deferred": 1 ms after the
 # epoch is due now and ahead of every normally enqueued job.
 PRIORITY_SCORE = 1
@@ -50,7 +57,10 @@ _PEEK = 500
 # Our deadline for a job sits this far inside arq's hard job timeout.
 JOB_DEADLINE_MARGIN_S = 2.0
 OVERRUN_RETRY_CAP_S = 30.0
-ARQ_MAX_TRIES = 200
+# arq's own cap on tries. Our jobs decide when to give up: permanent errors are dead-lettered at
+# once, upstream failures after MAX_TRIES, and our own stores being away is retried until they are
+# back. arq would drop a job past its cap without telling us, so the cap is out of reach.
+ARQ_MAX_TRIES = 1_000_000_000
 # A worker that lost Redis rebuilds itself after 1, 2, 4 ... 30 s.
 RECONNECT_FIRST_S = 1.0
 RECONNECT_MAX_S = 30.0
@@ -73,15 +83,16 @@ return added
 """
 
 
-# Remove a run's queued jobs, except those a worker has already started (in-progress key present).
-# ARGV: job key prefix, in-progress key prefix, then job ids.
+# Remove a run's queued jobs, except those a worker has already started (in-progress key present),
+# with arq's retry counter (else an item fed again within a day would start at its old try number).
+# ARGV: job key prefix, in-progress key prefix, retry key prefix, then job ids. Returns removed ids.
 _REMOVE_QUEUED = """
-local removed = 0
-for i = 3, #ARGV do
+local removed = {}
+for i = 4, #ARGV do
   local id = ARGV[i]
   if redis.call('EXISTS', ARGV[2] .. id) == 0 and redis.call('ZREM', KEYS[1], id) == 1 then
-    redis.call('DEL', ARGV[1] .. id)
-    removed = removed + 1
+    redis.call('DEL', ARGV[1] .. id, ARGV[3] .. id)
+    removed[#removed + 1] = id
   end
 end
 return removed
@@ -152,22 +163,21 @@ class JobQueue:
             raw = await self._redis.mget([job_key_prefix + job_id for job_id in job_ids])
         return [None if value is None else tuple(_loads(value)["a"]) for value in raw]
 
-    async def remove_queued(self, queue_name: str, owner: str) -> int:
-        """Take out the queued (not started) jobs whose first argument is `owner` (a run id)."""
+    async def remove_queued(self, queue_name: str, owner: str) -> list[str]:
+        """Take out the queued (not started) jobs whose first argument is `owner` (a run id);
+        returns their ids."""
         async with redis_boundary("queue read"):
             job_ids = [j.decode() for j in await self._redis.zrange(queue_name, 0, -1)]
-        removed = 0
+        removed: list[str] = []
         for start in range(0, len(job_ids), 500):  # the queue is a bounded window; batches keep calls small
             batch = job_ids[start : start + 500]
             args = await self.job_args(batch)
             mine = [job_id for job_id, a in zip(batch, args, strict=True) if a and a[0] == owner]
             if mine:
+                prefixes = [job_key_prefix, in_progress_key_prefix, retry_key_prefix]
                 async with redis_boundary("queue update"):
-                    removed += int(
-                        await self._remove(
-                            keys=[queue_name], args=[job_key_prefix, in_progress_key_prefix, *mine]
-                        )
-                    )
+                    gone = await self._remove(keys=[queue_name], args=[*prefixes, *mine])
+                removed += [g.decode() if isinstance(g, bytes) else str(g) for g in gone]
         return removed
 
     async def try_lock(self, name: str, ttl_ms: int) -> str | None:
@@ -220,11 +230,33 @@ class JobQueue:
         return max(0, max(ages_ms)) / 1000 if ages_ms else None
 
 
-def _as_arq_job(name: str, job: JobFunction, timeout_s: float) -> Callable[..., Awaitable[str]]:
+async def _deaths_before(ctx: dict[str, Any]) -> int:
+    """Count this start; returns how many earlier starts never ended (their worker died)."""
+    job_id = ctx.get("job_id")
+    if not job_id or "redis" not in ctx:
+        return 0
+    async with redis_boundary("job start count"), ctx["redis"].pipeline(transaction=True) as pipe:
+        pipe.incr(keys.job_starts_key(job_id))
+        pipe.expire(keys.job_starts_key(job_id), JOB_STARTS_TTL_S)
+        starts, _ = await pipe.execute()
+    return int(starts) - 1
+
+
+async def _ended(ctx: dict[str, Any]) -> None:
+    job_id = ctx.get("job_id")
+    if job_id and "redis" in ctx:
+        with contextlib.suppress(RedisError, OSError):  # worst case: one death too many is counted
+            await ctx["redis"].delete(keys.job_starts_key(job_id))
+
+
+def _as_arq_job(
+    name: str, job: JobFunction, timeout_s: float, max_deaths: int
+) -> Callable[..., Awaitable[str]]:
     """Bind log context per job, log one summary line, and turn RetryJob into arq's Retry.
 
     The job also gets a deadline a little inside arq's own: arq treats its timeout as a final
     failure (the job would be dropped), while an overrun here is retried like any transient error.
+    A job whose worker died on it `max_deaths` times goes to the POISON_HANDLER instead of running.
     """
 
     async def run(ctx: dict[str, Any], *args: Any) -> str:
@@ -232,36 +264,57 @@ def _as_arq_job(name: str, job: JobFunction, timeout_s: float) -> Callable[..., 
             job=name, job_id=ctx.get("job_id"), job_try=ctx.get("job_try"),
             run_id=args[0] if args else None,
         )  # fmt: skip
-        started = time.monotonic()
-        deadline = asyncio.timeout(timeout_s)
         observe: JobObserver = ctx.get(JOB_OBSERVER) or _ignore
+        poison: PoisonHandler | None = ctx.get(POISON_HANDLER)
+        if poison is not None and await _deaths_before(ctx) >= max_deaths:
+            log.error("job.poison", deaths=max_deaths)
+            outcome = await poison(ctx, name, tuple(args))
+            await _ended(ctx)
+            observe(name, outcome)
+            return outcome
         try:
-            async with deadline:
-                outcome = await job(ctx, *args)
-        except RetryJob as retry:
-            log.info("job.retry", defer_s=round(retry.defer_s, 3), reason=retry.reason)
-            observe(name, "retry")
-            raise Retry(defer=retry.defer_s) from retry
-        except TimeoutError:
-            if not deadline.expired():
-                observe(name, "error")
-                raise
-            defer_s = min(OVERRUN_RETRY_CAP_S, float(ctx.get("job_try", 1)))
-            log.warning("job.overran", timeout_s=timeout_s, defer_s=defer_s)
-            observe(name, "retry")
-            raise Retry(defer=defer_s) from None
-        except asyncio.CancelledError:
-            observe(name, "cancelled")
-            raise
-        except Exception:
-            observe(name, "error")
-            raise
-        log.info("job.done", outcome=outcome, duration_s=round(time.monotonic() - started, 3))
-        observe(name, outcome)
-        return outcome
+            return await _run_observed(ctx, name, job, timeout_s, args, observe)
+        finally:
+            await _ended(ctx)
 
     run.__qualname__ = name
     return run
+
+
+async def _run_observed(
+    ctx: dict[str, Any],
+    name: str,
+    job: JobFunction,
+    timeout_s: float,
+    args: tuple[Any, ...],
+    observe: JobObserver,
+) -> str:
+    started = time.monotonic()
+    deadline = asyncio.timeout(timeout_s)
+    try:
+        async with deadline:
+            outcome = await job(ctx, *args)
+    except RetryJob as retry:
+        log.info("job.retry", defer_s=round(retry.defer_s, 3), reason=retry.reason)
+        observe(name, "retry")
+        raise Retry(defer=retry.defer_s) from retry
+    except TimeoutError:
+        if not deadline.expired():
+            observe(name, "error")
+            raise
+        defer_s = min(OVERRUN_RETRY_CAP_S, float(ctx.get("job_try", 1)))
+        log.warning("job.overran", timeout_s=timeout_s, defer_s=defer_s)
+        observe(name, "retry")
+        raise Retry(defer=defer_s) from None
+    except asyncio.CancelledError:
+        observe(name, "cancelled")
+        raise
+    except Exception:
+        observe(name, "error")
+        raise
+    log.info("job.done", outcome=outcome, duration_s=round(time.monotonic() - started, 3))
+    observe(name, outcome)
+    return outcome
 
 
 def _ignore(job: str, outcome: str) -> None:
@@ -276,6 +329,7 @@ class WorkerOptions:
     job_timeout_s: float
     max_tries: int
     drain_timeout_s: int
+    max_worker_deaths: int = 3
     poll_delay_s: float = 0.1
     burst: bool = False
     # Jobs run every `every_s` seconds by one worker of the fleet (arq cron with a unique job id).
@@ -324,7 +378,7 @@ def _arq_worker(options: WorkerOptions, functions: Mapping[str, JobFunction], ct
     inner_s = max(1.0, options.job_timeout_s - JOB_DEADLINE_MARGIN_S)
     crons = [
         cron(
-            cast(Any, _as_arq_job(name, job, inner_s)),
+            cast(Any, _as_arq_job(name, job, inner_s, options.max_worker_deaths)),
             name=name,
             second=set(range(0, 60, every_s)),
             unique=True,
@@ -333,7 +387,8 @@ def _arq_worker(options: WorkerOptions, functions: Mapping[str, JobFunction], ct
     ]
     return Worker(
         functions=[
-            func(cast(Any, _as_arq_job(name, job, inner_s)), name=name) for name, job in functions.items()
+            func(cast(Any, _as_arq_job(name, job, inner_s, options.max_worker_deaths)), name=name)
+            for name, job in functions.items()
         ],
         cron_jobs=crons,
         queue_name=options.queue_name,
@@ -343,9 +398,6 @@ def _arq_worker(options: WorkerOptions, functions: Mapping[str, JobFunction], ct
         max_jobs=options.concurrency,
         job_timeout=options.job_timeout_s,
         keep_result=0,  # results live in MongoDB; a kept result would also block re-enqueueing
-        # Our jobs decide when to give up (and dead-letter); arq's cap only stops a job that
-        # keeps killing its worker. It is high because our stores being away is retried until
-        # they are back (see RetryPolicy), and every retry counts as an arq try.
         max_tries=ARQ_MAX_TRIES,
         job_completion_wait=options.drain_timeout_s,  # SIGTERM: stop taking jobs, drain, then stop
         poll_delay=options.poll_delay_s,

@@ -13,13 +13,15 @@ from worker import keys
 from worker.client import CoresignalClient
 from worker.credits import CreditsGate
 from worker.limiter import GrantObserver, RateLimiter
-from worker.metrics import Metrics, start_metrics_server
+from worker.metrics import Metrics
+from worker.metrics_server import start_metrics_server
 from worker.progress import RunProgress
 from worker.queue import JOB_OBSERVER, JobQueue
 from worker.redis_errors import redis_boundary
 from worker.retry import RetryPolicy
 from worker.stash import ProfileStash
 from worker.store import MongoStore
+from worker.waiters import ItemWaiters
 
 
 @dataclass(slots=True)
@@ -33,6 +35,7 @@ class Services:
     progress: RunProgress
     stash: ProfileStash
     credits: CreditsGate
+    waiters: ItemWaiters
     metrics: Metrics
 
     @classmethod
@@ -48,6 +51,7 @@ class Services:
             progress=RunProgress(client),
             stash=ProfileStash(client),
             credits=CreditsGate(client),
+            waiters=ItemWaiters(client),
             metrics=metrics or Metrics(),
         )
         services.metrics.set_limits({cls: settings.rate_per_s(cls) for cls in keys.ENDPOINT_CLASSES})

@@ -11,7 +11,7 @@ from api_support import Api, MakeApi, assert_error
 
 from config import Settings
 from devstack import processes as svc
-from jobs import control
+from jobs import producers
 from worker.runtime import Services
 from worker.store import MongoStore
 
@@ -113,7 +113,7 @@ async def test_an_unexpected_exception_is_a_logged_500_that_reveals_nothing(
     async def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("secret internals")
 
-    monkeypatch.setattr(control, "create_list_run", broken)
+    monkeypatch.setattr(producers, "create_list_run", broken)
 
     with structlog.testing.capture_logs() as logs:
         error = assert_error(await api.post("/v1/runs", {"employee_ids": [1]}), 500, "internal")

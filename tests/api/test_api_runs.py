@@ -149,7 +149,7 @@ async def test_listing_filters_by_state_and_pages_with_the_cursor(api: Api) -> N
 async def test_a_mirrored_employee_is_returned_with_its_sync_metadata(api: Api, services: Services) -> None:
     profile = {"id": 4242, "full_name": "Ada Lovelace", "experience": [{"title": "analyst"}]}
     now = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
-    await services.store.employees.upsert(4242, profile, run_id="r" * 32, now=now)
+    await services.store.employees.upsert(4242, profile, run_id="r" * 32, fetched_at=now)
 
     reply = await api.get("/v1/employees/4242")
 

@@ -80,7 +80,7 @@ async def test_malformed_or_oversized_queries_are_refused_before_any_run_exists(
     result = cli(settings, "enqueue", "search", str(query))
     assert result.returncode == 1
     assert message in result.stderr and "Traceback" not in result.stderr
-    assert await services.store.runs.count({}) == 0
+    assert await services.store.runs.count_all() == 0
 
 
 async def test_invalid_ids_are_rejected_by_line(settings: Settings, services: Services) -> None:

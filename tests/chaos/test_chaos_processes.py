@@ -43,9 +43,9 @@ REPORT = os.environ.get("CHAOS_REPORT")
 async def mirror_check(services: Services, count: int) -> tuple[int, int]:
     """(lost, duplicated) for ids 0..count-1: lost = neither mirrored nor dead-lettered."""
     expected = {Population.id_at(i) for i in range(count)}
-    mirrored = set([d["_id"] async for d in services.store.collection("employees").find({}, {"_id": True})])
+    mirrored = await services.store.employees.mirrored_ids()
     letters = await services.store.dead_letters.list(limit=count + 1)
-    dead = {int(d["item_key"].split(":")[1]) for d in letters}
+    dead = {int(d.item_key.split(":")[1]) for d in letters}
     documents = await services.store.employees.count()
     return len(expected - mirrored - dead), documents - len(mirrored)
 

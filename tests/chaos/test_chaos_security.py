@@ -61,13 +61,13 @@ async def test_no_secret_reaches_logs_records_or_metrics(
     finally:
         svc.stop(redis_proc)
 
-    assert len(letters) == 20 and all("401" in d["reason"] for d in letters)
+    assert len(letters) == 20 and all("401" in d.reason for d in letters)
     everything = "\n".join(
         [
             (tmp_path / "worker.log").read_text(errors="replace"),
             status.stdout,
             status.stderr,
-            json.dumps(letters, default=str),
+            json.dumps([d.as_dict() for d in letters], default=str),
             json.dumps(run, default=str),
             metrics,
         ]
@@ -78,7 +78,7 @@ async def test_no_secret_reaches_logs_records_or_metrics(
 
 async def _metrics_text(services: Services) -> str:
     try:
-        from worker.metrics import render_metrics
+        from worker.metrics_server import render_metrics
     except ImportError:  # pragma: no cover - metrics are part of the package
         return ""
     body, _ = await render_metrics(services)

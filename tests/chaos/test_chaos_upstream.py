@@ -50,10 +50,10 @@ async def test_faults_and_429_storms_end_with_every_profile_synced_or_dead_lette
 
     status = await get_status(services, receipt.run_id)
     assert status is not None and status.state == RunState.FINISHED
-    mirrored = set([d["_id"] async for d in services.store.collection("employees").find({}, {"_id": True})])
+    mirrored = await services.store.employees.mirrored_ids()
     letters = await services.store.dead_letters.list(limit=profiles)
-    assert all(d["reason"] and d["attempts"] >= 8 for d in letters)  # only exhausted transients
-    dead = {int(d["item_key"].split(":")[1]) for d in letters}
+    assert all(d.reason and d.attempts >= 8 for d in letters)  # only exhausted transients
+    dead = {int(d.item_key.split(":")[1]) for d in letters}
     assert {Population.id_at(i) for i in range(profiles)} <= mirrored | dead
     collect = stats["classes"]["collect"]
     requests = stats["requests_total"]

@@ -1,8 +1,11 @@
 """The sink: idempotent upserts of profiles into `employees`, with change detection by content hash.
 
 Document shape: `{_id: <employee id>, profile: {...as the API returned it...}, sync: {hash, synced_at,
-changed_at, first_seen_at, deleted_at, run_id}}`. "Changed" is decided by comparing a SHA-256 of the
-canonical JSON we store ourselves, never by `modified_count` (servers disagree on it).
+changed_at, first_seen_at, deleted_at, run_id}}`. `synced_at` is when the written profile was *fetched*
+(not when it was written): a write of an older fetch than the stored one is skipped, so a late
+writer (a stashed profile, a slow job) never replaces a newer profile. "Changed" is decided by
+comparing a SHA-256 of the canonical JSON we store ourselves, never by `modified_count` (servers
+disagree on it).
 """
 
 from __future__ import annotations
@@ -55,7 +58,7 @@ class EmployeeSink:
         self._changes = changes
 
     async def upsert(
-        self, employee_id: int, profile: dict[str, Any], *, run_id: str, now: datetime
+        self, employee_id: int, profile: dict[str, Any], *, run_id: str, fetched_at: datetime
     ) -> SinkOutcome:
         """Write one profile. Replaying the same profile only moves `synced_at`.
 
@@ -63,16 +66,20 @@ class EmployeeSink:
         that fails on a duplicate `_id`), so concurrent writers of one id never lose an update or
         create a second document. Single-document operations by `_id` only: cheap on every server.
         """
-        digest = content_hash(profile)
+        digest, now = content_hash(profile), fetched_at
         for _ in range(_MAX_RACE_ATTEMPTS):
             current = await self._read_sync(employee_id)
             if current is None:
                 if await self._insert(employee_id, profile, digest, run_id, now):
                     return SinkOutcome.INSERTED
                 continue  # another worker inserted it first: compare against theirs
+            stored_at = current.get("synced_at")
+            if stored_at is not None and stored_at > now:
+                return SinkOutcome.UNCHANGED  # a newer fetch is already stored: ours is stale
             if current.get("hash") == digest and current.get("deleted_at") is None:
-                await self._touch(employee_id, run_id, now)
-                return SinkOutcome.UNCHANGED
+                if await self._touch(employee_id, digest, run_id, now):
+                    return SinkOutcome.UNCHANGED
+                continue  # tombstoned or replaced meanwhile: compare again
             before = await self._replace_if(employee_id, current.get("hash"), profile, digest, run_id, now)
             if before is not None:
                 await self._record_change(employee_id, before, profile, digest, run_id, now)
@@ -82,7 +89,7 @@ class EmployeeSink:
     async def _read_sync(self, employee_id: int) -> Doc | None:
         async with translated("read employee"):
             doc = await self._employees.find_one(
-                {"_id": employee_id}, {"sync.hash": True, "sync.deleted_at": True}
+                {"_id": employee_id}, {"sync.hash": True, "sync.deleted_at": True, "sync.synced_at": True}
             )
         return None if doc is None else dict(doc.get("sync") or {})
 
@@ -98,11 +105,14 @@ class EmployeeSink:
             return False
         return True
 
-    async def _touch(self, employee_id: int, run_id: str, now: datetime) -> None:
+    async def _touch(self, employee_id: int, digest: str, run_id: str, now: datetime) -> bool:
+        """Move synced_at of a live, unchanged profile (conditional, so it never revives a tombstone)."""
         async with translated("touch employee"):
-            await self._employees.update_one(
-                {"_id": employee_id}, {"$set": {"sync.synced_at": now, "sync.run_id": run_id}}
+            result = await self._employees.update_one(
+                {"_id": employee_id, "sync.hash": digest, "sync.deleted_at": None},
+                {"$set": {"sync.synced_at": now, "sync.run_id": run_id}},
             )
+        return result.matched_count == 1
 
     async def _replace_if(
         self,
@@ -170,7 +180,7 @@ class EmployeeSink:
         """The ids among these whose last sync was by this run (a resume does not redo them)."""
         if not employee_ids:
             return set()
-        query = {"_id": {"$in": list(employee_ids)}, "sync.run_id": run_id}
+        query = {"_id": {"$in": list(employee_ids)}, "sync.run_id": run_id, "sync.deleted_at": None}
         async with translated("read synced employees"):
             return {int(doc["_id"]) async for doc in self._employees.find(query, {"_id": True})}
 
@@ -178,6 +188,17 @@ class EmployeeSink:
         async with translated("read employee"):
             return await self._employees.find_one({"_id": employee_id})
 
-    async def count(self, query: Doc | None = None) -> int:
+    async def count(self) -> int:
         async with translated("count employees"):
-            return await self._employees.count_documents(query or {})
+            return await self._employees.count_documents({})
+
+    async def mirrored_ids(self) -> set[int]:
+        """Every mirrored id (tests, the demo and small benchmarks; not for a production mirror)."""
+        async with translated("list employees"):
+            return {int(doc["_id"]) async for doc in self._employees.find({}, {"_id": True})}
+
+    async def changes_of(self, employee_id: int | None = None) -> list[Doc]:
+        """Change records, oldest first (all of them when no id is given)."""
+        query: Doc = {} if employee_id is None else {"employee_id": employee_id}
+        async with translated("read changes"):
+            return [doc async for doc in self._changes.find(query).sort("at", 1)]

@@ -1,14 +1,18 @@
-"""The AsyncMongoClient lifecycle and the collections."""
+"""The AsyncMongoClient lifecycle; the sink, run records and dead-letter hang off it.
+
+The client and the collections are private: callers use the intention-named methods of
+`employees`, `runs` and `dead_letters`, so MongoDB's query language stays inside this package.
+"""
 
 from __future__ import annotations
 
 from pymongo import ASCENDING, AsyncMongoClient
-from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
 from worker.store.base import Doc, translated
+from worker.store.deadletters import DeadLetters
 from worker.store.employees import EmployeeSink
-from worker.store.records import DeadLetters, RunRecords
+from worker.store.runs import RunStore
 
 EMPLOYEES = "employees"
 RUNS = "runs"
@@ -18,14 +22,13 @@ DEAD_LETTERS = "dead_letters"
 
 
 class MongoStore:
-    """Owns one AsyncMongoClient; the sink, run records and dead-letter hang off it."""
-
     def __init__(self, client: AsyncMongoClient[Doc], database: str) -> None:
-        self.client = client
-        self.db: AsyncDatabase[Doc] = client[database]
-        self.employees = EmployeeSink(self.collection(EMPLOYEES), self.collection(CHANGES))
-        self.runs = RunRecords(self.collection(RUNS), self.collection(RUN_INPUTS))
-        self.dead_letters = DeadLetters(self.collection(DEAD_LETTERS))
+        self._client = client
+        self._database = database
+        self._db: AsyncDatabase[Doc] = client[database]
+        self.employees = EmployeeSink(self._db[EMPLOYEES], self._db[CHANGES])
+        self.runs = RunStore(self._db[RUNS], self._db[RUN_INPUTS])
+        self.dead_letters = DeadLetters(self._db[DEAD_LETTERS])
 
     @classmethod
     def open(cls, url: str, database: str, *, timeout_s: float = 5.0) -> MongoStore:
@@ -40,22 +43,27 @@ class MongoStore:
         )
         return cls(client, database)
 
-    def collection(self, name: str) -> AsyncCollection[Doc]:
-        return self.db[name]
-
     async def ping(self) -> None:
         async with translated("ping"):
-            await self.client.admin.command("ping")
+            await self._client.admin.command("ping")
 
     async def ensure_indexes(self) -> None:
         """Idempotent; shorthand names are indexed for lookup only: they change and get reused."""
         async with translated("create_index"):
-            await self.collection(EMPLOYEES).create_index([("profile.shorthand_names", ASCENDING)])
-            await self.collection(EMPLOYEES).create_index([("sync.synced_at", ASCENDING)])
-            await self.collection(RUNS).create_index([("created_at", ASCENDING)])
-            await self.collection(RUN_INPUTS).create_index([("run_id", ASCENDING), ("seq", ASCENDING)])
-            await self.collection(DEAD_LETTERS).create_index([("run_id", ASCENDING)])
-            await self.collection(CHANGES).create_index([("employee_id", ASCENDING)])
+            await self._db[EMPLOYEES].create_index([("profile.shorthand_names", ASCENDING)])
+            await self._db[EMPLOYEES].create_index([("sync.synced_at", ASCENDING)])
+            await self._db[RUNS].create_index([("created_at", ASCENDING)])
+            await self._db[RUNS].create_index([("state", ASCENDING), ("created_at", ASCENDING)])
+            await self._db[RUN_INPUTS].create_index([("run_id", ASCENDING), ("seq", ASCENDING)])
+            # A search id found on two pages is looked up by value (multikey): see RunStore.seen_elsewhere.
+            await self._db[RUN_INPUTS].create_index([("run_id", ASCENDING), ("items", ASCENDING)])
+            await self._db[CHANGES].create_index([("employee_id", ASCENDING)])
+        await self.dead_letters.ensure_indexes()
+
+    async def drop_database(self) -> None:
+        """Tests and benchmarks: throw away everything this store holds."""
+        async with translated("drop database"):
+            await self._client.drop_database(self._database)
 
     async def close(self) -> None:
-        await self.client.close()
+        await self._client.close()

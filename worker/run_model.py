@@ -1,0 +1,172 @@
+"""The run: one home for its kinds, states, allowed transitions, counters and sub-records.
+
+A run is what one producer call (a file of ids, a search, later a bulk export, a sync tick or a
+webhook batch) becomes. Its record lives in MongoDB (written only by `worker.store.runs`, which
+speaks this model); its live counters live in Redis (`worker.progress`).
+
+States and the only moves between them (the table behind `allowed_from`, which every state change's
+compare-and-set in the store uses):
+
+    enqueueing ──► running ──► finished ──► running      (a dead-letter requeue reopens it)
+        │            │  ▲ │
+        │            │  │ └──► failed ──► running        (recover: rebuild from MongoDB)
+        │            ▼  │
+        │          paused                                (by hand, or out of credits)
+        └──────────────┴──► cancelled                    (from any active state; final)
+
+`running → running` is the recovery move: the feed cursor is rewound while the run stays running.
+Outcomes: every accepted item ends with exactly one of `Outcome`; a run is finished when
+`processed` (items with an outcome) reaches `accepted`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+
+class RunKind(StrEnum):
+    IDS = "ids"
+    NAMES = "names"
+    SEARCH = "search"
+
+
+class RunState(StrEnum):
+    ENQUEUEING = "enqueueing"
+    RUNNING = "running"
+    PAUSED = "paused"
+    FINISHED = "finished"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+RUN_STATES: tuple[str, ...] = tuple(state.value for state in RunState)
+ACTIVE_STATES = frozenset({RunState.ENQUEUEING, RunState.RUNNING, RunState.PAUSED})
+
+# target state -> the states a run may move to it from: the one table every transition checks.
+_MOVES: dict[RunState, frozenset[RunState]] = {
+    RunState.RUNNING: frozenset({RunState.ENQUEUEING, RunState.RUNNING, RunState.PAUSED, RunState.FAILED}),
+    RunState.PAUSED: frozenset({RunState.RUNNING}),
+    RunState.FINISHED: frozenset({RunState.RUNNING}),
+    RunState.FAILED: frozenset({RunState.ENQUEUEING, RunState.RUNNING}),
+    RunState.CANCELLED: ACTIVE_STATES,
+}
+# Reopening a finished run is allowed only for a dead-letter requeue (see `REOPEN`).
+REOPEN_FROM = frozenset({RunState.FINISHED})
+
+
+def allowed_from(target: RunState, *, reopen: bool = False) -> frozenset[RunState]:
+    base = _MOVES.get(target, frozenset())
+    return base | REOPEN_FROM if reopen and target is RunState.RUNNING else base
+
+
+class Outcome(StrEnum):
+    """The final outcome of one item in one run (each item is counted once)."""
+
+    INSERTED = "inserted"
+    CHANGED = "changed"
+    UNCHANGED = "unchanged"
+    RECOVERED = "recovered"  # found synced by this run when it was recovered after Redis lost it
+    NOT_FOUND = "not_found"
+    FAILED = "failed"
+    SKIPPED_FRESH = "skipped_fresh"  # synced within FRESHNESS_TTL_S: no credit spent
+
+
+DONE_OUTCOMES = frozenset({Outcome.INSERTED, Outcome.CHANGED, Outcome.UNCHANGED, Outcome.RECOVERED})
+# Informational counters beside the outcomes (not outcomes: an item can add to them many times).
+COUNTER_429 = "upstream_429"
+COUNTER_RETRIES = "retries"
+COUNTER_SHARED = "shared"  # items another run's job was already collecting; counted when it finished
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(slots=True)
+class FeedCursor:
+    """Where the feeder is in a run's stored input chunks. `epoch` moves on every rewind, so a feed
+    that read the cursor before a rewind cannot write its stale position back over it."""
+
+    seq: int = 0
+    offset: int = 0
+    done: bool = False
+    epoch: int = 0
+
+
+@dataclass(slots=True)
+class SearchCursor:
+    """A search run's position: the next page to fetch and what earlier pages found."""
+
+    next_page: int = 0
+    cursor: str | None = None
+    pages_fetched: int = 0
+    total_results: int | None = None
+    ids_seen: int = 0  # distinct ids this run accepted from its pages (fresh ones included)
+    enqueued: int = 0
+    skipped_fresh: int = 0
+    exhausted: bool = False
+
+
+@dataclass(slots=True)
+class Rejection:
+    line: int
+    value: str
+    reason: str
+
+
+@dataclass(slots=True)
+class Run:
+    run_id: str
+    kind: RunKind
+    source: str
+    state: RunState = RunState.ENQUEUEING
+    created_at: datetime = field(default_factory=utcnow)
+    finished_at: datetime | None = None
+    paused_at: datetime | None = None
+    pause_reason: str | None = None
+    error: str | None = None
+    accepted: int = 0
+    rejected: int = 0
+    duplicates: int = 0
+    rejected_sample: list[Rejection] = field(default_factory=list)
+    inputs_complete: bool = False
+    feed: FeedCursor = field(default_factory=FeedCursor)
+    search: SearchCursor | None = None
+    query_json: str | None = None  # a search body as text: ES field paths contain dots
+    max_profiles: int | None = None
+    final_counts: dict[str, int] = field(default_factory=dict)  # copied from Redis when it ends
+
+    @property
+    def is_search(self) -> bool:
+        return self.search is not None
+
+    def expected_items(self) -> int | None:
+        """How many items the run will have when its inputs are complete (None: not known yet)."""
+        if self.inputs_complete:
+            return self.accepted
+        if self.search is not None and self.search.total_results is not None:
+            total = self.search.total_results
+            return total if self.max_profiles is None else min(total, self.max_profiles)
+        return None
+
+    def details(self) -> dict[str, Any]:
+        """Kind-specific fields for status output."""
+        out: dict[str, Any] = {}
+        if self.error:
+            out["error"] = self.error
+        if self.pause_reason:
+            out["pause_reason"] = self.pause_reason
+        if self.search is not None:
+            s = self.search
+            out.update(
+                max_profiles=self.max_profiles,
+                pages_fetched=s.pages_fetched,
+                total_results=s.total_results,
+                ids_seen=s.ids_seen,
+                enqueued=s.enqueued,
+                search_complete=s.exhausted,
+            )
+        return out
