@@ -95,7 +95,7 @@ async def _stream(
         for index, chunk in enumerate(file_chunks(state.population, ids, config.bulk_file_layout, fault)):
             if reset_after is not None and index >= reset_after:
                 break
-            await pause_for_slow(config, fault)
+            await pause_for_slow(config, fault, request)
             await response.write(chunk)
             # Lets the event loop stamp other arrivals between batches (rate-limit fairness).
             await asyncio.sleep(0)

@@ -23,6 +23,8 @@ import zlib
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from aiohttp import web
+
 from simulator.config import SimulatorConfig
 from simulator.population import Population
 
@@ -30,6 +32,7 @@ BATCH_RECORDS = 100
 # gzip container (RFC 1952) around deflate, what `gzip` and S3 deliveries produce.
 _GZIP_WBITS = 31
 _CORRUPT_BYTES = 16
+_SLOW_POLL_S = 0.05
 
 DOWNLOAD_FAULTS = ("truncated", "corrupt", "reset", "5xx", "slow")
 
@@ -107,6 +110,15 @@ def _invert_middle(chunk: bytes) -> bytes:
     return chunk[:start] + damaged + chunk[start + len(damaged) :]
 
 
-async def pause_for_slow(config: SimulatorConfig, fault: str | None) -> None:
-    if fault == "slow" and config.bulk_slow_chunk_s > 0:
-        await asyncio.sleep(config.bulk_slow_chunk_s)
+async def pause_for_slow(config: SimulatorConfig, fault: str | None, request: web.Request) -> None:
+    """The "slow" fault's wait before a batch; cut short once the client has gone (no point
+    holding up server shutdown for a download nobody reads)."""
+    if fault != "slow" or config.bulk_slow_chunk_s <= 0:
+        return
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + config.bulk_slow_chunk_s
+    while (remaining := deadline - loop.time()) > 0:
+        transport = request.transport
+        if transport is None or transport.is_closing():
+            return
+        await asyncio.sleep(min(_SLOW_POLL_S, remaining))
