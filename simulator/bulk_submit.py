@@ -116,6 +116,9 @@ async def _read_id_file(request: web.Request, state: SimulatorState) -> Submissi
         raise QueryError(400, "expected multipart/form-data with an ids_file field")
     try:
         form = await request.post()
+    except web.HTTPRequestEntityTooLarge:
+        # Past aiohttp's 1 MiB body limit: far more than 10,000 ids, the same answer.
+        raise QueryError(400, TOO_MANY_IDS) from None
     except (ValueError, web.HTTPException):
         raise QueryError(400, "request body is not valid multipart/form-data") from None
     field = form.get("ids_file")

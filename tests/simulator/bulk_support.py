@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import io
 import json
 from typing import Any
 
@@ -22,7 +23,8 @@ async def post_id_file(
     filename: str = "ids.csv",
 ) -> Reply:
     form = aiohttp.FormData()
-    form.add_field("ids_file", content.encode(), filename=filename, content_type="text/csv")
+    # A file object, not bytes: aiohttp warns about large raw bodies (and warnings are errors).
+    form.add_field("ids_file", io.BytesIO(content.encode()), filename=filename, content_type="text/csv")
     if webhook_url is not None:
         form.add_field("webhook_url", webhook_url)
     headers = {} if api_key is None else {"apikey": api_key}

@@ -50,6 +50,11 @@ async def test_more_than_10000_ids_is_400_and_nothing_is_created(make_sim: MakeS
     assert (await sim.stats())["bulk"]["posts_by_fingerprint"] == {}
 
 
+async def test_an_id_file_past_the_body_limit_is_also_too_many_ids(sim: Sim) -> None:
+    reply = await post_id_file(sim, ids_text(list(range(10_000_000, 10_200_000))))
+    assert (reply.status, reply.json()["detail"]) == (400, "file contains too many ids maximum is 10,000 ids")
+
+
 async def test_exactly_10000_ids_is_accepted(make_sim: MakeSim) -> None:
     sim = await make_sim()
     reply = await post_id_file(sim, ids_text(list(range(10_000, 10_000 + 7 * 10_000, 7))))
