@@ -11,10 +11,21 @@ GET   /_sim/stats                    200 {
         # accepted_rps: (accepted - 1) / (last - first accepted arrival), the achieved rate
         # over the span of accepted requests; *_accepted_s are on the simulator's clock
         "status_counts": {"200": n, "404": n, "reset": n, ...},  # /cdapi requests only
-        "requests_total": n, "credits_remaining": n | null, "credits_charged": n}
+        "requests_total": n, "credits_remaining": n | null, "credits_charged": n,
+        "bulk": {"posts_by_fingerprint": {"id_file:<hash>": n, ...},   # every POST that got
+                                                       # past input checks (201, 409, 404, 402)
+                 "created_by_fingerprint": {...},      # data requests created (201)
+                 "downloads_by_file": {"<request_id>/<file name>": n}, # file GETs started
+                 "completed_by_file": {...},           # ... whose whole body was sent
+                 "requests": {"<request_id>": {"kind", "fingerprint", "records", "files",
+                                               "error"}},
+                 "clock_offset_s": s}}                 # see POST /_sim/advance
+POST  /_sim/advance                  {"days": N} and/or {"seconds": N}: moves the bulk clock on
+                                     (`simulator.bulk`); 200 {"clock_offset_s": total}
 POST  /_sim/reset                    200 {"status": "reset"}: clears stats, rate windows,
                                      profile changes and cached search results; credits back
-                                     to config.credits; fault draws start again from the seed
+                                     to config.credits; fault draws start again from the seed;
+                                     bulk data requests, their counts and clock offset cleared
 GET   /_sim/config                   200 the config, without api_keys
 PATCH /_sim/config                   JSON subset of SimulatorConfig, e.g. {"credits": 5}
                                      200 new config without api_keys; 400 {"detail": [errors]}
@@ -39,6 +50,7 @@ import pydantic
 from aiohttp import web
 
 from simulator.admission import NOT_FOUND
+from simulator.bulk_store import BULK
 from simulator.config import SimulatorConfig
 from simulator.responses import json_error, json_response
 from simulator.state import STATE, SimulatorState
@@ -49,11 +61,16 @@ async def health(request: web.Request) -> web.Response:
 
 
 async def stats(request: web.Request) -> web.Response:
-    return json_response(request.app[STATE].stats())
+    payload = request.app[STATE].stats()
+    if BULK in request.app:
+        payload["bulk"] = request.app[BULK].stats()
+    return json_response(payload)
 
 
 async def reset(request: web.Request) -> web.Response:
     request.app[STATE].reset()
+    if BULK in request.app:
+        request.app[BULK].reset()
     return json_response({"status": "reset"})
 
 

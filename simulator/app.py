@@ -4,6 +4,7 @@ A client's base URL is `http://HOST:PORT/cdapi`. API routes live under `/cdapi`:
 
 POST /cdapi/v2/employee_clean/search/es_dsl   `simulator.search` (spec §3)
 GET  /cdapi/v2/employee_clean/collect/{key}   `simulator.collect` (spec §4)
+POST/GET /cdapi/v2/data_requests/...          `simulator.bulk` (spec §8, bulk collect)
 
 The control endpoints under `/_sim` are documented in `simulator.admin`. Other endpoint classes
 plug in with their own `add_routes(app)` and reuse `simulator.admission.admit`.
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from simulator import admin, collect, search
+from simulator import admin, bulk, collect, search
 from simulator.admission import ADMISSION, ARRIVAL, NOT_FOUND, new_correlation_id
 from simulator.config import SimulatorConfig
 from simulator.responses import json_error
@@ -41,6 +42,7 @@ def create_app(config: SimulatorConfig) -> web.Application:
     collect.add_routes(app)
     search.add_routes(app)
     admin.add_routes(app)
+    bulk.add_routes(app)
     return app
 
 

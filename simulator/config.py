@@ -47,6 +47,24 @@ class SimulatorConfig(BaseModel):
     url_field_naming: Literal["real", "docs"] = "real"
     last_updated_format: Literal["date", "datetime"] = "datetime"
 
+    # -- bulk collect (`simulator.bulk`, spec §8) ------------------------------------------
+    # A data request is ready `bulk_base_delay_s + records * bulk_per_record_s` after its POST
+    # (GUESS: the real API takes minutes; defaults keep a local demo quick).
+    bulk_base_delay_s: float = Field(default=2.0, ge=0)
+    bulk_per_record_s: float = Field(default=0.0005, ge=0)
+    bulk_file_records: int = Field(default=10_000, ge=1)
+    bulk_expiry_days: float = Field(default=30, gt=0)
+    # GUESS (§10.2): JSONL inside the .json.gz; "json_array" for the other possible layout.
+    bulk_file_layout: Literal["jsonl", "json_array"] = "jsonl"
+    # Also send `Content-Encoding: gzip` on downloads (a client must not let it decompress).
+    bulk_content_encoding_gzip: bool = False
+    bulk_truncated_rate: float = Field(default=0, ge=0, le=1)
+    bulk_corrupt_rate: float = Field(default=0, ge=0, le=1)
+    bulk_reset_rate: float = Field(default=0, ge=0, le=1)
+    bulk_download_5xx_rate: float = Field(default=0, ge=0, le=1)
+    bulk_slow_rate: float = Field(default=0, ge=0, le=1)
+    bulk_slow_chunk_s: float = Field(default=0.5, ge=0)
+
     def rps_for(self, endpoint_class: str) -> int:
         """Per-key limit of an endpoint class ("collect", "search", "bulk")."""
         limits = {"collect": self.collect_rps, "search": self.search_rps, "bulk": self.bulk_rps}

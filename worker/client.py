@@ -7,7 +7,7 @@ as a typed `worker.errors` exception; aiohttp's own exceptions never escape.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -20,9 +20,15 @@ from yarl import URL
 from worker.errors import (
     AuthError,
     BadRequestError,
+    DataRequestConflictError,
+    DataRequestNotFoundError,
+    DataRequestTooLargeError,
+    InputError,
+    NoMatchingIdsError,
     NotFoundError,
     OutOfCreditsError,
     RateLimitedError,
+    SubmitOutcomeUnknownError,
     UpstreamUnavailableError,
 )
 
@@ -212,6 +218,132 @@ class CoresignalClient:
         if self._observer is not None:
             self._observer.observe_response(endpoint_class_of(path), status, credits_remaining)
 
+    # == bulk collect (spec §8): data requests ====================================================
+    # A submit POST is a billing event: nothing here ever sends one twice. A POST that went out
+    # but got no usable answer raises SubmitOutcomeUnknownError (it may have been billed); one
+    # that provably never left (connection refused) raises plain UpstreamUnavailableError.
+    # Statuses map to the tree in `worker.errors` through `raise_for_bulk_status`.
+
+    async def submit_id_file(self, ids: Sequence[int], webhook_url: str | None = None) -> str:
+        """POST data_requests/employee_clean/id_file (multipart `ids_file`); returns the request_id."""
+        if not ids:
+            raise InputError("submit_id_file: no ids")
+        if len(ids) > MAX_BULK_IDS:
+            raise DataRequestTooLargeError(
+                f"submit_id_file: {len(ids)} ids, more than {MAX_BULK_IDS} per data request (not sent)"
+            )
+        form = aiohttp.FormData()
+        content = "".join(f"{int(i)}\n" for i in ids).encode()
+        form.add_field("ids_file", content, filename="ids.csv", content_type="text/csv")
+        if webhook_url is not None:
+            form.add_field("webhook_url", webhook_url)
+        return await self._submit(BULK_SUBMIT_PATH + "id_file", data=form)
+
+    async def submit_es_dsl(
+        self, body: Mapping[str, Any], limit: int | None = None, webhook_url: str | None = None
+    ) -> str:
+        """POST data_requests/employee_clean/es_dsl; `body` is a search body (`{"query": {...}}`,
+        the same one `search` and `count` take). Returns the request_id."""
+        if "query" not in body:
+            raise InputError('submit_es_dsl: the body needs a "query"')
+        if limit is not None and (isinstance(limit, bool) or limit < 1):
+            raise InputError(f"submit_es_dsl: limit must be a positive integer, got {limit!r}")
+        payload: dict[str, Any] = {"es_dsl_query": {"query": body["query"]}}
+        if limit is not None:
+            payload["limit"] = limit
+        if webhook_url is not None:
+            payload["webhook_url"] = webhook_url
+        return await self._submit(BULK_SUBMIT_PATH + "es_dsl", json_body=payload)
+
+    async def count(self, body: Mapping[str, Any]) -> int:
+        """How many profiles a search body matches (`x-total-results` of a one-item page): what a
+        bulk es_dsl request would cost, learnt before paying for it. Costs one search request."""
+        page = await self.search(body, items_per_page=1)
+        if page.total_results is None:
+            raise UpstreamUnavailableError("count: search response without x-total-results")
+        return page.total_results
+
+    async def poll_files(self, request_id: str) -> list[str] | None:
+        """GET data_requests/{id}/files: the file names once ready, None while still processing."""
+        path = BULK_FILES_PATH.format(quote(request_id, safe=""))
+        response = await self._bulk_exchange("GET", path, submit=False)
+        raise_for_bulk_status(response, f"files of data request {request_id}", phase="files")
+        if response.status == 202:
+            return None
+        names = response.body.get("data_request_files") if isinstance(response.body, dict) else None
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise UpstreamUnavailableError(f"files of data request {request_id}: malformed body")
+        # "If you do not see a file name, the data request is not ready" (§8.2).
+        return list(names) or None
+
+    async def download_file(
+        self, request_id: str, name: str, *, chunk_bytes: int = 64 * 1024, read_timeout_s: float | None = None
+    ) -> AsyncIterator[bytes]:
+        """GET data_requests/{id}/files/{name}: the file's raw bytes (still gzip), chunk by chunk.
+
+        aiohttp's automatic decompression is off, so the bytes are what was stored whatever the
+        Content-Encoding header says; `worker.bulk_files.FileDecoder` detects gzip itself. No
+        total timeout (a file may be large): each read may take `read_timeout_s` (default: the
+        session's timeout). Iterate to the end or `aclose()` it (`contextlib.aclosing`).
+        """
+        path = BULK_FILES_PATH.format(quote(request_id, safe="")) + "/" + quote(name, safe="/")
+        what = f"download {name} of data request {request_id}"
+        per_read_s = read_timeout_s if read_timeout_s is not None else self._session.timeout.total
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=per_read_s, sock_read=per_read_s)
+        url = URL(self._base_url + path, encoded=True)
+        try:
+            async with self._session.get(url, auto_decompress=False, timeout=timeout) as resp:
+                self._observe_bulk(resp.status, _int_header(resp.headers, "x-credits-remaining"))
+                if resp.status != 200:
+                    raw = await resp.read()
+                    response = ApiResponse(resp.status, _error_body(raw), dict(resp.headers))
+                    raise_for_bulk_status(response, what, phase="download")
+                    raise UpstreamUnavailableError(f"{what}: HTTP {resp.status} instead of the file")
+                async for chunk in resp.content.iter_chunked(chunk_bytes):
+                    yield chunk
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise UpstreamUnavailableError(_transport_message(what, exc)) from exc
+
+    async def _submit(self, path: str, *, data: Any = None, json_body: Any = None) -> str:
+        response = await self._bulk_exchange("POST", path, data=data, json_body=json_body, submit=True)
+        raise_for_bulk_status(response, "submit data request", phase="submit")
+        request_id = response.body.get("request_id") if isinstance(response.body, dict) else None
+        if not isinstance(request_id, str) or not request_id:
+            raise SubmitOutcomeUnknownError(
+                f"submit data request: HTTP {response.status} without a request_id (it may be billed)"
+            )
+        return request_id
+
+    async def _bulk_exchange(
+        self, method: str, path: str, *, submit: bool, data: Any = None, json_body: Any = None
+    ) -> ApiResponse:
+        """One bulk request/response, read whole (submits and file lists are small)."""
+        url = URL(self._base_url + path, encoded=True)
+        try:
+            async with self._session.request(method, url, data=data, json=json_body) as resp:
+                raw = await resp.read()
+                status, headers = resp.status, dict(resp.headers)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            self._observe_bulk(None, None)
+            message = _transport_message(f"{method} {path}", exc)
+            never_sent = isinstance(exc, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError)
+            if submit and not never_sent:
+                raise SubmitOutcomeUnknownError(message + " (the data request may have been billed)") from exc
+            raise UpstreamUnavailableError(message) from exc
+        self._observe_bulk(status, _int_header(headers, "x-credits-remaining"))
+        if 200 <= status < 300:
+            try:
+                return ApiResponse(status, _decode(raw, status, path), headers)
+            except UpstreamUnavailableError as exc:
+                if submit:
+                    raise SubmitOutcomeUnknownError(f"{exc} (the data request may have been billed)") from exc
+                raise
+        return ApiResponse(status, _error_body(raw), headers)
+
+    def _observe_bulk(self, status: int | None, credits_remaining: int | None) -> None:
+        if self._observer is not None:
+            self._observer.observe_response("bulk", status, credits_remaining)
+
 
 def _int_header(headers: Mapping[str, str], name: str) -> int | None:
     try:
@@ -229,3 +361,42 @@ def _decode(raw: bytes, status: int, path: str) -> Any:
         if 200 <= status < 300:
             raise UpstreamUnavailableError(f"{path}: response body is not valid JSON") from exc
         return {"detail": raw[:200].decode("utf-8", "replace")}
+
+
+# == bulk collect helpers =========================================================================
+
+BULK_SUBMIT_PATH = "/v2/data_requests/employee_clean/"
+BULK_FILES_PATH = "/v2/data_requests/{}/files"
+MAX_BULK_IDS = 10_000  # per data request (spec §8.1, since 2025-04-02)
+
+
+def raise_for_bulk_status(response: ApiResponse, what: str, *, phase: str) -> None:
+    """Map a bulk status to the exception tree (`phase`: "submit", "files" or "download"); 2xx passes.
+
+    409 → DataRequestConflictError; 404 → NoMatchingIdsError at submit, else DataRequestNotFoundError;
+    400/422 "too many ids" → DataRequestTooLargeError; the rest as `raise_for_status` (402 →
+    OutOfCreditsError, 429 → RateLimitedError, 5xx → UpstreamUnavailableError, other 4xx → BadRequestError).
+    """
+    status = response.status
+    if 200 <= status < 300:
+        return
+    detail = f"{what}: HTTP {status}: {_detail(response.body)}"
+    if status == 409:
+        raise DataRequestConflictError(detail, status)
+    if status == 404:
+        raise (NoMatchingIdsError if phase == "submit" else DataRequestNotFoundError)(detail, status)
+    if status in (400, 422) and "too many ids" in detail.lower():
+        raise DataRequestTooLargeError(detail, status)
+    raise_for_status(response, what)
+
+
+def _error_body(raw: bytes) -> Any:
+    """A non-2xx body: the API's JSON error if it is one, else its first bytes as the detail."""
+    try:
+        return json.loads(raw) if raw else None
+    except ValueError:
+        return {"detail": raw[:200].decode("utf-8", "replace")}
+
+
+def _transport_message(what: str, exc: BaseException) -> str:
+    return f"{what}: {type(exc).__name__}: {exc}".rstrip(": ")

@@ -4,13 +4,20 @@
     ├── TransientError                 worth retrying later (with backoff, through the limiter)
     │   ├── RateLimitedError           upstream 429; carries retry_after_s
     │   ├── UpstreamUnavailableError   5xx, timeout, connection error, malformed body
+    │   │   └── SubmitOutcomeUnknownError  a bulk POST sent but unanswered: it may have been billed
     │   ├── StoreUnavailableError      MongoDB not answering
-    │   └── RedisUnavailableError      Redis not answering (queue, limiter, counters, credits flag, locks)
+    │   ├── RedisUnavailableError      Redis not answering (queue, limiter, counters, credits flag, locks)
+    │   └── CorruptFileError           a downloaded bulk file does not decode (truncated or corrupt gzip,
+    │                                  bad JSON): download it again, a bounded number of times
     ├── PermanentError                 retrying cannot help; recorded in the dead-letter
     │   ├── AuthError                  401: the API key is wrong
     │   ├── NotFoundError              404: no such employee (tombstone, not a failure)
+    │   │   ├── NoMatchingIdsError     bulk 404 at submit: no id exists / nothing matches (nothing billed)
+    │   │   └── DataRequestNotFoundError  bulk 404 at files or download: unknown request or file, expired
     │   ├── BadRequestError            400/422 and other 4xx: the request itself is wrong
+    │   │   └── DataRequestTooLargeError  bulk 400 "too many ids" at submit, 422 "matched too many" at files
     │   ├── OutOfCreditsError          402: the account has no credits left
+    │   ├── DataRequestConflictError   bulk 409: an identical data request is already in progress
     │   ├── StoreRejectedError         MongoDB refused this document (validation, too large, bad key)
     │   └── WorkerDiedError            the job's worker died on it too many times (a poison payload)
     ├── InputError                     a producer was handed bad input (line numbers in the message)
@@ -20,7 +27,7 @@
     └── RetryJob                       control flow: run this job again after defer_s
 
 Third-party exceptions (aiohttp, pymongo, redis) are translated into these in the module that owns
-that library (`client.py`, `store.py`, `limiter.py`/`queue.py`), so callers never import them.
+that library (`client.py`, `store/base.py`, `redis_errors.py`), so callers never import them.
 """
 
 from __future__ import annotations
@@ -111,3 +118,33 @@ class RetryJob(EmployeeSyncError):
         super().__init__(f"retry in {defer_s:.2f}s: {reason}")
         self.defer_s = defer_s
         self.reason = reason
+
+
+# -- bulk collect (spec §8); raised by the bulk section of `worker.client` and `worker.bulk_files` --
+
+
+class SubmitOutcomeUnknownError(UpstreamUnavailableError):
+    """A bulk POST (a billing event) went out but no usable answer came back: timeout, reset, or a 2xx
+    without a request id. It may have created (and billed) a data request, so it must not be resent
+    blindly: surface it for reconciliation instead."""
+
+
+class CorruptFileError(TransientError):
+    """A bulk file's bytes do not decode: truncated or corrupt gzip, or a record that is not JSON."""
+
+
+class DataRequestConflictError(PermanentError):
+    """409: an identical data request is already in progress (wait for it rather than resubmit)."""
+
+
+class DataRequestTooLargeError(BadRequestError):
+    """More than 10,000 ids in one data request (400 at submit), or an es_dsl request that matched more
+    than 10,000 profiles (422 when its files are listed)."""
+
+
+class NoMatchingIdsError(NotFoundError):
+    """404 at submit: none of the ids exist, or the query matches nothing. Nothing was billed."""
+
+
+class DataRequestNotFoundError(NotFoundError):
+    """404 listing or downloading files: the request or file is unknown, or older than 30 days."""

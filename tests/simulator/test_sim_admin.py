@@ -34,6 +34,14 @@ async def test_stats_of_a_fresh_simulator(make_sim: MakeSim) -> None:
         "requests_total": 0,
         "credits_remaining": 7,
         "credits_charged": 0,
+        "bulk": {
+            "posts_by_fingerprint": {},
+            "created_by_fingerprint": {},
+            "downloads_by_file": {},
+            "completed_by_file": {},
+            "requests": {},
+            "clock_offset_s": 0.0,
+        },
     }
 
 
