@@ -9,9 +9,10 @@
 
 from __future__ import annotations
 
+import io
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,11 @@ import redis.asyncio as aioredis
 
 from config import Settings
 from devstack import processes as svc
+from jobs.inputs import read_lines
+from jobs.producers import Receipt, enqueue_lines
+from simulator.app import RunningSimulator, start
+from simulator.config import SimulatorConfig
+from simulator.population import Population
 from worker.runtime import Services
 
 TEST_API_KEY = "test-key-0123456789abcdef01234567"
@@ -114,3 +120,37 @@ async def services(settings: Settings) -> AsyncIterator[Services]:
     finally:
         await opened.store.drop_database()
         await opened.close()
+
+
+MakeSimulator = Callable[..., Awaitable[RunningSimulator]]
+
+
+@pytest.fixture
+async def make_simulator() -> AsyncIterator[MakeSimulator]:
+    """Start simulators on free ports (`SimulatorConfig` fields as keywords); all stop after the test.
+
+    Defaults: the test API key, and a collect budget of 400 rps so tests are not slowed by it."""
+    started: list[RunningSimulator] = []
+
+    async def make(**config: object) -> RunningSimulator:
+        fields: dict[str, object] = {"api_keys": [TEST_API_KEY], "collect_rps": 400, **config}
+        running = await start(SimulatorConfig.model_validate(fields))
+        started.append(running)
+        return running
+
+    try:
+        yield make
+    finally:
+        for running in started:
+            await running.close()
+
+
+def population_ids(count: int, first: int = 0) -> list[int]:
+    """The ids of simulated employees `first` .. `first + count - 1` (they exist upstream)."""
+    return [Population.id_at(i) for i in range(first, first + count)]
+
+
+async def enqueue_ids(services: Services, employee_ids: Iterable[int], *, source: str = "test") -> Receipt:
+    """A run over these ids, exactly as `employee-sync enqueue ids FILE` makes one."""
+    text = "\n".join(map(str, employee_ids))
+    return await enqueue_lines(services, read_lines(io.BytesIO(text.encode())), "ids", source=source)

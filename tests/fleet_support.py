@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import io
 import json
 import os
 import shutil
@@ -17,10 +16,7 @@ from typing import Any
 
 from config import Settings
 from devstack import processes as svc
-from jobs.inputs import read_lines
-from jobs.producers import Receipt, enqueue_lines
 from jobs.runs import RunState, get_status
-from simulator.population import Population
 from tests.conftest import TEST_API_KEY
 from worker.runtime import Services
 
@@ -89,11 +85,6 @@ def start_worker(env: dict[str, str], log: Path, concurrency: int = 20) -> subpr
     return svc.spawn(
         svc.employee_sync_argv("worker", "--concurrency", str(concurrency)), env=env, log_path=log
     )
-
-
-async def enqueue_ids(services: Services, count: int, first: int = 0) -> Receipt:
-    text = "\n".join(str(Population.id_at(i)) for i in range(first, first + count))
-    return await enqueue_lines(services, read_lines(io.BytesIO(text.encode())), "ids", source="test")
 
 
 async def wait_for(

@@ -12,7 +12,7 @@ import os
 import re
 import signal
 import time
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import Awaitable
 
 import pytest
 
@@ -21,12 +21,8 @@ from cli.wiring import run_fleet_worker
 from config import Settings
 from devstack.processes import employee_sync_argv
 from jobs.control import cancel_run
-from jobs.inputs import read_lines
-from jobs.producers import Receipt, enqueue_lines
-from simulator.app import RunningSimulator, start
-from simulator.config import SimulatorConfig
-from simulator.population import Population
-from tests.conftest import TEST_API_KEY, with_overrides
+from simulator.app import RunningSimulator
+from tests.conftest import TEST_API_KEY, MakeSimulator, enqueue_ids, population_ids, with_overrides
 from tests.test_cli import run_cli
 from worker.runtime import Services
 
@@ -34,16 +30,8 @@ PROGRESS_LINE = re.compile(r"run (\w+) running: (\d+)/(\d+) processed, .* ([\d.]
 
 
 @pytest.fixture
-async def simulator() -> AsyncIterator[RunningSimulator]:
-    config = SimulatorConfig(population=500, api_keys=[TEST_API_KEY], collect_rps=400)
-    running = await start(config)
-    yield running
-    await running.close()
-
-
-async def enqueue_ids(services: Services, count: int) -> Receipt:
-    text = "\n".join(str(Population.id_at(i)) for i in range(count))
-    return await enqueue_lines(services, read_lines(io.BytesIO(text.encode())), "ids", source="test")
+async def simulator(make_simulator: MakeSimulator) -> RunningSimulator:
+    return await make_simulator(population=500)
 
 
 def cli_env(settings: Settings) -> dict[str, str]:
@@ -76,7 +64,7 @@ async def within[T](awaitable: Awaitable[T], seconds: float, what: str) -> T:
 async def test_following_a_finished_run_prints_its_summary_and_exits_at_once(
     settings: Settings, services: Services, simulator: RunningSimulator
 ) -> None:
-    receipt = await enqueue_ids(services, 3)
+    receipt = await enqueue_ids(services, population_ids(3))
     await run_fleet_worker(with_overrides(settings, coresignal_base_url=simulator.base_url), burst=True)
 
     started = time.monotonic()
@@ -96,7 +84,7 @@ async def test_following_a_running_run_off_a_tty_prints_progress_lines_until_it_
 ) -> None:
     # 120 profiles at 60 rps: about two seconds of progress to watch.
     settings = with_overrides(settings, coresignal_base_url=simulator.base_url, collect_rps=60)
-    receipt = await enqueue_ids(services, 120)
+    receipt = await enqueue_ids(services, population_ids(120))
     follow = await start_follow(settings, receipt.run_id, "--interval", "0.3")
     assert follow.stdout is not None and follow.stderr is not None
     try:
@@ -128,7 +116,7 @@ async def test_following_a_running_run_off_a_tty_prints_progress_lines_until_it_
 async def test_ctrl_c_stops_following_with_exit_130_and_no_traceback(
     settings: Settings, services: Services
 ) -> None:
-    receipt = await enqueue_ids(services, 5)  # no worker: the run stays running
+    receipt = await enqueue_ids(services, population_ids(5))  # no worker: the run stays running
     follow = await start_follow(settings, receipt.run_id, "--interval", "0.2")
     assert follow.stdout is not None and follow.stderr is not None
     try:
@@ -147,7 +135,7 @@ async def test_ctrl_c_stops_following_with_exit_130_and_no_traceback(
 async def test_runs_lists_newest_first_and_filters_by_state(settings: Settings, services: Services) -> None:
     created = []
     for count in (1, 2, 3):
-        created.append((await enqueue_ids(services, count)).run_id)
+        created.append((await enqueue_ids(services, population_ids(count))).run_id)
         await asyncio.sleep(0.01)  # distinct creation times (MongoDB keeps milliseconds)
     await cancel_run(services, created[1])
 
@@ -182,7 +170,7 @@ class FakeTty(io.StringIO):
 async def test_on_a_terminal_follow_draws_a_bar_and_then_the_summary(
     settings: Settings, services: Services, simulator: RunningSimulator
 ) -> None:
-    receipt = await enqueue_ids(services, 4)
+    receipt = await enqueue_ids(services, population_ids(4))
     await run_fleet_worker(with_overrides(settings, coresignal_base_url=simulator.base_url), burst=True)
     out = FakeTty()
 

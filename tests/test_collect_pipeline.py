@@ -6,7 +6,6 @@ Real Redis, the Mongo-wire server and the simulator on a real socket; nothing is
 from __future__ import annotations
 
 import io
-from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
@@ -16,10 +15,9 @@ from config import Settings
 from jobs.inputs import read_lines
 from jobs.producers import Receipt, enqueue_lines
 from jobs.runs import RunState, get_status
-from simulator.app import RunningSimulator, start
-from simulator.config import SimulatorConfig
+from simulator.app import RunningSimulator
 from simulator.population import Population
-from tests.conftest import TEST_API_KEY, with_overrides
+from tests.conftest import MakeSimulator, with_overrides
 from worker import keys
 from worker.runtime import Services
 
@@ -27,11 +25,8 @@ POPULATION = 300
 
 
 @pytest.fixture
-async def simulator() -> AsyncIterator[RunningSimulator]:
-    config = SimulatorConfig(population=POPULATION, api_keys=[TEST_API_KEY], collect_rps=400)
-    running = await start(config)
-    yield running
-    await running.close()
+async def simulator(make_simulator: MakeSimulator) -> RunningSimulator:
+    return await make_simulator(population=POPULATION)
 
 
 @pytest.fixture

@@ -17,8 +17,8 @@ from config import Settings
 from devstack import processes as svc
 from jobs.runs import RunState, get_status
 from simulator.population import Population
-from tests.conftest import TEST_API_KEY
-from tests.fleet_support import enqueue_ids, sim_admin, sim_stats, start_worker, wait_for, worker_env
+from tests.conftest import TEST_API_KEY, enqueue_ids, population_ids
+from tests.fleet_support import sim_admin, sim_stats, start_worker, wait_for, worker_env
 from worker import keys
 from worker.runtime import Services
 
@@ -62,7 +62,7 @@ async def test_a_worker_killed_with_sigkill_loses_no_job(
     victim = start_worker(env, tmp_path / "victim.log")
     survivor = start_worker(env, tmp_path / "survivor.log")
     try:
-        receipt = await enqueue_ids(services, 300)
+        receipt = await enqueue_ids(services, population_ids(300))
         await wait_for(services, receipt.run_id, processed=60, timeout_s=60)
         os.kill(victim.pid, signal.SIGKILL)
         victim.wait(timeout=10)
@@ -96,7 +96,7 @@ async def test_sigterm_drains_in_flight_jobs_and_the_rest_stay_queued(
     env = worker_env(settings, sim_port)
     worker = start_worker(env, tmp_path / "worker.log")
     try:
-        receipt = await enqueue_ids(services, 200)
+        receipt = await enqueue_ids(services, population_ids(200))
         await wait_for(services, receipt.run_id, processed=30, timeout_s=60)
         worker.send_signal(signal.SIGTERM)
         assert worker.wait(timeout=40) == 0

@@ -5,11 +5,9 @@ simulator on a socket; nothing is mocked."""
 from __future__ import annotations
 
 import asyncio
-import io
 import math
 import re
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -19,13 +17,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from cli.wiring import run_fleet_worker
 from config import Settings
 from devstack import processes as svc
-from jobs.inputs import read_lines
-from jobs.producers import Receipt, enqueue_lines
 from jobs.runs import RUN_STATES, RunState, get_status
-from simulator.app import RunningSimulator, start
-from simulator.config import SimulatorConfig
+from simulator.app import RunningSimulator
 from simulator.population import Population
-from tests.conftest import TEST_API_KEY, with_overrides
+from tests.conftest import TEST_API_KEY, MakeSimulator, enqueue_ids, with_overrides
 from worker import keys
 from worker.metrics import outcome_label
 from worker.metrics_server import render_metrics
@@ -39,11 +34,8 @@ Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 
 @pytest.fixture
-async def simulator() -> AsyncIterator[RunningSimulator]:
-    config = SimulatorConfig(population=POPULATION, api_keys=[TEST_API_KEY], collect_rps=400)
-    running = await start(config)
-    yield running
-    await running.close()
+async def simulator(make_simulator: MakeSimulator) -> RunningSimulator:
+    return await make_simulator(population=POPULATION)
 
 
 @pytest.fixture
@@ -60,11 +52,6 @@ async def admin(sim: RunningSimulator, method: str, path: str, body: object = No
     ):
         assert resp.status == 200, await resp.text()
         return dict(await resp.json())
-
-
-async def enqueue_ids(services: Services, employee_ids: list[int]) -> Receipt:
-    text = "\n".join(map(str, employee_ids))
-    return await enqueue_lines(services, read_lines(io.BytesIO(text.encode())), "ids", source="test")
 
 
 def parse(text: str) -> Samples:

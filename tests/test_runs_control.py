@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import io
 import math
 from collections.abc import AsyncIterator
 
@@ -12,13 +11,10 @@ import pytest
 from cli.wiring import run_fleet_worker
 from config import Settings
 from jobs.control import cancel_run, pause_run, resume_run
-from jobs.inputs import read_lines
-from jobs.producers import Receipt, enqueue_lines
 from jobs.runs import RunState, get_status, list_runs
-from simulator.app import RunningSimulator, start
-from simulator.config import SimulatorConfig
+from simulator.app import RunningSimulator
 from simulator.population import Population
-from tests.conftest import TEST_API_KEY, with_overrides
+from tests.conftest import MakeSimulator, enqueue_ids, population_ids, with_overrides
 from worker import keys
 from worker.errors import RunNotFoundError, RunStateError
 from worker.runtime import Services
@@ -27,10 +23,8 @@ WINDOW = 30
 
 
 @pytest.fixture
-async def simulator() -> AsyncIterator[RunningSimulator]:
-    running = await start(SimulatorConfig(population=1000, api_keys=[TEST_API_KEY], collect_rps=400))
-    yield running
-    await running.close()
+async def simulator(make_simulator: MakeSimulator) -> RunningSimulator:
+    return await make_simulator(population=1000)
 
 
 @pytest.fixture
@@ -55,15 +49,10 @@ async def windowed(small_window: Settings) -> AsyncIterator[Services]:
         await opened.close()
 
 
-async def enqueue_ids(services: Services, first: int, count: int) -> Receipt:
-    text = "\n".join(str(Population.id_at(i)) for i in range(first, first + count))
-    return await enqueue_lines(services, read_lines(io.BytesIO(text.encode())), "ids", source="test")
-
-
 async def test_the_queue_holds_a_bounded_window_while_inputs_wait_in_mongodb(
     small_window: Settings, windowed: Services
 ) -> None:
-    receipt = await enqueue_ids(windowed, 0, 300)
+    receipt = await enqueue_ids(windowed, population_ids(300, first=0))
     assert receipt.accepted == 300
     assert await windowed.queue.depth(keys.JOB_QUEUE) == WINDOW
     assert await windowed.store.runs.count_input_chunks(receipt.run_id) == 6
@@ -87,8 +76,8 @@ async def test_the_queue_holds_a_bounded_window_while_inputs_wait_in_mongodb(
 
 
 async def test_a_small_run_is_not_starved_by_a_large_one(small_window: Settings, windowed: Services) -> None:
-    large = await enqueue_ids(windowed, 0, 400)
-    small = await enqueue_ids(windowed, 500, 20)
+    large = await enqueue_ids(windowed, population_ids(400, first=0))
+    small = await enqueue_ids(windowed, population_ids(20, first=500))
     worker = asyncio.create_task(run_fleet_worker(with_overrides(small_window, collect_rps=60), burst=True))
     try:
         while True:
@@ -108,7 +97,7 @@ async def test_a_small_run_is_not_starved_by_a_large_one(small_window: Settings,
 async def test_pause_takes_queued_jobs_out_and_resume_finishes_the_run(
     small_window: Settings, windowed: Services, simulator: RunningSimulator
 ) -> None:
-    receipt = await enqueue_ids(windowed, 0, 100)
+    receipt = await enqueue_ids(windowed, population_ids(100, first=0))
     paused = await pause_run(windowed, receipt.run_id)
     assert paused.state == RunState.PAUSED
     assert await windowed.queue.depth(keys.JOB_QUEUE) == 0
@@ -127,8 +116,8 @@ async def test_pause_takes_queued_jobs_out_and_resume_finishes_the_run(
 async def test_cancel_removes_queued_jobs_and_the_run_stays_cancelled(
     small_window: Settings, windowed: Services, simulator: RunningSimulator
 ) -> None:
-    other = await enqueue_ids(windowed, 200, 10)
-    receipt = await enqueue_ids(windowed, 0, 100)
+    other = await enqueue_ids(windowed, population_ids(10, first=200))
+    receipt = await enqueue_ids(windowed, population_ids(100, first=0))
     cancelled = await cancel_run(windowed, receipt.run_id)
     assert cancelled.state == RunState.CANCELLED and cancelled.finished_at is not None
     remaining = await windowed.queue.job_args(
@@ -145,7 +134,7 @@ async def test_cancel_removes_queued_jobs_and_the_run_stays_cancelled(
 
 
 async def test_state_rules_and_unknown_runs(windowed: Services) -> None:
-    receipt = await enqueue_ids(windowed, 0, 5)
+    receipt = await enqueue_ids(windowed, population_ids(5, first=0))
     with pytest.raises(RunStateError, match="only from paused"):
         await resume_run(windowed, receipt.run_id)
     with pytest.raises(RunNotFoundError):
@@ -153,7 +142,7 @@ async def test_state_rules_and_unknown_runs(windowed: Services) -> None:
 
 
 async def test_runs_are_listed_newest_first_with_a_cursor_and_a_state_filter(windowed: Services) -> None:
-    created = [(await enqueue_ids(windowed, i * 10, 3)).run_id for i in range(5)]
+    created = [(await enqueue_ids(windowed, population_ids(3, first=i * 10))).run_id for i in range(5)]
     await cancel_run(windowed, created[1])
 
     seen: list[str] = []
@@ -172,11 +161,11 @@ async def test_runs_are_listed_newest_first_with_a_cursor_and_a_state_filter(win
 async def test_eta_comes_from_the_remaining_jobs_and_the_runs_share_of_the_budget(
     small_window: Settings, windowed: Services
 ) -> None:
-    first = await enqueue_ids(windowed, 0, 97)
+    first = await enqueue_ids(windowed, population_ids(97, first=0))
     status = await get_status(windowed, first.run_id)
     rate = small_window.collect_rps * (1 - small_window.rate_safety_margin)
     assert status is not None and status.eta_s == pytest.approx(97 / rate)
-    await enqueue_ids(windowed, 100, 10)
+    await enqueue_ids(windowed, population_ids(10, first=100))
     shared = await get_status(windowed, first.run_id)
     assert shared is not None and shared.eta_s == pytest.approx(97 / (rate / 2))
     assert math.isclose(shared.as_dict()["eta_s"], round(97 / (rate / 2), 1))

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import io
 import math
-from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
@@ -19,10 +18,9 @@ from jobs.inputs import read_lines
 from jobs.producers import enqueue_lines
 from jobs.runs import RunState, get_status
 from jobs.search import start_search_run
-from simulator.app import RunningSimulator, start
-from simulator.config import SimulatorConfig
+from simulator.app import RunningSimulator
 from simulator.population import Population
-from tests.conftest import TEST_API_KEY, with_overrides
+from tests.conftest import MakeSimulator, with_overrides
 from worker.runtime import Services
 
 POPULATION = 600
@@ -30,11 +28,8 @@ GERMANY = {"query": {"term": {"location_country": "Germany"}}, "sort": ["id"]}
 
 
 @pytest.fixture
-async def simulator() -> AsyncIterator[RunningSimulator]:
-    config = SimulatorConfig(population=POPULATION, api_keys=[TEST_API_KEY], collect_rps=400, search_rps=50)
-    running = await start(config)
-    yield running
-    await running.close()
+async def simulator(make_simulator: MakeSimulator) -> RunningSimulator:
+    return await make_simulator(population=POPULATION, search_rps=50)
 
 
 @pytest.fixture

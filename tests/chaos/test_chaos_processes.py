@@ -21,9 +21,8 @@ from config import Settings
 from devstack import processes as svc
 from jobs.runs import RunState, get_status
 from simulator.population import Population
-from tests.conftest import with_overrides
+from tests.conftest import enqueue_ids, population_ids, with_overrides
 from tests.fleet_support import (
-    enqueue_ids,
     job_events,
     own_redis,
     report_row,
@@ -74,7 +73,7 @@ async def test_sigkill_half_the_workers_three_times(
         try:
             for _ in range(4):
                 launch()
-            receipt = await enqueue_ids(services, profiles)
+            receipt = await enqueue_ids(services, population_ids(profiles))
             for _ in range(3):
                 await asyncio.sleep(rng.uniform(3.0, 8.0))
                 running = {
@@ -131,7 +130,7 @@ async def test_sigterm_to_every_worker_drains_and_a_new_fleet_finishes(
         env = worker_env(settings, port)
         fleet = [start_worker(env, tmp_path / f"w{i}.log") for i in range(3)]
         try:
-            receipt = await enqueue_ids(services, profiles)
+            receipt = await enqueue_ids(services, population_ids(profiles))
             await wait_for(services, receipt.run_id, processed=60, timeout_s=60)
             started = time.monotonic()
             for proc in fleet:
@@ -167,7 +166,7 @@ async def test_redis_restarts_empty_mid_run_and_resume_completes_it(
         fleet = [start_worker(env, tmp_path / f"w{i}.log") for i in range(2)]
         local = await Services.open(own)
         try:
-            receipt = await enqueue_ids(local, profiles)
+            receipt = await enqueue_ids(local, population_ids(profiles))
             await wait_for(local, receipt.run_id, processed=60, timeout_s=60)
             restart(3.0)  # everything in Redis is gone: queue, counters, limiter
             await asyncio.sleep(8)
@@ -206,7 +205,7 @@ async def test_mongodb_unreachable_for_30_seconds(
         with simulator_process(tmp_path) as port:
             fleet = [start_worker(worker_env(via_proxy, port), tmp_path / f"w{i}.log") for i in range(2)]
             try:
-                receipt = await enqueue_ids(services, profiles)
+                receipt = await enqueue_ids(services, population_ids(profiles))
                 await wait_for(services, receipt.run_id, processed=40, timeout_s=60)
                 proxy.cut = True
                 proxy.disconnect_all()

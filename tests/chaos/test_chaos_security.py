@@ -15,8 +15,8 @@ import pytest
 
 from config import Settings
 from devstack import processes as svc
-from tests.conftest import with_overrides
-from tests.fleet_support import enqueue_ids, simulator_process, start_worker, wait_for, worker_env
+from tests.conftest import enqueue_ids, population_ids, with_overrides
+from tests.fleet_support import simulator_process, start_worker, wait_for, worker_env
 from worker.runtime import Services
 
 pytestmark = pytest.mark.slow
@@ -46,7 +46,7 @@ async def test_no_secret_reaches_logs_records_or_metrics(
             env = {**worker_env(own, port), "CORESIGNAL_API_KEY": SECRET_KEY, "LOG_LEVEL": "DEBUG"}
             worker = start_worker(env, tmp_path / "worker.log")
             try:
-                receipt = await enqueue_ids(local, 20)
+                receipt = await enqueue_ids(local, population_ids(20))
                 await wait_for(local, receipt.run_id, timeout_s=60)
             finally:
                 svc.stop(worker)

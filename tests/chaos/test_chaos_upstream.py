@@ -13,8 +13,8 @@ from config import Settings
 from devstack import processes as svc
 from jobs.runs import RunState, get_status
 from simulator.population import Population
+from tests.conftest import enqueue_ids, population_ids
 from tests.fleet_support import (
-    enqueue_ids,
     job_events,
     report_row,
     sim_admin,
@@ -41,7 +41,7 @@ async def test_faults_and_429_storms_end_with_every_profile_synced_or_dead_lette
         env = worker_env(settings, port, REQUEST_TIMEOUT_S="1", MAX_TRIES="8")
         fleet = [start_worker(env, tmp_path / f"w{i}.log") for i in range(3)]
         try:
-            receipt = await enqueue_ids(services, profiles)
+            receipt = await enqueue_ids(services, population_ids(profiles))
             await wait_for(services, receipt.run_id, timeout_s=240)
             stats = sim_stats(port)
         finally:
@@ -77,7 +77,7 @@ async def test_running_out_of_credits_pauses_the_run_and_resume_continues_it(
         env = worker_env(settings, port)
         fleet = [start_worker(env, tmp_path / f"w{i}.log") for i in range(2)]
         try:
-            receipt = await enqueue_ids(services, profiles)
+            receipt = await enqueue_ids(services, population_ids(profiles))
             await wait_for(services, receipt.run_id, states=(RunState.PAUSED,), timeout_s=60)
             paused = await get_status(services, receipt.run_id)
             assert paused is not None and paused.as_dict()["pause_reason"] == "out of credits"
