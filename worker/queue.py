@@ -245,8 +245,10 @@ async def _deaths_before(ctx: dict[str, Any]) -> int:
 async def _ended(ctx: dict[str, Any]) -> None:
     job_id = ctx.get("job_id")
     if job_id and "redis" in ctx:
-        with contextlib.suppress(RedisError, OSError):  # worst case: one death too many is counted
-            await ctx["redis"].delete(keys.job_starts_key(job_id))
+        # Worst case (Redis away right now): one death too many is counted for this job.
+        with contextlib.suppress(RedisUnavailableError):
+            async with redis_boundary("job end count"):
+                await ctx["redis"].delete(keys.job_starts_key(job_id))
 
 
 def _as_arq_job(
