@@ -130,11 +130,11 @@ def own_redis(log_dir: Path) -> Iterator[tuple[int, Any]]:
     procs = [svc.spawn(argv, log_path=log_dir / "own-redis.log")]
     svc.wait_for_port("127.0.0.1", port, timeout_s=10, proc=procs[0])
 
-    def restart(down_s: float) -> None:
+    async def restart(down_s: float) -> None:
         svc.stop(procs[-1])
-        time.sleep(down_s)
+        await asyncio.sleep(down_s)  # the workers keep running meanwhile: nothing here may block
         procs.append(svc.spawn(argv, log_path=log_dir / "own-redis.log"))
-        svc.wait_for_port("127.0.0.1", port, timeout_s=10, proc=procs[-1])
+        await asyncio.to_thread(svc.wait_for_port, "127.0.0.1", port, timeout_s=10, proc=procs[-1])
 
     try:
         yield port, restart

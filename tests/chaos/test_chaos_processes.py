@@ -168,7 +168,7 @@ async def test_redis_restarts_empty_mid_run_and_resume_completes_it(
         try:
             receipt = await enqueue_ids(local, population_ids(profiles))
             await wait_for(local, receipt.run_id, processed=60, timeout_s=60)
-            restart(3.0)  # everything in Redis is gone: queue, counters, limiter
+            await restart(3.0)  # everything in Redis is gone: queue, counters, limiter
             await asyncio.sleep(8)
             assert all(proc.poll() is None for proc in fleet), "workers must survive a Redis restart"
             started = time.monotonic()
