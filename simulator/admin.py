@@ -11,9 +11,13 @@ GET   /_sim/stats                    200 {
         # accepted_rps: (accepted - 1) / (last - first accepted arrival), the achieved rate
         # over the span of accepted requests; *_accepted_s are on the simulator's clock
         "status_counts": {"200": n, "404": n, "reset": n, ...},  # /cdapi requests only
-        "requests_total": n, "credits_remaining": n | null, "credits_charged": n}
+        "requests_total": n, "credits_remaining": n | null, "credits_charged": n,
+        "webhooks": {"rounds", "posts", "notices", "retries", "failed_posts", "simulated",
+                     "answers": {"202": n, "500": n, "timeout": n, "error": n, ...}},
+        "world": {"changes": n, "pending": n}}     # see simulator.world_admin for /_sim/world
 POST  /_sim/reset                    200 {"status": "reset"}: clears stats, rate windows,
-                                     profile changes and cached search results; credits back
+                                     profile changes, cached search results, the world (clock
+                                     offset, change history) and subscriptions; credits back
                                      to config.credits; fault draws start again from the seed
 GET   /_sim/config                   200 the config, without api_keys
 PATCH /_sim/config                   JSON subset of SimulatorConfig, e.g. {"credits": 5}

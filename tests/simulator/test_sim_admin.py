@@ -34,6 +34,16 @@ async def test_stats_of_a_fresh_simulator(make_sim: MakeSim) -> None:
         "requests_total": 0,
         "credits_remaining": 7,
         "credits_charged": 0,
+        "webhooks": {
+            "rounds": 0,
+            "posts": 0,
+            "notices": 0,
+            "retries": 0,
+            "failed_posts": 0,
+            "simulated": 0,
+            "answers": {},
+        },
+        "world": {"changes": 0, "pending": 0},
     }
 
 

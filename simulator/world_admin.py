@@ -1,0 +1,197 @@
+"""Control endpoints of the changing world (`simulator.world`); like `simulator.admin`, no auth.
+
+POST /_sim/advance  {"days": N, "wait": true}
+        Moves the world clock N days (a number > 0, fractions allowed, at most 3660), runs every
+        day round passed on the way (each changes its share of the population) and delivers the
+        webhook batches that fell due (one per `webhook_cadence_days` rounds; advancing 7 days
+        from a fresh world is exactly one weekly batch holding all 7 days of changes).
+        200 {"now", "days_done", "changes": [record...], "rounds": [round...]}; with "wait":
+        false it answers before delivering ("rounds": []) and delivers in the background.
+POST /_sim/mutate   {"ids": [int, ...], "kind": "role_started"|"role_ended"|"role_changed"|
+                     "other", "deliver": true, "wait": true}
+        Changes those ids now (default kind role_started; role_ended on someone with no open
+        role starts one instead: each record says what was applied). With "deliver" (default)
+        everything pending is delivered at once as one batch; false leaves it for the next
+        scheduled batch. 404 {"detail", "unknown_ids"} and nothing changed if an id is absent.
+        200 {"now", "changes": [record...], "rounds": [round...]}
+POST /_sim/deliver  {"wait": true}: delivers everything pending now. 200 {"rounds": [...]}
+GET  /_sim/world?since=<ISO time>&limit=<n>
+        200 {"now", "epoch", "offset_s", "days_done", "share_per_week", "cadence_days",
+             "changes_total", "pending", "changes": [record...]} (oldest first; `since` filters
+             on the world time a change became visible)
+
+A record: {"id", "kind", "at" (world time, ISO), "wall_ts" (unix seconds, real clock: staleness
+is "mirror time minus wall_ts"), "last_updated", "changed_fields", "source": "world"|"admin"}.
+A round: {"at", "changes", "subscriptions_notified", "notices", "posts", "failed_posts"}.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from aiohttp import web
+
+from simulator.mutations import CHANGE_KINDS, ChangeKind
+from simulator.responses import json_error, json_response
+from simulator.state import STATE, SimulatorState
+from simulator.world import Batch
+
+MAX_ADVANCE_DAYS = 3660
+
+
+class BadRequest(Exception):
+    pass
+
+
+async def advance(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    try:
+        body = await _body(request)
+        days = _days(body.get("days"))
+        wait = _flag(body, "wait")
+    except BadRequest as exc:
+        return json_error(400, str(exc))
+    seen = len(state.world.history)
+    state.world_clock.advance(timedelta(days=days))
+    batches = state.world.catch_up(state.population, state.config)
+    rounds = await _deliver(state, batches, wait)
+    return json_response(
+        {
+            "now": state.world_clock.now().isoformat(),
+            "days_done": state.world.days_done,
+            "changes": [record.to_json() for record in state.world.history[seen:]],
+            "rounds": rounds,
+        }
+    )
+
+
+async def mutate(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    try:
+        body = await _body(request)
+        ids = _ids(body.get("ids"))
+        kind = _kind(body.get("kind", "role_started"))
+        deliver, wait = _flag(body, "deliver"), _flag(body, "wait")
+    except BadRequest as exc:
+        return json_error(400, str(exc))
+    unknown = [i for i in ids if not state.population.exists(i)]
+    if unknown:
+        return json_response({"detail": "unknown employee ids", "unknown_ids": unknown}, status=404)
+    batches = state.world.catch_up(state.population, state.config)  # rounds the clock has passed
+    now = state.world_clock.now()
+    records = []
+    for employee_id in ids:
+        record = state.world.change(state.population, employee_id, kind, now, "admin")
+        assert record is not None
+        records.append(record.to_json())
+    if deliver:
+        batches.append(state.world.flush(now))
+    rounds = await _deliver(state, batches, wait)
+    return json_response({"now": now.isoformat(), "changes": records, "rounds": rounds})
+
+
+async def deliver_now(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    try:
+        wait = _flag(await _body(request), "wait")
+    except BadRequest as exc:
+        return json_error(400, str(exc))
+    batches = state.world.catch_up(state.population, state.config)
+    batches.append(state.world.flush(state.world_clock.now()))
+    return json_response({"rounds": await _deliver(state, batches, wait)})
+
+
+async def world(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    since: datetime | None = None
+    if "since" in request.query:
+        try:
+            since = datetime.fromisoformat(request.query["since"])
+        except ValueError:
+            return json_error(400, "'since' must be an ISO 8601 time")
+        since = since if since.tzinfo else since.replace(tzinfo=UTC)
+    limit_raw = request.query.get("limit")
+    if limit_raw is not None and not limit_raw.isdigit():
+        return json_error(400, "'limit' must be a non-negative integer")
+    records = [record.to_json() for record in state.world.records_since(since)]
+    if limit_raw is not None:
+        records = records[: int(limit_raw)]
+    world_ = state.world
+    return json_response(
+        {
+            "now": state.world_clock.now().isoformat(),
+            "epoch": world_.epoch.isoformat(),
+            "offset_s": state.world_clock.offset.total_seconds(),
+            "days_done": world_.days_done,
+            "share_per_week": state.config.world_change_share_per_week,
+            "cadence_days": state.config.webhook_cadence_days,
+            "changes_total": len(world_.history),
+            "pending": len(world_.pending),
+            "changes": records,
+        }
+    )
+
+
+async def _deliver(state: SimulatorState, batches: Sequence[Batch], wait: bool) -> list[dict[str, Any]]:
+    async def run() -> list[dict[str, Any]]:
+        results = []
+        for batch in batches:
+            result = await state.notifier.deliver(batch, state.subscriptions, state.population, state.config)
+            results.append(result.to_json())
+        return results
+
+    if wait:
+        return await run()
+    state.notifier.spawn(run())
+    return []
+
+
+async def _body(request: web.Request) -> dict[str, Any]:
+    text = await request.text()
+    if not text.strip():
+        return {}
+    try:
+        body = json.loads(text)
+    except ValueError:
+        raise BadRequest("body must be a JSON object") from None
+    if not isinstance(body, dict):
+        raise BadRequest("body must be a JSON object")
+    return body
+
+
+def _flag(body: dict[str, Any], name: str) -> bool:
+    value = body.get(name, True)
+    if not isinstance(value, bool):
+        raise BadRequest(f"'{name}' must be true or false")
+    return value
+
+
+def _days(raw: object) -> float:
+    if isinstance(raw, bool) or not isinstance(raw, int | float) or not 0 < raw <= MAX_ADVANCE_DAYS:
+        raise BadRequest(f"'days' must be a number in (0, {MAX_ADVANCE_DAYS}]")
+    return float(raw)
+
+
+def _kind(raw: object) -> ChangeKind:
+    for kind in CHANGE_KINDS:
+        if raw == kind:
+            return kind
+    raise BadRequest(f"'kind' must be one of {', '.join(CHANGE_KINDS)}")
+
+
+def _ids(raw: object) -> list[int]:
+    if not isinstance(raw, list) or not raw:
+        raise BadRequest("'ids' must be a non-empty list of employee ids")
+    if not all(isinstance(i, int) and not isinstance(i, bool) for i in raw):
+        raise BadRequest("'ids' must hold integers only")
+    return list(dict.fromkeys(raw))
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post("/_sim/advance", advance)
+    app.router.add_post("/_sim/mutate", mutate)
+    app.router.add_post("/_sim/deliver", deliver_now)
+    app.router.add_get("/_sim/world", world, allow_head=False)
