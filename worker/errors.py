@@ -5,11 +5,15 @@
     │   ├── RateLimitedError           upstream 429; carries retry_after_s
     │   ├── UpstreamUnavailableError   5xx, timeout, connection error, malformed body
     │   ├── StoreUnavailableError      MongoDB not answering
+    │   ├── SubscriptionInitializingError  409 on a subscription just created: try again shortly
     │   └── RedisUnavailableError      Redis not answering (queue, limiter, counters, credits flag, locks)
     ├── PermanentError                 retrying cannot help; recorded in the dead-letter
     │   ├── AuthError                  401: the API key is wrong
     │   ├── NotFoundError              404: no such employee (tombstone, not a failure)
     │   ├── BadRequestError            400/422 and other 4xx: the request itself is wrong
+    │   │   └── SubscriptionRenewalError   400 on renew: expired, or the renewal would pass one year
+    │   │                                  (the subscription must be created anew)
+    │   ├── SubscriptionNotFoundError  404 on a webhook subscription: gone, or another key's
     │   └── OutOfCreditsError          402: the account has no credits left
     ├── InputError                     a producer was handed bad input (line numbers in the message)
     │   ├── RunNotFoundError           no run with that id
@@ -76,6 +80,18 @@ class BadRequestError(PermanentError):
 
 class OutOfCreditsError(PermanentError):
     """The account has no credits left (402)."""
+
+
+class SubscriptionNotFoundError(PermanentError):
+    """No such webhook subscription for this API key (404). Not an employee tombstone."""
+
+
+class SubscriptionRenewalError(BadRequestError):
+    """Renew refused (400): the subscription expired, or would live past its one-year limit."""
+
+
+class SubscriptionInitializingError(TransientError):
+    """The subscription was just created and is still initialising (409): renew again later."""
 
 
 class InputError(EmployeeSyncError):
