@@ -56,6 +56,8 @@ async def advance(request: web.Request) -> web.Response:
         return json_error(400, str(exc))
     seen = len(state.world.history)
     state.world_clock.advance(timedelta(days=days))
+    # Cached search results are keyed by population generation, not time: "now-7d" must move on.
+    state.search_cache.clear()
     batches = state.world.catch_up(state.population, state.config)
     rounds = await _deliver(state, batches, wait)
     return json_response(
