@@ -104,6 +104,14 @@ class TestAdvance:
         assert set((await sim.search(query)).json()) == set(recent)
         assert recent  # 5 days of 500 * 5 % / 7 changes a day
 
+    async def test_an_advance_moves_date_math_even_when_nothing_changed(self, make_sim: MakeSim) -> None:
+        sim = await make_sim(world_change_share_per_week=0)
+        await mutate(sim, [10_000], "other")
+        query = {"query": {"range": {"last_updated": {"gte": "now-5d"}}}}
+        assert (await sim.search(query)).json() == [10_000]
+        await advance(sim, 10)
+        assert (await sim.search(query)).json() == []
+
 
 async def _now(sim: Sim, plus_days: float) -> datetime:
     return sim.state.world_clock.now() + timedelta(days=plus_days)
