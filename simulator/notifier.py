@@ -78,6 +78,7 @@ class Notifier:
         self._session: aiohttp.ClientSession | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self.stats = DeliveryStats()
+        self.simulate_requests = 0  # seeds the random member of each `simulate`
 
     async def deliver(
         self, batch: Batch, store: SubscriptionStore, population: Population, config: SimulatorConfig
@@ -162,6 +163,7 @@ class Notifier:
 
     def reset(self) -> None:
         self.stats = DeliveryStats()
+        self.simulate_requests = 0
 
     async def close(self) -> None:
         tasks = list(self._tasks)

@@ -37,7 +37,7 @@ from aiohttp import web
 from yarl import URL
 
 from simulator.admission import ARRIVAL, INVALID_KEY, TOO_MANY_REQUESTS, format_retry_after
-from simulator.dsl import QueryError, check_limits, compile_body
+from simulator.dsl import CompiledQuery, QueryError, check_limits, compile_body
 from simulator.population import Population
 from simulator.ratelimit import SlidingWindowLimiter
 from simulator.responses import json_error, json_response
@@ -125,7 +125,7 @@ def _ids(body: dict[str, Any], maximum: int) -> frozenset[int]:
     return frozenset(ids)
 
 
-def _query(body: dict[str, Any], state: SimulatorState) -> tuple[dict[str, Any], Any]:
+def _query(body: dict[str, Any], state: SimulatorState) -> tuple[dict[str, Any], CompiledQuery]:
     query = body.get("es_dsl_query")
     if not isinstance(query, dict):
         raise SubscriptionError(400, "'es_dsl_query' must be an object with a 'query'")
@@ -211,7 +211,8 @@ async def simulate(request: web.Request) -> web.Response:
 
 
 def _random_member(state: SimulatorState) -> int:
-    rng = random.Random(f"{state.config.seed}:simulate:{state.notifier.stats.simulated}")
+    state.notifier.simulate_requests += 1
+    rng = random.Random(f"{state.config.seed}:simulate:{state.notifier.simulate_requests}")
     size = state.population.size
     return Population.id_at(rng.randrange(size)) if size else Population.id_at(0)
 
