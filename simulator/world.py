@@ -123,18 +123,33 @@ class World:
         return record
 
     def catch_up(self, population: Population, config: SimulatorConfig) -> list[Batch]:
-        """Run every day round the clock has passed; the batches due on the way, oldest first."""
+        """Run every day round the clock has passed; the batches due on the way, oldest first.
+
+        (`simulator.world_admin` does the same in small steps, yielding to the event loop.)
+        """
         batches: list[Batch] = []
-        now = self.clock.now()
-        while self.epoch + (self.days_done + 1) * DAY <= now:
-            day = self.days_done + 1
-            at = self.epoch + day * DAY
+        for day in self.due_days():
             for employee_id, kind in daily_picks(population, config, day):
-                self.change(population, employee_id, kind, at, "world")
-            self.days_done = day
-            if day % config.webhook_cadence_days == 0:
-                batches.append(self.flush(at))
+                self.change(population, employee_id, kind, self.day_time(day), "world")
+            batch = self.end_day(day, config)
+            if batch is not None:
+                batches.append(batch)
         return batches
+
+    def due_days(self) -> range:
+        """Day rounds the clock has passed and that have not run yet."""
+        passed = int((self.clock.now() - self.epoch) / DAY)
+        return range(self.days_done + 1, max(passed, self.days_done) + 1)
+
+    def day_time(self, day: int) -> datetime:
+        return self.epoch + day * DAY
+
+    def end_day(self, day: int, config: SimulatorConfig) -> Batch | None:
+        """Mark round `day` done; the webhook batch if one falls due with it."""
+        self.days_done = day
+        if day % config.webhook_cadence_days == 0:
+            return self.flush(self.day_time(day))
+        return None
 
     def flush(self, at: datetime) -> Batch:
         """Everything pending, as one batch; pending starts empty again."""

@@ -27,7 +27,9 @@ A round: {"at", "changes", "subscriptions_notified", "notices", "posts", "failed
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -37,9 +39,14 @@ from aiohttp import web
 from simulator.mutations import CHANGE_KINDS, ChangeKind
 from simulator.responses import json_error, json_response
 from simulator.state import STATE, SimulatorState
-from simulator.world import Batch
+from simulator.world import Batch, daily_picks
 
 MAX_ADVANCE_DAYS = 3660
+# At most this much profile building between two turns of the event loop (a change costs
+# one or two profile builds, about a millisecond each).
+YIELD_EVERY_S = 0.002
+# One world operation at a time: an advance must not interleave its day rounds with another's.
+WORLD_LOCK = web.AppKey("simulator_world_lock", asyncio.Lock)
 
 
 class BadRequest(Exception):
@@ -54,11 +61,12 @@ async def advance(request: web.Request) -> web.Response:
         wait = _flag(body, "wait")
     except BadRequest as exc:
         return json_error(400, str(exc))
-    seen = len(state.world.history)
-    state.world_clock.advance(timedelta(days=days))
-    # Cached search results are keyed by population generation, not time: "now-7d" must move on.
-    state.search_cache.clear()
-    batches = state.world.catch_up(state.population, state.config)
+    async with request.app[WORLD_LOCK]:
+        seen = len(state.world.history)
+        state.world_clock.advance(timedelta(days=days))
+        # Cached search results are keyed by population generation, not time: "now-7d" must move on.
+        state.search_cache.clear()
+        batches = await _catch_up(state)
     rounds = await _deliver(state, batches, wait)
     return json_response(
         {
@@ -82,15 +90,17 @@ async def mutate(request: web.Request) -> web.Response:
     unknown = [i for i in ids if not state.population.exists(i)]
     if unknown:
         return json_response({"detail": "unknown employee ids", "unknown_ids": unknown}, status=404)
-    batches = state.world.catch_up(state.population, state.config)  # rounds the clock has passed
-    now = state.world_clock.now()
-    records = []
-    for employee_id in ids:
-        record = state.world.change(state.population, employee_id, kind, now, "admin")
-        assert record is not None
-        records.append(record.to_json())
-    if deliver:
-        batches.append(state.world.flush(now))
+    async with request.app[WORLD_LOCK]:
+        batches = await _catch_up(state)  # rounds the clock has passed
+        now = state.world_clock.now()
+        records, breather = [], Breather()
+        for employee_id in ids:
+            record = state.world.change(state.population, employee_id, kind, now, "admin")
+            assert record is not None
+            records.append(record.to_json())
+            await breather.breathe()
+        if deliver:
+            batches.append(state.world.flush(now))
     rounds = await _deliver(state, batches, wait)
     return json_response({"now": now.isoformat(), "changes": records, "rounds": rounds})
 
@@ -101,8 +111,9 @@ async def deliver_now(request: web.Request) -> web.Response:
         wait = _flag(await _body(request), "wait")
     except BadRequest as exc:
         return json_error(400, str(exc))
-    batches = state.world.catch_up(state.population, state.config)
-    batches.append(state.world.flush(state.world_clock.now()))
+    async with request.app[WORLD_LOCK]:
+        batches = await _catch_up(state)
+        batches.append(state.world.flush(state.world_clock.now()))
     return json_response({"rounds": await _deliver(state, batches, wait)})
 
 
@@ -135,6 +146,32 @@ async def world(request: web.Request) -> web.Response:
             "changes": records,
         }
     )
+
+
+async def _catch_up(state: SimulatorState) -> list[Batch]:
+    """`World.catch_up` in small steps: a profile change costs about a millisecond of CPU, and
+    the event loop must keep stamping arrivals for the rate limiter while a week is applied."""
+    world, batches, breather = state.world, [], Breather()
+    for day in world.due_days():
+        for employee_id, kind in daily_picks(state.population, state.config, day):
+            world.change(state.population, employee_id, kind, world.day_time(day), "world")
+            await breather.breathe()
+        batch = world.end_day(day, state.config)
+        if batch is not None:
+            batches.append(batch)
+    return batches
+
+
+class Breather:
+    """Yields to the event loop once `YIELD_EVERY_S` of work has passed since the last time."""
+
+    def __init__(self) -> None:
+        self._since = time.perf_counter()
+
+    async def breathe(self) -> None:
+        if time.perf_counter() - self._since >= YIELD_EVERY_S:
+            await asyncio.sleep(0)
+            self._since = time.perf_counter()
 
 
 async def _deliver(state: SimulatorState, batches: Sequence[Batch], wait: bool) -> list[dict[str, Any]]:
@@ -193,6 +230,7 @@ def _ids(raw: object) -> list[int]:
 
 
 def add_routes(app: web.Application) -> None:
+    app[WORLD_LOCK] = asyncio.Lock()
     app.router.add_post("/_sim/advance", advance)
     app.router.add_post("/_sim/mutate", mutate)
     app.router.add_post("/_sim/deliver", deliver_now)
