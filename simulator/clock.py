@@ -32,6 +32,11 @@ class SimClock:
     def offset(self) -> timedelta:
         return self._offset
 
+    @property
+    def offset_s(self) -> float:
+        """The offset in seconds: add it to a monotonic reading for a monotonic world clock."""
+        return self._offset.total_seconds()
+
     def advance(self, delta: timedelta) -> datetime:
         """Move the world forward by `delta` (not negative); returns the new `now()`."""
         if delta < timedelta(0):

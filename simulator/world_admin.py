@@ -1,11 +1,13 @@
 """Control endpoints of the changing world (`simulator.world`); like `simulator.admin`, no auth.
 
-POST /_sim/advance  {"days": N, "wait": true}
-        Moves the world clock N days (a number > 0, fractions allowed, at most 3660), runs every
+POST /_sim/advance  {"days": N, "seconds": S, "wait": true}
+        Moves the world clock N days plus S seconds (either may be left out; non-negative
+        numbers, fractions allowed, together at most 3660 days; other keys are a 400), runs every
         day round passed on the way (each changes its share of the population) and delivers the
         webhook batches that fell due (one per `webhook_cadence_days` rounds; advancing 7 days
         from a fresh world is exactly one weekly batch holding all 7 days of changes).
-        200 {"now", "days_done", "changes": [record...], "rounds": [round...]}; with "wait":
+        200 {"now", "clock_offset_s", "days_done", "changes": [record...], "rounds": [round...]}
+        (clock_offset_s: the clock's whole offset in seconds, `SimClock.offset_s`). With "wait":
         false it answers before delivering ("rounds": []) and delivers in the background.
 POST /_sim/mutate   {"ids": [int, ...], "kind": "role_started"|"role_ended"|"role_changed"|
                      "other", "deliver": true, "wait": true}
@@ -57,13 +59,13 @@ async def advance(request: web.Request) -> web.Response:
     state = request.app[STATE]
     try:
         body = await _body(request)
-        days = _days(body.get("days"))
+        delta = _delta(body)
         wait = _flag(body, "wait")
     except BadRequest as exc:
         return json_error(400, str(exc))
     async with request.app[WORLD_LOCK]:
         seen = len(state.world.history)
-        state.world_clock.advance(timedelta(days=days))
+        state.world_clock.advance(delta)
         # Cached search results are keyed by population generation, not time: "now-7d" must move on.
         state.search_cache.clear()
         batches = await _catch_up(state)
@@ -71,6 +73,7 @@ async def advance(request: web.Request) -> web.Response:
     return json_response(
         {
             "now": state.world_clock.now().isoformat(),
+            "clock_offset_s": state.world_clock.offset_s,
             "days_done": state.world.days_done,
             "changes": [record.to_json() for record in state.world.history[seen:]],
             "rounds": rounds,
@@ -208,10 +211,16 @@ def _flag(body: dict[str, Any], name: str) -> bool:
     return value
 
 
-def _days(raw: object) -> float:
-    if isinstance(raw, bool) or not isinstance(raw, int | float) or not 0 < raw <= MAX_ADVANCE_DAYS:
-        raise BadRequest(f"'days' must be a number in (0, {MAX_ADVANCE_DAYS}]")
-    return float(raw)
+def _delta(body: dict[str, Any]) -> timedelta:
+    if not body or not set(body) <= {"days", "seconds", "wait"} or not set(body) & {"days", "seconds"}:
+        raise BadRequest('body must be {"days": N} and/or {"seconds": N} (and optionally "wait")')
+    values = [body.get("days", 0), body.get("seconds", 0)]
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) and v >= 0 for v in values):
+        raise BadRequest("days and seconds must be non-negative numbers")
+    delta = timedelta(days=values[0], seconds=values[1])
+    if delta > timedelta(days=MAX_ADVANCE_DAYS):
+        raise BadRequest(f"at most {MAX_ADVANCE_DAYS} days at once")
+    return delta
 
 
 def _kind(raw: object) -> ChangeKind:

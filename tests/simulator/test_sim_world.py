@@ -91,11 +91,32 @@ class TestAdvance:
         assert (await advance(sim, 0.5))["days_done"] == 0
         assert (await advance(sim, 0.5))["days_done"] == 1
 
-    @pytest.mark.parametrize("days", [0, -1, "7", True, None, 3661])
-    async def test_bad_days_are_400_and_the_clock_stays(self, sim: Sim, days: object) -> None:
-        reply = await sim.admin("POST", "/advance", {"days": days})
+    @pytest.mark.parametrize(
+        "body",
+        [
+            {"days": -1},
+            {"days": "7"},
+            {"days": True},
+            {"days": None},
+            {"days": 3661},
+            {"seconds": -1},
+            {"hours": 1},
+            {"days": 1, "hours": 1},
+            {"wait": True},
+            {},
+            [1],
+        ],
+    )
+    async def test_bad_bodies_are_400_and_the_clock_stays(self, sim: Sim, body: object) -> None:
+        reply = await sim.admin("POST", "/advance", body)
         assert reply.status == 400
         assert sim.state.world_clock.offset == timedelta(0)
+
+    async def test_days_and_seconds_add_up(self, sim: Sim) -> None:
+        body = await advance(sim, 1, seconds=3600)
+        assert body["clock_offset_s"] == 90_000
+        assert body["days_done"] == 1
+        assert (await sim.admin("POST", "/advance", {"seconds": 0})).json()["clock_offset_s"] == 90_000
 
     async def test_search_date_math_runs_on_the_world_clock(self, sim: Sim) -> None:
         await advance(sim, 20)
