@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
 
+from simulator.clock import SimClock
+from simulator.config import SimulatorConfig
 from simulator.mutations import Change, ChangeKind
 from simulator.population import Population
+from simulator.world import World
 from worker.change_events import (
     RoleEvent,
     changed_fields,
@@ -144,6 +147,13 @@ class TestEvents:
         assert (len(pairs), old_left, new_left) == (1, [], [])
         assert [e.type for e in experience_events([before], [after])] == ["role_ended"]
 
+    def test_a_new_position_sharing_an_old_ones_company_and_month_is_new(self) -> None:
+        # Two job changes in one month: the person is back at company 1, same start month.
+        short = role(1, "Intern", "2026-12-01", "2026-12-01")
+        back = role(1, "Manager", "2026-12-01")
+        events = experience_events([short, OLD_JOB], [back, short, OLD_JOB])
+        assert [(e.type, e.title) for e in events] == [("role_started", "Manager")]
+
     def test_a_boomerang_hire_is_a_new_role(self) -> None:
         back = role(1, "Principal Engineer", "2025-01-01")
         events = experience_events([ACME_CLOSED, OLD_JOB], [back, ACME_CLOSED, OLD_JOB])
@@ -202,3 +212,19 @@ def test_simulated_changes_give_the_events_their_kind_names(kind: ChangeKind) ->
         assert types in EXPECTED[kind], (employee_id, types)
         seen.add(types)
     assert seen == EXPECTED[kind]
+
+
+def test_every_change_of_a_busy_simulated_world_gives_its_events() -> None:
+    # Half the population changes every week for two months: many profiles change several
+    # times a month, the hard case for position identity (same company and start month).
+    clock = SimClock(lambda: datetime(2026, 12, 7, tzinfo=UTC))
+    world, population = World(clock), Population(seed=11, size=300)
+    clock.advance(timedelta(days=56))
+    world.catch_up(population, SimulatorConfig(seed=11, population=300, world_change_share_per_week=0.5))
+    assert len(world.history) == 1200
+    for record in world.history:
+        old = population.profile_at(record.employee_id, record.version_before)
+        new = population.profile_at(record.employee_id, record.version_before + 1)
+        assert old is not None and new is not None
+        types = tuple(event.type for event in diff_profiles(old, new).events)
+        assert types in EXPECTED[record.kind], (record, types)

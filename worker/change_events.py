@@ -24,7 +24,9 @@ in passes, each only among items the earlier passes left unmatched:
    company changed (a rebrand or an acquisition);
 4. by company alone, when exactly one old and one new item share it: the same position whose start
    date was corrected.
-Titles and company names compare case- and whitespace-insensitively, so a re-capitalised title is
+Within one key, unchanged items (same company, title, start and open/closed state) pair first,
+so a new position sharing the key of an old one (two job changes in one month) is not taken for
+it. Titles and company names compare case- and whitespace-insensitively, so a re-capitalised title is
 not a change. Deliberately no event for: a new *closed* position (history filled in later), a
 closed position that vanished, or a closed position that re-opened (a correction, not a new role).
 """
@@ -141,11 +143,31 @@ def _match(
         news = new_by.get(value, [])
         if unique_only and (len(olds) != 1 or len(news) != 1):
             continue
-        pairs.extend(zip(olds, news, strict=False))
+        pairs.extend(_pair_group(olds, news))
     for before, after in pairs:
         _remove(old_left, before)
         _remove(new_left, after)
     return pairs
+
+
+def _pair_group(olds: list[Item], news: list[Item]) -> list[tuple[Item, Item]]:
+    """Pair items sharing a key: unchanged ones (same title, company and end) with each other
+    first, so a new position that happens to share the key of an old one is not taken for it;
+    then the rest in profile order."""
+    pairs: list[tuple[Item, Item]] = []
+    olds, news = list(olds), list(news)
+    for before in list(olds):
+        twin = next((after for after in news if _signature(after) == _signature(before)), None)
+        if twin is not None:
+            pairs.append((before, twin))
+            _remove(olds, before)
+            _remove(news, twin)
+    pairs.extend(zip(olds, news, strict=False))
+    return pairs
+
+
+def _signature(item: Item) -> tuple[Hashable | None, str, str | None, bool]:
+    return (_company_key(item), _norm(item.get("title")), _start_month(item), _is_open(item))
 
 
 def _remove(items: list[Item], item: Item) -> None:
