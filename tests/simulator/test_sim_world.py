@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -75,6 +76,13 @@ class TestAdvance:
             runs.append([(c["id"], c["kind"], c["changed_fields"]) for c in await world_changes(sim)])
         assert runs[0] == runs[1]
         assert len(runs[0]) == int(TEST_POPULATION * 0.05 * 2)  # two whole weeks
+
+    async def test_concurrent_advances_do_not_interleave_their_rounds(self, sim: Sim) -> None:
+        first, second = await asyncio.gather(advance(sim, 7), advance(sim, 7))
+        assert sorted((first["days_done"], second["days_done"])) == [7, 14]
+        changes = await world_changes(sim)
+        assert len(changes) == 2 * int(TEST_POPULATION * 0.05)
+        assert [c["at"] for c in changes] == sorted(c["at"] for c in changes)
 
     async def test_share_and_kind_weights_are_settings(self, make_sim: MakeSim) -> None:
         sim = await make_sim(world_change_share_per_week=0.2, world_kind_weights={"other": 1.0})
