@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 from urllib.parse import quote
 
 import aiohttp
@@ -29,6 +29,9 @@ from worker.errors import (
     OutOfCreditsError,
     RateLimitedError,
     SubmitOutcomeUnknownError,
+    SubscriptionInitializingError,
+    SubscriptionNotFoundError,
+    SubscriptionRenewalError,
     UpstreamUnavailableError,
 )
 
@@ -363,8 +366,7 @@ def _decode(raw: bytes, status: int, path: str) -> Any:
         return {"detail": raw[:200].decode("utf-8", "replace")}
 
 
-# == bulk collect helpers =========================================================================
-
+# == bulk collect helpers ==================================================================
 BULK_SUBMIT_PATH = "/v2/data_requests/employee_clean/"
 BULK_FILES_PATH = "/v2/data_requests/{}/files"
 MAX_BULK_IDS = 10_000  # per data request (spec §8.1, since 2025-04-02)
@@ -400,3 +402,136 @@ def _error_body(raw: bytes) -> Any:
 
 def _transport_message(what: str, exc: BaseException) -> str:
     return f"{what}: {type(exc).__name__}: {exc}".rstrip(": ")
+
+
+# -- Webhook subscriptions (spec §9) ---------------------------------------------------------------
+# Appended as its own section: `SubscriptionClient(client)` wraps a CoresignalClient (its
+# session, base URL and observer), so the class above stays as it is. Statuses map onto
+# worker.errors: 404 SubscriptionNotFoundError, 409 SubscriptionInitializingError (transient),
+# 400 on renew SubscriptionRenewalError (create anew), other 400/422 BadRequestError (e.g. an
+# invalid webhook URL, a date filter in the query); 401/402/429/5xx as for every call
+# (raise_for_status). The API allows 9 subscription requests per minute per key: callers pace
+# them, and a 429 is a RateLimitedError like any other.
+
+SUBSCRIPTIONS_PATH = "/v2/subscriptions"
+# Experience changes use the newer path family (rev. B); the simulator also serves rev. A
+# (/v2/subscriptions/experience_changes/{selection}). Profile changes: spec §9.3b (a GUESS there).
+SUBSCRIPTION_CREATE_PATHS = {
+    "experience": SUBSCRIPTIONS_PATH + "/experience_changes/employee_clean/",
+    "profile": SUBSCRIPTIONS_PATH + "/employee_clean/",
+}
+
+type SubscriptionKind = Literal["experience", "profile"]
+# A list of employee ids, an ES-DSL body ({"query": ...}), or "all".
+type SubscriptionSelection = Sequence[int] | Mapping[str, Any] | Literal["all"]
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionInfo:
+    """A subscription as the API described it; `body` keeps every field (details, dates)."""
+
+    id: str
+    status: str
+    created_at: str | None
+    expiring_at: str | None
+    body: Mapping[str, Any]
+
+    @classmethod
+    def parse(cls, body: Any, what: str) -> SubscriptionInfo:
+        if not isinstance(body, dict) or not isinstance(body.get("id"), str):
+            raise UpstreamUnavailableError(f"{what}: malformed subscription body")
+        return cls(
+            id=body["id"],
+            status=str(body.get("status")),
+            created_at=_opt_str(body.get("created_at")),
+            expiring_at=_opt_str(body.get("expiring_at")),
+            body=body,
+        )
+
+
+def subscription_request(
+    kind: SubscriptionKind, selection: SubscriptionSelection, webhook_url: str, fields: Sequence[str] | None
+) -> tuple[str, dict[str, Any]]:
+    """The path and JSON body that create a subscription (pure; raises ValueError if malformed)."""
+    if kind not in SUBSCRIPTION_CREATE_PATHS:
+        raise ValueError(f"unknown subscription type {kind!r}")
+    body: dict[str, Any] = {"webhook_url": webhook_url}
+    if selection == "all":
+        name = "all"
+    elif isinstance(selection, Mapping):
+        name, body["es_dsl_query"] = "es_dsl", dict(selection)
+    elif isinstance(selection, Sequence) and not isinstance(selection, str):
+        name, body["ids"] = "ids", [int(i) for i in selection]
+    else:
+        raise ValueError("selection must be employee ids, an ES-DSL body or 'all'")
+    if fields is not None:
+        if kind != "profile":
+            raise ValueError("fields only apply to profile-change subscriptions")
+        body["fields"] = list(fields)
+    return SUBSCRIPTION_CREATE_PATHS[kind] + name, body
+
+
+def raise_for_subscription(response: ApiResponse, what: str, *, renewing: bool = False) -> None:
+    status = response.status
+    detail = f"{what}: HTTP {status}: {_detail(response.body)}"
+    if status == 404:
+        raise SubscriptionNotFoundError(detail, status)
+    if status == 409:
+        raise SubscriptionInitializingError(detail)
+    if status == 400 and renewing:
+        raise SubscriptionRenewalError(detail, status)
+    raise_for_status(response, what)
+
+
+class SubscriptionClient:
+    """Subscription management over a CoresignalClient: `SubscriptionClient(client).list_subscriptions()`."""
+
+    def __init__(self, client: CoresignalClient) -> None:
+        self._client = client
+
+    async def create_subscription(
+        self,
+        kind: SubscriptionKind,
+        selection: SubscriptionSelection,
+        webhook_url: str,
+        *,
+        fields: Sequence[str] | None = None,
+    ) -> SubscriptionInfo:
+        """POST a new subscription: experience changes (§9.1) or profile changes (§9.3b)."""
+        path, body = subscription_request(kind, selection, webhook_url, fields)
+        response = await self._client.request("POST", path, json_body=body)
+        raise_for_subscription(response, "create subscription")
+        return SubscriptionInfo.parse(response.body, "create subscription")
+
+    async def list_subscriptions(self, *, expired: bool = False, page: int = 1) -> list[SubscriptionInfo]:
+        """One page (about 1000) of this key's active (with expired=True: expired) subscriptions."""
+        params = {"expired": "true" if expired else "false", "page": str(page)}
+        response = await self._client.request("GET", SUBSCRIPTIONS_PATH, params=params)
+        raise_for_subscription(response, "list subscriptions")
+        if not isinstance(response.body, list):
+            raise UpstreamUnavailableError("list subscriptions: response body is not a list")
+        return [SubscriptionInfo.parse(item, "list subscriptions") for item in response.body]
+
+    async def get_subscription(self, subscription_id: str) -> SubscriptionInfo:
+        what = f"get subscription {subscription_id}"
+        response = await self._client.request("GET", _subscription_path(subscription_id))
+        raise_for_subscription(response, what)
+        return SubscriptionInfo.parse(response.body, what)
+
+    async def renew_subscription(self, subscription_id: str) -> SubscriptionInfo:
+        what = f"renew subscription {subscription_id}"
+        response = await self._client.request("POST", _subscription_path(subscription_id) + "/renew")
+        raise_for_subscription(response, what, renewing=True)
+        return SubscriptionInfo.parse(response.body, what)
+
+    async def delete_subscription(self, subscription_id: str) -> None:
+        response = await self._client.request("DELETE", _subscription_path(subscription_id))
+        raise_for_subscription(response, f"delete subscription {subscription_id}")
+
+
+def _subscription_path(subscription_id: str) -> str:
+    return f"{SUBSCRIPTIONS_PATH}/{quote(subscription_id, safe='')}"
+
+
+def _opt_str(value: object) -> str | None:
+    return value if isinstance(value, str) else None

@@ -6,6 +6,7 @@
     │   ├── UpstreamUnavailableError   5xx, timeout, connection error, malformed body
     │   │   └── SubmitOutcomeUnknownError  a bulk POST sent but unanswered: it may have been billed
     │   ├── StoreUnavailableError      MongoDB not answering
+    │   ├── SubscriptionInitializingError  409 on a subscription just created: try again shortly
     │   ├── RedisUnavailableError      Redis not answering (queue, limiter, counters, credits flag, locks)
     │   └── CorruptFileError           a downloaded bulk file does not decode (truncated or corrupt gzip,
     │                                  bad JSON): download it again, a bounded number of times
@@ -15,7 +16,10 @@
     │   │   ├── NoMatchingIdsError     bulk 404 at submit: no id exists / nothing matches (nothing billed)
     │   │   └── DataRequestNotFoundError  bulk 404 at files or download: unknown request or file, expired
     │   ├── BadRequestError            400/422 and other 4xx: the request itself is wrong
-    │   │   └── DataRequestTooLargeError  bulk 400 "too many ids" at submit, 422 "matched too many" at files
+    │   │   ├── DataRequestTooLargeError  bulk 400 "too many ids" at submit, 422 "matched too many" at files
+    │   │   └── SubscriptionRenewalError   400 on renew: expired, or the renewal would pass one year
+    │   │                                  (the subscription must be created anew)
+    │   ├── SubscriptionNotFoundError  404 on a webhook subscription: gone, or another key's
     │   ├── OutOfCreditsError          402: the account has no credits left
     │   ├── DataRequestConflictError   bulk 409: an identical data request is already in progress
     │   ├── StoreRejectedError         MongoDB refused this document (validation, too large, bad key)
@@ -93,6 +97,18 @@ class StoreRejectedError(PermanentError):
 
 class WorkerDiedError(PermanentError):
     """The job killed (or outlived) its worker too many times; it goes to the dead-letter."""
+
+
+class SubscriptionNotFoundError(PermanentError):
+    """No such webhook subscription for this API key (404). Not an employee tombstone."""
+
+
+class SubscriptionRenewalError(BadRequestError):
+    """Renew refused (400): the subscription expired, or would live past its one-year limit."""
+
+
+class SubscriptionInitializingError(TransientError):
+    """The subscription was just created and is still initialising (409): renew again later."""
 
 
 class InputError(EmployeeSyncError):
