@@ -1,8 +1,9 @@
 """What a request may say: the body of POST /v1/runs, the list query, the ids in paths.
 
-Request-level problems (wrong types, both or none of the input kinds, unknown fields, too many items)
-are refused whole with a 4xx naming the field. Per-item problems in `employee_ids`/`shorthand_names`
-are not request errors: those items are passed on, and come back in `rejected` with their index.
+Request-level problems (wrong types, of a field or of a list item; both or none of the input kinds;
+unknown fields; too many items) are refused whole with a 4xx naming the field. An item of the right
+type that is not an id or a name is not a request error: it is passed on, and comes back in `rejected`
+with its index (api.items; a list with no usable item at all is a 422, in api.routes).
 """
 
 from __future__ import annotations
@@ -73,6 +74,8 @@ def parse_run_request(value: object, max_items: int) -> ListRun | SearchRun:
     if chosen is None:
         raise invalid_body(f"{name} must be {_EXPECTED[name]}, not null")
     if name == "search":
+        if "max_profiles" in request.model_fields_set and request.max_profiles is None:
+            raise invalid_body("max_profiles must be an integer, not null; leave it out for no limit")
         return SearchRun(chosen, request.max_profiles)
     if "max_profiles" in request.model_fields_set:
         raise invalid_body("max_profiles applies to search runs only")

@@ -27,8 +27,8 @@ from worker.runtime import Services
 CONFIG = Path(__file__).with_name("schemathesis.toml")
 HOOKS = Path(__file__).with_name("schemathesis_hooks.py")
 MAX_ITEMS = 20  # small, so the document's maxItems and the 413 beyond it are reached
-MAX_EXAMPLES = 15  # per operation and phase
-MAX_TIME_S = 40  # schemathesis's own budget for the whole run
+MAX_EXAMPLES = 10  # per operation and phase
+MAX_TIME_S = 30  # schemathesis's own budget for the whole run
 HARD_TIMEOUT_S = 240  # only if schemathesis itself hangs
 
 

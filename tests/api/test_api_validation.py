@@ -35,6 +35,7 @@ GOOD_QUERY = {"query": {"term": {"location_country": "Germany"}}}
         ({"search": GOOD_QUERY, "max_profiles": "5"}, "max_profiles must be an integer, not a string"),
         ({"search": GOOD_QUERY, "max_profiles": 5.5}, "max_profiles must be an integer, not a decimal"),
         ({"search": GOOD_QUERY, "max_profiles": True}, "max_profiles must be an integer, not a boolean"),
+        ({"search": GOOD_QUERY, "max_profiles": None}, "max_profiles must be an integer, not null"),
         ({"search": GOOD_QUERY, "max_profiles": 0}, "max_profiles must be between 1 and"),
         ({"search": GOOD_QUERY, "max_profiles": 2**64}, "max_profiles must be between 1 and"),
         ({"employee_ids": [1], "max_profiles": 5}, "max_profiles applies to search runs only"),
