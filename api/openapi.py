@@ -6,16 +6,15 @@ tests/api/test_api_openapi.py checks that every route is documented and every do
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from api.auth import UNAUTHORIZED_MESSAGE
 from api.cursor import CURSOR_PATTERN
-from api.validation import LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX, MAX_PROFILES
+from api.request_schema import Schema, request_schemas
+from api.request_schema import object_schema as _object
+from api.validation import LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX
 from jobs.inputs import MAX_EMPLOYEE_ID
 from jobs.runs import RUN_STATES
-
-Schema = dict[str, Any]
 
 
 def _ref(name: str) -> Schema:
@@ -26,91 +25,8 @@ def _nullable(type_name: str, **extra: Any) -> Schema:
     return {"type": [type_name, "null"], **extra}
 
 
-def _object(
-    properties: Mapping[str, Schema | bool], *, required: list[str] | None = None, closed: bool = True
-) -> Schema:
-    schema: Schema = {"type": "object", "properties": properties, "additionalProperties": not closed}
-    if required is not None:
-        schema["required"] = required
-    return schema
-
-
 _COUNT = {"type": "integer", "minimum": 0}
 _TEXT = {"type": "string"}
-# What str.strip() removes around an item, less the line breaks that make an item a rejection. Spelled
-# out because `\s` means different characters in ECMA-262 (JSON Schema's regexes) and in Python.
-_SPACE = r"[\t\x0b\x0c\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
-
-
-def decimal_at_most(bound: int) -> str:
-    """A regex matching exactly the decimal numbers 1..bound written without leading zeros."""
-    digits = str(bound)
-    shorter = [f"[1-9][0-9]{{0,{len(digits) - 2}}}"] if len(digits) > 1 else []
-    same_length = []
-    for i, digit in enumerate(digits):
-        low = 1 if i == 0 else 0
-        if int(digit) > low:
-            rest = len(digits) - i - 1
-            same_length.append(f"{digits[:i]}[{low}-{int(digit) - 1}]" + (f"[0-9]{{{rest}}}" if rest else ""))
-    return "(?:" + "|".join([*shorter, *same_length, digits]) + ")"
-
-
-# An item the producer takes as an employee id: 1..2^63-1, as a JSON integer or as digits in a string.
-USABLE_ID = {
-    "anyOf": [
-        {"type": "integer", "minimum": 1, "maximum": MAX_EMPLOYEE_ID},
-        {"type": "string", "pattern": f"^{_SPACE}*0*{decimal_at_most(MAX_EMPLOYEE_ID)}{_SPACE}*$"},
-    ]
-}
-
-
-def _list_request(name: str, items: Schema, max_items: int, **extra: Any) -> Schema:
-    schema = {"type": "array", "minItems": 1, "maxItems": max_items, "items": items, **extra}
-    return _object({name: schema}, required=[name])
-
-
-def _search_request() -> Schema:
-    search = _object(
-        {
-            "query": {"type": "object", "minProperties": 1},
-            # Not served by the search endpoint: refused before anything is charged.
-            "aggs": False,
-            "aggregations": False,
-        },
-        required=["query"],
-        closed=False,
-    )
-    search["description"] = (
-        "an Elasticsearch DSL body with a non-empty query; a body over 15,000 characters or 1,024 "
-        "clauses is refused with 422 invalid_query"
-    )
-    max_profiles = {"type": "integer", "minimum": 1, "maximum": MAX_PROFILES}
-    return _object({"search": search, "max_profiles": max_profiles}, required=["search"])
-
-
-def _request_schemas(max_items: int) -> dict[str, Schema]:
-    ids = _list_request(
-        "employee_ids",
-        {"type": ["integer", "string"]},
-        max_items,
-        contains=USABLE_ID,
-        description="Coresignal employee ids (integers or digit strings). Other integers and strings "
-        "are rejected one by one (listed in rejected); at least one item must be an id (422 otherwise).",
-    )
-    names = _list_request(
-        "shorthand_names",
-        {"type": "string"},
-        max_items,
-        description="shorthand names or linkedin.com/in/<name> profile URLs. Strings that are neither "
-        "are rejected one by one (listed in rejected); a list with no usable name is a 422.",
-    )
-    return {
-        "CreateRunRequest": {
-            "oneOf": [ids, names, _search_request()],
-            "description": f"Exactly one of employee_ids, shorthand_names or search. Lists hold at most "
-            f"{max_items} items (API_MAX_ITEMS) and the body at most API_MAX_BODY_BYTES bytes (413 beyond).",
-        },
-    }
 
 
 def _response_schemas() -> dict[str, Schema]:
@@ -363,6 +279,6 @@ def build_openapi(*, max_items: int) -> dict[str, Any]:
         "paths": _paths(),
         "components": {
             "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}},
-            "schemas": {**_request_schemas(max_items), **_response_schemas()},
+            "schemas": {**request_schemas(max_items), **_response_schemas()},
         },
     }

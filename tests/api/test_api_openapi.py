@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import jsonschema_rs
@@ -11,7 +12,8 @@ from hypothesis import strategies as st
 
 from api.auth import PUBLIC_PATHS
 from api.items import as_value, rejected_if_none_usable
-from api.openapi import USABLE_ID, build_openapi
+from api.openapi import build_openapi
+from api.request_schema import USABLE_ID, decimal_at_most
 from config import Settings
 from tests.conftest import with_overrides
 
@@ -116,3 +118,12 @@ def test_the_documented_employee_id_item_is_exactly_what_the_producer_takes(valu
     assert ID_ITEM.is_valid(value) == (item is not None), value
     usable = item is not None and rejected_if_none_usable("ids", [item]) is None
     assert USABLE_ID_ITEM.is_valid(value) == usable, value
+
+
+@settings(max_examples=300, deadline=None)
+@given(bound=st.integers(1, 10**25), number=st.integers(0, 10**26), near=st.integers(-3, 3))
+def test_decimal_at_most_matches_exactly_one_to_the_bound(bound: int, number: int, near: int) -> None:
+    pattern = re.compile(decimal_at_most(bound))
+
+    for candidate in (number, max(0, bound + near)):
+        assert (pattern.fullmatch(str(candidate)) is not None) == (1 <= candidate <= bound), candidate
