@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from typing import Any
 
 import jsonschema_rs
@@ -16,6 +17,7 @@ from api.openapi import build_openapi
 from api.request_schema import USABLE_ID, decimal_at_most
 from config import Settings
 from tests.conftest import with_overrides
+from worker.runtime import Services
 
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 
@@ -91,6 +93,25 @@ async def test_the_served_document_states_this_apis_item_limit(settings: Setting
         kind["properties"][name]["maxItems"]
         for kind, name in zip(kinds, ["employee_ids", "shorthand_names"], strict=False)
     ] == [7, 7]
+
+
+async def test_a_mirrored_employee_is_answered_as_the_document_describes(
+    api: Api, services: Services
+) -> None:
+    """schemathesis cannot reach this 200 (it never guesses a mirrored id), so it is checked here."""
+    profile = {"id": 4242, "full_name": "Ada Lovelace", "experience": [{"title": "analyst"}]}
+    await services.store.employees.upsert(
+        4242, profile, run_id="r" * 32, now=datetime(2025, 3, 1, tzinfo=UTC)
+    )
+    doc = (await api.get("/openapi.json", token=None)).body
+
+    reply = await api.get("/v1/employees/4242")
+
+    assert reply.status == 200, reply.text
+    errors = list(
+        jsonschema_rs.Draft202012Validator(doc["components"]["schemas"]["Employee"]).iter_errors(reply.body)
+    )
+    assert errors == [], errors
 
 
 # JSON Schema 2020-12 with ECMA-262 regexes, as schemathesis and most clients read the document.
