@@ -124,10 +124,12 @@ async def create_list_run(
     services: Services, kind: InputKind, values: Sequence[object], *, source: str
 ) -> Receipt:
     """A run from a JSON list; every bad element is rejected with its 0-based index as its `line`."""
-    return await enqueue_lines(services, _as_lines(values), kind, source=source, keep_rejected=len(values))
+    return await enqueue_lines(
+        services, list_as_lines(values), kind, source=source, keep_rejected=len(values)
+    )
 
 
-def _as_lines(values: Sequence[object]) -> Iterator[tuple[int, str | InputError]]:
+def list_as_lines(values: Sequence[object]) -> Iterator[tuple[int, str | InputError]]:
     for index, value in enumerate(values):
         if isinstance(value, bool) or not isinstance(value, int | str):
             yield index, InputError(f"expected a string or an integer, got {type(value).__name__}")
