@@ -7,6 +7,7 @@ as a typed `worker.errors` exception; aiohttp's own exceptions never escape.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -83,19 +84,42 @@ class Profile:
     credits_remaining: int | None
 
 
-def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
-    """Retry-After is either delta-seconds or an HTTP date (RFC 9110 §10.2.3)."""
-    if not value:
+# A Retry-After longer than this is clamped: one header must not stall the fleet for hours (a far-future
+# date, a typo). Matches the limiter's RETRY_AFTER_CAP_S default; callers may pass their own cap.
+RETRY_AFTER_CAP_S = 120.0
+
+
+def parse_retry_after(
+    value: str | None, *, now: datetime | None = None, cap_s: float = RETRY_AFTER_CAP_S
+) -> float | None:
+    """Seconds to wait from a Retry-After header: delta-seconds or an HTTP date (RFC 9110 §10.2.3).
+
+    Never raises. None when the header is absent or unusable (garbage, negative, `inf`, `nan`);
+    otherwise a finite value in [0, cap_s]. A date in the past means "now" (0).
+    """
+    if not value or not value.strip():
         return None
+    text = value.strip()
     try:
-        return max(0.0, float(value))
+        seconds: float | None = float(text)
     except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        seconds = _seconds_until(text, now or datetime.now(UTC))
+    if seconds is None or not math.isfinite(seconds) or seconds < 0:
         return None
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+    return min(seconds, cap_s)
+
+
+def _seconds_until(http_date: str, now: datetime) -> float | None:
+    try:
+        when = parsedate_to_datetime(http_date)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    # `-0000` (and a missing zone) parse to a naive datetime: RFC 5322 says that is UTC.
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    if now.tzinfo is None:
+        now = now.replace(tzinfo=UTC)
+    return max(0.0, (when - now).total_seconds())
 
 
 def _detail(body: Any) -> str:
@@ -106,14 +130,18 @@ def _detail(body: Any) -> str:
     return "no detail"
 
 
-def raise_for_status(response: ApiResponse, what: str) -> None:
+def raise_for_status(
+    response: ApiResponse, what: str, *, retry_after_cap_s: float = RETRY_AFTER_CAP_S
+) -> None:
     """Map an upstream status to the exception tree; 2xx passes."""
     status = response.status
     if 200 <= status < 300:
         return
     detail = f"{what}: HTTP {status}: {_detail(response.body)}"
     if status == 429:
-        raise RateLimitedError(detail, parse_retry_after(response.headers.get("Retry-After")))
+        raise RateLimitedError(
+            detail, parse_retry_after(response.headers.get("retry-after"), cap_s=retry_after_cap_s)
+        )
     if status >= 500 or status == 408:
         raise UpstreamUnavailableError(detail)
     if status in (401, 403):
@@ -127,11 +155,17 @@ def raise_for_status(response: ApiResponse, what: str) -> None:
 
 class CoresignalClient:
     def __init__(
-        self, session: aiohttp.ClientSession, base_url: str, observer: ResponseObserver | None = None
+        self,
+        session: aiohttp.ClientSession,
+        base_url: str,
+        observer: ResponseObserver | None = None,
+        *,
+        retry_after_cap_s: float = RETRY_AFTER_CAP_S,
     ) -> None:
         self._session = session
         self._base_url = base_url.rstrip("/")
         self._observer = observer
+        self._retry_after_cap_s = retry_after_cap_s
 
     @classmethod
     def open(
@@ -142,6 +176,7 @@ class CoresignalClient:
         timeout_s: float,
         limit: int = 100,
         observer: ResponseObserver | None = None,
+        retry_after_cap_s: float = RETRY_AFTER_CAP_S,
     ) -> CoresignalClient:
         session = aiohttp.ClientSession(
             headers={"apikey": api_key, "accept": "application/json", "user-agent": USER_AGENT},
@@ -149,7 +184,7 @@ class CoresignalClient:
             connector=aiohttp.TCPConnector(limit=limit),
             raise_for_status=False,
         )
-        return cls(session, base_url, observer)
+        return cls(session, base_url, observer, retry_after_cap_s=retry_after_cap_s)
 
     async def close(self) -> None:
         await self._session.close()
@@ -158,7 +193,7 @@ class CoresignalClient:
         """GET collect/{key}: key is an employee id, a shorthand name or a full profile URL."""
         path = COLLECT_PATH + quote(key, safe="")
         response = await self.request("GET", path)
-        raise_for_status(response, f"collect {key}")
+        self._raise_for_status(response, f"collect {key}")
         body = response.body
         if not isinstance(body, dict) or not isinstance(body.get("id"), int):
             raise UpstreamUnavailableError(f"collect {key}: malformed profile body")
@@ -172,7 +207,7 @@ class CoresignalClient:
         if after is not None:
             params["after"] = after
         response = await self.request("POST", SEARCH_PATH, json_body=body, params=params)
-        raise_for_status(response, "search")
+        self._raise_for_status(response, "search")
         ids = response.body
         if not isinstance(ids, list) or not all(isinstance(i, int) for i in ids):
             raise UpstreamUnavailableError("search: response body is not a list of employee ids")
@@ -199,7 +234,8 @@ class CoresignalClient:
         try:
             async with self._session.request(method, url, json=json_body, params=params) as resp:
                 raw = await resp.read()
-                status, headers = resp.status, dict(resp.headers)
+                # Lower-cased: header names are case-insensitive (HTTP/2 sends them lower-case).
+                status, headers = resp.status, {k.lower(): v for k, v in resp.headers.items()}
         except (aiohttp.ClientError, TimeoutError) as exc:
             self._observe(path, None, None)
             raise UpstreamUnavailableError(
@@ -207,6 +243,9 @@ class CoresignalClient:
             ) from exc
         self._observe(path, status, _int_header(headers, "x-credits-remaining"))
         return ApiResponse(status, _decode(raw, status, path), headers)
+
+    def _raise_for_status(self, response: ApiResponse, what: str) -> None:
+        raise_for_status(response, what, retry_after_cap_s=self._retry_after_cap_s)
 
     def _observe(self, path: str, status: int | None, credits_remaining: int | None) -> None:
         if self._observer is not None:

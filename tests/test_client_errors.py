@@ -1,0 +1,109 @@
+"""The API client's error edge: Retry-After parsing, which 404s tombstone, what error text may say."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+
+import pytest
+from aiohttp import web
+
+from tests.conftest import TEST_API_KEY
+from tests.upstream_stub import stub_upstream
+from worker.client import RETRY_AFTER_CAP_S, CoresignalClient, parse_retry_after
+from worker.errors import RateLimitedError
+
+NOW = datetime(2026, 12, 1, 12, 0, 0, tzinfo=UTC)
+
+
+def _http_date(when: datetime, zone: str = "GMT") -> str:
+    """An IMF-fixdate with the zone spelled as given (GMT, +0000 or the "unknown" -0000)."""
+    return when.strftime("%a, %d %b %Y %H:%M:%S ") + zone
+
+
+@pytest.mark.parametrize(
+    ("header", "seconds"),
+    [("120", 120.0), ("0", 0.0), (" 7 ", 7.0), ("1.5", 1.5), ("-0", 0.0)],
+)
+def test_delta_seconds_are_read_as_seconds(header: str, seconds: float) -> None:
+    assert parse_retry_after(header, now=NOW) == seconds
+
+
+@pytest.mark.parametrize("zone", ["GMT", "+0000", "-0000", "UTC"])
+def test_an_http_date_is_seconds_from_now_whatever_its_zone_spelling(zone: str) -> None:
+    # `-0000` parses to a naive datetime: before the fix, subtracting it raised TypeError.
+    assert parse_retry_after(_http_date(NOW + timedelta(seconds=30), zone), now=NOW) == 30.0
+
+
+def test_the_reviews_minus_zero_date_is_capped_not_a_type_error() -> None:
+    assert parse_retry_after("Wed, 21 Oct 2035 07:28:00 -0000", now=NOW) == RETRY_AFTER_CAP_S
+
+
+def test_a_date_in_the_past_means_now() -> None:
+    assert parse_retry_after(format_datetime(NOW - timedelta(hours=1), usegmt=True), now=NOW) == 0.0
+
+
+def test_a_naive_now_is_taken_as_utc() -> None:
+    naive = NOW.replace(tzinfo=None)
+    assert parse_retry_after(_http_date(NOW + timedelta(seconds=5)), now=naive) == 5.0
+
+
+@pytest.mark.parametrize(
+    "header", ["inf", "-inf", "Infinity", "nan", "NaN", "1e400", "-5", "-0.5", "soon", "Wed, 99 Foo", ""]
+)
+def test_unusable_values_are_refused_not_raised(header: str) -> None:
+    assert parse_retry_after(header, now=NOW) is None
+
+
+def test_absent_header_is_none() -> None:
+    assert parse_retry_after(None) is None
+
+
+@pytest.mark.parametrize("header", ["100000", "99999999999999999999", _http_date(NOW + timedelta(days=3650))])
+def test_far_future_values_are_clamped_to_the_cap(header: str) -> None:
+    assert parse_retry_after(header, now=NOW) == RETRY_AFTER_CAP_S == 120.0
+
+
+def test_the_cap_can_be_overridden() -> None:
+    assert parse_retry_after("600", now=NOW, cap_s=30.0) == 30.0
+    assert parse_retry_after("20", now=NOW, cap_s=30.0) == 20.0
+
+
+def _far_date() -> str:
+    return _http_date(datetime.now(UTC) + timedelta(days=3650), "-0000")
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [("3", 3.0), ("inf", None), ("1e400", None), ("nan", None), ("-1", None), ("FAR", 120.0)],
+)
+async def test_a_429_carries_a_usable_retry_after_whatever_the_header(
+    header: str, expected: float | None
+) -> None:
+    sent = _far_date() if header == "FAR" else header
+
+    async def too_many(_: web.Request) -> web.Response:
+        return web.json_response({"detail": "Too many requests"}, status=429, headers={"Retry-After": sent})
+
+    async with stub_upstream(too_many) as base_url:
+        client = CoresignalClient.open(base_url, TEST_API_KEY, timeout_s=5)
+        try:
+            with pytest.raises(RateLimitedError) as caught:
+                await client.collect("42")
+        finally:
+            await client.close()
+    assert caught.value.retry_after_s == expected
+
+
+async def test_a_client_cap_applies_to_its_429s() -> None:
+    async def too_many(_: web.Request) -> web.Response:
+        return web.json_response({"detail": "slow down"}, status=429, headers={"retry-after": "3600"})
+
+    async with stub_upstream(too_many) as base_url:
+        client = CoresignalClient.open(base_url, TEST_API_KEY, timeout_s=5, retry_after_cap_s=45)
+        try:
+            with pytest.raises(RateLimitedError) as caught:
+                await client.collect("42")
+        finally:
+            await client.close()
+    assert caught.value.retry_after_s == 45.0
