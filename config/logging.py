@@ -16,11 +16,16 @@ _URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s
 REDACTED = "***"
 
 
+def mask_url_credentials(text: str) -> str:
+    """`scheme://user:password@host` → `scheme://user:***@host`, wherever it appears in `text`."""
+    return _URL_CREDENTIALS.sub(rf"\g<scheme>\g<user>:{REDACTED}@", text)
+
+
 def redact_text(text: str, secrets: Iterable[str]) -> str:
     for secret in secrets:
         if secret:
             text = text.replace(secret, REDACTED)
-    return _URL_CREDENTIALS.sub(rf"\g<scheme>\g<user>:{REDACTED}@", text)
+    return mask_url_credentials(text)
 
 
 class _Redactor:

@@ -12,6 +12,8 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from config.logging import mask_url_credentials
+
 LOOPBACK_NAMES = frozenset({"localhost"})
 
 PositiveFloat = Annotated[float, Field(gt=0)]
@@ -31,8 +33,13 @@ def is_loopback_host(host: str | None) -> bool:
 class Settings(BaseSettings):
     """Every tunable of employee-sync, read from the environment (and `.env`) once."""
 
+    # hide_input_in_errors: a refused value (a URL with its password, a key) never shows in the error.
     model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+        hide_input_in_errors=True,
     )
 
     # Upstream API
@@ -96,14 +103,20 @@ class Settings(BaseSettings):
 
     @field_validator("coresignal_base_url")
     @classmethod
-    def _https_unless_loopback(cls, value: str) -> str:
-        parts = urlsplit(value)
+    def _check_base_url(cls, value: str) -> str:
+        parts, shown = urlsplit(value), mask_url_credentials(value)
         if parts.scheme not in {"http", "https"} or not parts.hostname:
-            raise ValueError(f"CORESIGNAL_BASE_URL must be an http(s) URL, got {value!r}")
+            raise ValueError(f"CORESIGNAL_BASE_URL must be an http(s) URL, got {shown!r}")
         if parts.scheme == "http" and not is_loopback_host(parts.hostname):
             raise ValueError(
                 "CORESIGNAL_BASE_URL must use https:// (the real API is HTTPS-only); "
                 "plain http:// is allowed only for a loopback host such as the local simulator"
+            )
+        # Without /cdapi every call is a route 404 (spec §1): refuse it here, not one job at a time.
+        if not parts.path.rstrip("/").endswith("/cdapi"):
+            raise ValueError(
+                "CORESIGNAL_BASE_URL must end in /cdapi (e.g. https://api.coresignal.com/cdapi), "
+                f"got {shown!r}"
             )
         return value.rstrip("/")
 

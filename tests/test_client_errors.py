@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
 import pytest
 from aiohttp import web
 
+from simulator.app import RunningSimulator, start
+from simulator.config import SimulatorConfig
+from simulator.population import Population
 from tests.conftest import TEST_API_KEY
 from tests.upstream_stub import stub_upstream
 from worker.client import RETRY_AFTER_CAP_S, CoresignalClient, parse_retry_after
-from worker.errors import RateLimitedError
+from worker.errors import NotFoundError, PermanentError, RateLimitedError, UpstreamRouteError
 
 NOW = datetime(2026, 12, 1, 12, 0, 0, tzinfo=UTC)
 
@@ -107,3 +111,79 @@ async def test_a_client_cap_applies_to_its_429s() -> None:
         finally:
             await client.close()
     assert caught.value.retry_after_s == 45.0
+
+
+# -- which 404s tombstone (review #15) -----------------------------------------------------------
+
+
+@pytest.fixture
+async def simulator() -> AsyncIterator[RunningSimulator]:
+    running = await start(SimulatorConfig(population=50, api_keys=[TEST_API_KEY], collect_rps=400))
+    yield running
+    await running.close()
+
+
+async def _collect(base_url: str, key: str) -> None:
+    client = CoresignalClient.open(base_url, TEST_API_KEY, timeout_s=5)
+    try:
+        await client.collect(key)
+    finally:
+        await client.close()
+
+
+async def test_the_apis_own_404_for_a_missing_id_is_not_found(simulator: RunningSimulator) -> None:
+    with pytest.raises(NotFoundError, match="HTTP 404: Not found"):
+        await _collect(simulator.base_url, "13")  # not in the population
+
+
+async def test_a_base_url_without_cdapi_is_a_route_404_not_a_missing_employee(
+    simulator: RunningSimulator,
+) -> None:
+    root = f"http://{simulator.host}:{simulator.port}"  # review case N: the simulator root, no /cdapi
+    alive = str(Population.id_at(0))
+    with pytest.raises(UpstreamRouteError) as caught:
+        await _collect(root, alive)
+    assert not isinstance(caught.value, PermanentError)  # retried, then dead-lettered: nothing lost
+    assert "is CORESIGNAL_BASE_URL right (it must end in /cdapi)?" in str(caught.value)
+    assert str(caught.value).startswith(f"collect {alive}: HTTP 404 without the API's not-found answer")
+
+
+async def test_a_search_against_a_wrong_route_is_not_a_not_found(simulator: RunningSimulator) -> None:
+    client = CoresignalClient.open(
+        f"http://{simulator.host}:{simulator.port}/v1/cdapi", TEST_API_KEY, timeout_s=5
+    )
+    try:
+        with pytest.raises(UpstreamRouteError, match=r"^search: HTTP 404 without"):
+            await client.search({"query": {"match_all": {}}})
+    finally:
+        await client.close()
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "headers"),
+    [
+        (b"<html><body><h1>404 Not Found</h1>nginx</body></html>", "text/html", {"x-credits-remaining": "9"}),
+        (b'{"message": "no Route matched with those values"}', "application/json", {}),
+        (b'{"detail": "Not Found"}', "application/json", {}),  # a framework's route 404: no balance
+        (b"", "text/plain", {}),
+    ],
+    ids=["html-page", "gateway-json", "detail-without-credits", "empty"],
+)
+async def test_any_other_404_is_a_route_error(
+    body: bytes, content_type: str, headers: dict[str, str]
+) -> None:
+    async def not_found(_: web.Request) -> web.Response:
+        return web.Response(body=body, status=404, content_type=content_type, headers=headers)
+
+    async with stub_upstream(not_found) as base_url:
+        with pytest.raises(UpstreamRouteError, match="nothing is tombstoned"):
+            await _collect(base_url, "42")
+
+
+async def test_the_envelope_with_a_credit_balance_is_the_apis_not_found() -> None:
+    async def not_found(_: web.Request) -> web.Response:
+        return web.json_response({"detail": "Not found"}, status=404, headers={"X-Credits-Remaining": "77"})
+
+    async with stub_upstream(not_found) as base_url:
+        with pytest.raises(NotFoundError):
+            await _collect(base_url, "42")

@@ -24,6 +24,7 @@ from worker.errors import (
     NotFoundError,
     OutOfCreditsError,
     RateLimitedError,
+    UpstreamRouteError,
     UpstreamUnavailableError,
 )
 
@@ -122,7 +123,40 @@ def _seconds_until(http_date: str, now: datetime) -> float | None:
     return max(0.0, (when - now).total_seconds())
 
 
+@dataclass(frozen=True, slots=True)
+class UnparsedBody:
+    """An error body that is not JSON (an HTML page, a proxy's text), kept as text for the message."""
+
+    text: str
+
+
+ROUTE_404_HINT = (
+    "HTTP 404 without the API's not-found answer, so nothing is tombstoned: "
+    "is CORESIGNAL_BASE_URL right (it must end in /cdapi)?"
+)
+
+
+def is_api_not_found(response: ApiResponse) -> bool:
+    """Is this 404 the API's own "no such employee", rather than a route 404 on the way to it?
+
+    Only that answer may tombstone a profile. A wrong base URL (no `/cdapi`), a proxy or an HTML
+    error page also answers 404, and taking those at their word tombstones the whole mirror. The API's
+    answer is its error envelope `{"detail": "<text>"}` (spec §6) from an endpoint that served our key,
+    and every such response carries `x-credits-remaining` (spec §2; the simulator does the same). A
+    route 404 is answered before any endpoint sees the key, so it carries no credit balance.
+    """
+    body = response.body
+    return (
+        response.status == 404
+        and isinstance(body, dict)
+        and isinstance(body.get("detail"), str)
+        and response.credits_remaining is not None
+    )
+
+
 def _detail(body: Any) -> str:
+    if isinstance(body, UnparsedBody):
+        return body.text or "empty body"
     if isinstance(body, dict):
         for field in ("detail", "message", "error"):
             if isinstance(body.get(field), str):
@@ -149,7 +183,9 @@ def raise_for_status(
     if status == 402:
         raise OutOfCreditsError(detail, status)
     if status == 404:
-        raise NotFoundError(detail, status)
+        if is_api_not_found(response):
+            raise NotFoundError(detail, status)
+        raise UpstreamRouteError(f"{what}: {ROUTE_404_HINT} (upstream said: {_detail(response.body)})")
     raise BadRequestError(detail, status)
 
 
@@ -267,4 +303,4 @@ def _decode(raw: bytes, status: int, path: str) -> Any:
     except ValueError as exc:
         if 200 <= status < 300:
             raise UpstreamUnavailableError(f"{path}: response body is not valid JSON") from exc
-        return {"detail": raw[:200].decode("utf-8", "replace")}
+        return UnparsedBody(raw[:200].decode("utf-8", "replace"))

@@ -4,11 +4,12 @@
     ├── TransientError                 worth retrying later (with backoff, through the limiter)
     │   ├── RateLimitedError           upstream 429; carries retry_after_s
     │   ├── UpstreamUnavailableError   5xx, timeout, connection error, malformed body
+    │   ├── UpstreamRouteError         a 404 that is not the API's not-found answer (wrong URL, a proxy)
     │   ├── StoreUnavailableError      MongoDB not answering
     │   └── RedisUnavailableError      Redis not answering (queue, limiter, counters, credits flag, locks)
     ├── PermanentError                 retrying cannot help; recorded in the dead-letter
     │   ├── AuthError                  401: the API key is wrong
-    │   ├── NotFoundError              404: no such employee (tombstone, not a failure)
+    │   ├── NotFoundError              the API's own 404: no such employee (tombstone, not a failure)
     │   ├── BadRequestError            400/422 and other 4xx: the request itself is wrong
     │   └── OutOfCreditsError          402: the account has no credits left
     ├── InputError                     a producer was handed bad input (line numbers in the message)
@@ -44,6 +45,11 @@ class UpstreamUnavailableError(TransientError):
     """5xx, timeout, connection reset, or a body that is not the JSON we expect."""
 
 
+class UpstreamRouteError(TransientError):
+    """A 404 without the API's not-found answer: a route 404 (base URL missing /cdapi), an HTML page,
+    a proxy. Nothing may be tombstoned on it; retried, then dead-lettered (requeue once fixed)."""
+
+
 class StoreUnavailableError(TransientError):
     """MongoDB did not answer."""
 
@@ -67,7 +73,7 @@ class AuthError(PermanentError):
 
 
 class NotFoundError(PermanentError):
-    """The employee does not exist upstream (404)."""
+    """The employee does not exist upstream: the API's own 404 answer (see `worker.client`)."""
 
 
 class BadRequestError(PermanentError):
