@@ -1,8 +1,11 @@
-"""The API client's error edge: Retry-After parsing, which 404s tombstone, what error text may say."""
+"""The API client's error edge: Retry-After parsing, which 404s tombstone, what error text may say.
+
+Odd answers the simulator never gives come from a tiny aiohttp server on a real socket (upstream_stub).
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
@@ -14,8 +17,21 @@ from simulator.config import SimulatorConfig
 from simulator.population import Population
 from tests.conftest import TEST_API_KEY
 from tests.upstream_stub import stub_upstream
-from worker.client import RETRY_AFTER_CAP_S, CoresignalClient, parse_retry_after
-from worker.errors import NotFoundError, PermanentError, RateLimitedError, UpstreamRouteError
+from worker.client import (
+    RETRY_AFTER_CAP_S,
+    UPSTREAM_TEXT_MAX_CHARS,
+    CoresignalClient,
+    parse_retry_after,
+    upstream_text,
+)
+from worker.errors import (
+    EmployeeSyncError,
+    NotFoundError,
+    PermanentError,
+    RateLimitedError,
+    UpstreamRouteError,
+    UpstreamUnavailableError,
+)
 
 NOW = datetime(2026, 12, 1, 12, 0, 0, tzinfo=UTC)
 
@@ -187,3 +203,55 @@ async def test_the_envelope_with_a_credit_balance_is_the_apis_not_found() -> Non
     async with stub_upstream(not_found) as base_url:
         with pytest.raises(NotFoundError):
             await _collect(base_url, "42")
+
+
+# -- what upstream text may say (review #14) --------------------------------------------------------
+
+OTHER_SECRET = "mongo-pw-7f3a9c"  # e.g. a Settings.secrets() entry handed to the client
+
+
+def _echoing(status: int, kind: str) -> Callable[[web.Request], Awaitable[web.Response]]:
+    async def echo(request: web.Request) -> web.Response:
+        key = request.headers.get("apikey", "")
+        text = f"key {key} refused; see redis://app:{OTHER_SECRET}@cache:6379 and {OTHER_SECRET}"
+        if kind == "json":
+            return web.json_response({"detail": text}, status=status)
+        if kind == "headers":  # a debugging proxy that dumps the whole request back
+            return web.json_response({"detail": dict(request.headers)}, status=status)
+        return web.Response(text=f"<html><pre>{text}</pre></html>", status=status, content_type="text/html")
+
+    return echo
+
+
+@pytest.mark.parametrize("status", [401, 403, 404, 422, 429, 500, 503])
+@pytest.mark.parametrize("kind", ["json", "html", "headers"])
+async def test_an_echoed_key_never_reaches_the_exception_message(status: int, kind: str) -> None:
+    async with stub_upstream(_echoing(status, kind)) as base_url:
+        client = CoresignalClient.open(base_url, TEST_API_KEY, timeout_s=5, secrets=[OTHER_SECRET])
+        try:
+            with pytest.raises(EmployeeSyncError) as caught:
+                await client.collect("42")
+        finally:
+            await client.close()
+    message = str(caught.value)
+    assert f"HTTP {status}" in message
+    assert TEST_API_KEY not in message and OTHER_SECRET not in message
+    assert "***" in message  # redacted, not dropped: the operator still sees what was said
+
+
+async def test_long_upstream_text_is_cut_after_redaction() -> None:
+    async def long_page(request: web.Request) -> web.Response:
+        # The key straddles character 300: cut first, and a prefix of it would survive.
+        text = "x" * 290 + request.headers["apikey"] + "y" * 10_000
+        return web.Response(text=text, status=500, content_type="text/plain")
+
+    async with stub_upstream(long_page) as base_url:
+        with pytest.raises(UpstreamUnavailableError) as caught:
+            await _collect(base_url, "42")
+    said = str(caught.value).removeprefix("collect 42: HTTP 500: ")
+    assert said == "x" * 290 + "***" + "y" * (UPSTREAM_TEXT_MAX_CHARS - 294) + "…"
+    assert TEST_API_KEY[:8] not in str(caught.value)
+
+
+def test_upstream_text_is_one_line() -> None:
+    assert upstream_text("line one\n\tline two\r\n", ["two"]) == "line one line ***"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -18,6 +18,7 @@ from urllib.parse import quote
 import aiohttp
 from yarl import URL
 
+from config.logging import redact_text
 from worker.errors import (
     AuthError,
     BadRequestError,
@@ -154,24 +155,47 @@ def is_api_not_found(response: ApiResponse) -> bool:
     )
 
 
-def _detail(body: Any) -> str:
+# Upstream words in an exception message end up in logs, dead-letters and run errors (MongoDB, the
+# CLI, the API): keep them short, and redact before cutting so a secret across the cut leaves nothing.
+UPSTREAM_TEXT_MAX_CHARS = 300
+_ERROR_BODY_MAX_BYTES = 4096
+
+
+def upstream_text(text: str, secrets: Iterable[str] = ()) -> str:
+    """Text from upstream, fit for an exception message: secrets and URL passwords redacted, one line,
+    at most UPSTREAM_TEXT_MAX_CHARS characters."""
+    clean = " ".join(redact_text(text, secrets).split())
+    if len(clean) <= UPSTREAM_TEXT_MAX_CHARS:
+        return clean
+    return clean[: UPSTREAM_TEXT_MAX_CHARS - 1] + "…"
+
+
+def _raw_detail(body: Any) -> str:
     if isinstance(body, UnparsedBody):
         return body.text or "empty body"
     if isinstance(body, dict):
         for field in ("detail", "message", "error"):
-            if isinstance(body.get(field), str):
-                return str(body[field])
+            value = body.get(field)
+            if isinstance(value, str):
+                return value
+            if value is not None:  # e.g. a validation error list
+                return json.dumps(value, default=str)
     return "no detail"
 
 
 def raise_for_status(
-    response: ApiResponse, what: str, *, retry_after_cap_s: float = RETRY_AFTER_CAP_S
+    response: ApiResponse,
+    what: str,
+    *,
+    retry_after_cap_s: float = RETRY_AFTER_CAP_S,
+    secrets: Iterable[str] = (),
 ) -> None:
-    """Map an upstream status to the exception tree; 2xx passes."""
+    """Map an upstream status to the exception tree; 2xx passes. `secrets` never reach the message."""
     status = response.status
     if 200 <= status < 300:
         return
-    detail = f"{what}: HTTP {status}: {_detail(response.body)}"
+    said = upstream_text(_raw_detail(response.body), secrets)
+    detail = f"{what}: HTTP {status}: {said}"
     if status == 429:
         raise RateLimitedError(
             detail, parse_retry_after(response.headers.get("retry-after"), cap_s=retry_after_cap_s)
@@ -185,7 +209,7 @@ def raise_for_status(
     if status == 404:
         if is_api_not_found(response):
             raise NotFoundError(detail, status)
-        raise UpstreamRouteError(f"{what}: {ROUTE_404_HINT} (upstream said: {_detail(response.body)})")
+        raise UpstreamRouteError(f"{what}: {ROUTE_404_HINT} (upstream said: {said})")
     raise BadRequestError(detail, status)
 
 
@@ -197,11 +221,14 @@ class CoresignalClient:
         observer: ResponseObserver | None = None,
         *,
         retry_after_cap_s: float = RETRY_AFTER_CAP_S,
+        secrets: Iterable[str] = (),
     ) -> None:
+        """`secrets`: never shown in an exception message (`open` adds the API key)."""
         self._session = session
         self._base_url = base_url.rstrip("/")
         self._observer = observer
         self._retry_after_cap_s = retry_after_cap_s
+        self._secrets = tuple(s for s in secrets if s)
 
     @classmethod
     def open(
@@ -213,14 +240,22 @@ class CoresignalClient:
         limit: int = 100,
         observer: ResponseObserver | None = None,
         retry_after_cap_s: float = RETRY_AFTER_CAP_S,
+        secrets: Iterable[str] = (),
     ) -> CoresignalClient:
+        """`secrets`: more text never to show in an exception message (e.g. `Settings.secrets()`)."""
         session = aiohttp.ClientSession(
             headers={"apikey": api_key, "accept": "application/json", "user-agent": USER_AGENT},
             timeout=aiohttp.ClientTimeout(total=timeout_s),
             connector=aiohttp.TCPConnector(limit=limit),
             raise_for_status=False,
         )
-        return cls(session, base_url, observer, retry_after_cap_s=retry_after_cap_s)
+        return cls(
+            session,
+            base_url,
+            observer,
+            retry_after_cap_s=retry_after_cap_s,
+            secrets=(api_key, *secrets),
+        )
 
     async def close(self) -> None:
         await self._session.close()
@@ -274,14 +309,13 @@ class CoresignalClient:
                 status, headers = resp.status, {k.lower(): v for k, v in resp.headers.items()}
         except (aiohttp.ClientError, TimeoutError) as exc:
             self._observe(path, None, None)
-            raise UpstreamUnavailableError(
-                f"{method} {path}: {type(exc).__name__}: {exc}".rstrip(": ")
-            ) from exc
+            said = upstream_text(f"{type(exc).__name__}: {exc}".rstrip(": "), self._secrets)
+            raise UpstreamUnavailableError(f"{method} {path}: {said}") from exc
         self._observe(path, status, _int_header(headers, "x-credits-remaining"))
         return ApiResponse(status, _decode(raw, status, path), headers)
 
     def _raise_for_status(self, response: ApiResponse, what: str) -> None:
-        raise_for_status(response, what, retry_after_cap_s=self._retry_after_cap_s)
+        raise_for_status(response, what, retry_after_cap_s=self._retry_after_cap_s, secrets=self._secrets)
 
     def _observe(self, path: str, status: int | None, credits_remaining: int | None) -> None:
         if self._observer is not None:
@@ -303,4 +337,4 @@ def _decode(raw: bytes, status: int, path: str) -> Any:
     except ValueError as exc:
         if 200 <= status < 300:
             raise UpstreamUnavailableError(f"{path}: response body is not valid JSON") from exc
-        return UnparsedBody(raw[:200].decode("utf-8", "replace"))
+        return UnparsedBody(raw[:_ERROR_BODY_MAX_BYTES].decode("utf-8", "replace"))
