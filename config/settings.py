@@ -6,8 +6,9 @@ Nothing else in employee-sync reads the environment.
 from __future__ import annotations
 
 import ipaddress
-from typing import Annotated
-from urllib.parse import urlsplit
+from collections.abc import Iterator
+from typing import Annotated, Any
+from urllib.parse import unquote, urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -120,6 +121,12 @@ class Settings(BaseSettings):
             )
         return value.rstrip("/")
 
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        """repr() and str() mask URL passwords (SecretStr fields mask themselves): a Settings in a
+        traceback's locals, a debugger or an f-string never shows the Redis or MongoDB password."""
+        for name, value in super().__repr_args__():
+            yield name, mask_url_credentials(value) if isinstance(value, str) else value
+
     def rate_per_s(self, endpoint_class: str) -> float:
         rates = {"collect": self.collect_rps, "search": self.search_rps, "bulk": self.bulk_rps}
         return rates[endpoint_class]
@@ -127,7 +134,9 @@ class Settings(BaseSettings):
     def secrets(self) -> list[str]:
         """Everything a log line must never show: the API key, bearer tokens, service passwords."""
         passwords = [urlsplit(url).password for url in (self.redis_url, self.mongodb_url)]
-        return [self.coresignal_api_key.get_secret_value(), *self.bearer_tokens(), *filter(None, passwords)]
+        # Both spellings: the URL holds the percent-encoded one, a driver's message may hold the other.
+        spelled = [form for p in passwords if p for form in (p, unquote(p))]
+        return [self.coresignal_api_key.get_secret_value(), *self.bearer_tokens(), *spelled]
 
     def bearer_tokens(self) -> list[str]:
         return [t.strip() for t in self.api_tokens.get_secret_value().split(",") if t.strip()]
