@@ -213,6 +213,32 @@ def raise_for_status(
     raise BadRequestError(detail, status)
 
 
+class _DroppedNotResent(aiohttp.ClientError):
+    """A dropped connection, re-raised as a type aiohttp's resend loop lets through (review #21)."""
+
+
+async def _one_request_per_call(
+    request: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType
+) -> aiohttp.ClientResponse:
+    """One call, one request on the wire: one rate-limit slot must never carry two requests.
+
+    aiohttp 3.14 sends an idempotent request (our GETs) a second time, once, when the connection
+    drops before the response starts: `ClientSession._request` sets `retry_persistent_connection`
+    for IDEMPOTENT_METHODS and, on ClientOSError / ServerDisconnectedError from the middleware chain,
+    loops again (`continue`). There is no public switch for it (`_retry_connection` is private). The
+    first request may have been served and charged, and the resend goes out without a slot. The loop
+    wraps the middleware chain, so re-raising here as another ClientError ends the call; the job's
+    retry policy then decides, through the limiter. Refused connections (ClientConnectorError) are
+    never resent by aiohttp and pass through unchanged.
+    """
+    try:
+        return await handler(request)
+    except aiohttp.ClientConnectorError:
+        raise
+    except (aiohttp.ClientOSError, aiohttp.ServerDisconnectedError) as exc:
+        raise _DroppedNotResent(f"{type(exc).__name__}: {exc}".rstrip(": ")) from exc
+
+
 class CoresignalClient:
     def __init__(
         self,
@@ -248,6 +274,7 @@ class CoresignalClient:
             timeout=aiohttp.ClientTimeout(total=timeout_s),
             connector=aiohttp.TCPConnector(limit=limit),
             raise_for_status=False,
+            middlewares=(_one_request_per_call,),
         )
         return cls(
             session,
@@ -309,7 +336,8 @@ class CoresignalClient:
                 status, headers = resp.status, {k.lower(): v for k, v in resp.headers.items()}
         except (aiohttp.ClientError, TimeoutError) as exc:
             self._observe(path, None, None)
-            said = upstream_text(f"{type(exc).__name__}: {exc}".rstrip(": "), self._secrets)
+            what = str(exc) if isinstance(exc, _DroppedNotResent) else f"{type(exc).__name__}: {exc}"
+            said = upstream_text(what.rstrip(": "), self._secrets)
             raise UpstreamUnavailableError(f"{method} {path}: {said}") from exc
         self._observe(path, status, _int_header(headers, "x-credits-remaining"))
         return ApiResponse(status, _decode(raw, status, path), headers)
