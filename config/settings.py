@@ -31,6 +31,22 @@ def is_loopback_host(host: str | None) -> bool:
         return False
 
 
+REDIS_SCHEMES = frozenset({"redis", "rediss", "unix"})
+MONGODB_SCHEMES = frozenset({"mongodb", "mongodb+srv"})
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+class SettingMissingError(ValueError):
+    """A setting this command needs is not set (the CLI prints `configuration error: ...`, exit 2)."""
+
+
+def _check_scheme(name: str, value: str, schemes: frozenset[str]) -> None:
+    """Refuse what the drivers would refuse later with a traceback; the message never shows a password."""
+    if urlsplit(value).scheme not in schemes:
+        choices = ", ".join(f"{s}://" for s in sorted(schemes))
+        raise ValueError(f"{name} must start with one of {choices}; got {mask_url_credentials(value)!r}")
+
+
 class Settings(BaseSettings):
     """Every tunable of employee-sync, read from the environment (and `.env`) once."""
 
@@ -127,6 +143,40 @@ class Settings(BaseSettings):
         for name, value in super().__repr_args__():
             yield name, mask_url_credentials(value) if isinstance(value, str) else value
 
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, value: str) -> str:
+        _check_scheme("REDIS_URL", value, REDIS_SCHEMES)
+        parts, shown = urlsplit(value), mask_url_credentials(value)
+        if parts.scheme == "unix":
+            return value
+        try:
+            parts.port  # noqa: B018 -- parsing it is the check
+        except ValueError:
+            raise ValueError(f"REDIS_URL has an invalid port: {shown!r}") from None
+        if not parts.hostname:
+            raise ValueError(f"REDIS_URL names no host: {shown!r}")
+        database = parts.path.strip("/")
+        if database and not database.isdigit():
+            raise ValueError(f"REDIS_URL's path must be a database number, got {database!r}")
+        return value
+
+    @field_validator("mongodb_url")
+    @classmethod
+    def _check_mongodb_url(cls, value: str) -> str:
+        # Only the scheme and a host: the rest (host lists, options) is pymongo's to judge (worker.store).
+        _check_scheme("MONGODB_URL", value, MONGODB_SCHEMES)
+        if not urlsplit(value).netloc.rpartition("@")[2]:
+            raise ValueError(f"MONGODB_URL names no host: {mask_url_credentials(value)!r}")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _check_log_level(cls, value: str) -> str:
+        if value.upper() not in LOG_LEVELS:
+            raise ValueError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {value!r}")
+        return value.upper()
+
     def rate_per_s(self, endpoint_class: str) -> float:
         rates = {"collect": self.collect_rps, "search": self.search_rps, "bulk": self.bulk_rps}
         return rates[endpoint_class]
@@ -144,5 +194,5 @@ class Settings(BaseSettings):
     def require_api_key(self) -> str:
         key = self.coresignal_api_key.get_secret_value()
         if not key:
-            raise ValueError("CORESIGNAL_API_KEY is not set")
+            raise SettingMissingError("CORESIGNAL_API_KEY is not set")
         return key

@@ -16,6 +16,7 @@
     │   ├── RunNotFoundError           no run with that id
     │   └── RunStateError              the run's state does not allow that (e.g. pause a finished run)
     ├── MetricsPortError               a worker's METRICS_PORT cannot be bound (in use: one port per process)
+    ├── ConfigError                    a setting a driver refuses (e.g. a MONGODB_URL pymongo cannot parse)
     └── RetryJob                       control flow: run this job again after defer_s
 
 Third-party exceptions (aiohttp, pymongo, redis) are translated into these in the module that owns
@@ -98,6 +99,10 @@ class RunStateError(InputError):
 
 class MetricsPortError(EmployeeSyncError):
     """A worker could not serve its metrics on METRICS_PORT (in use, or not allowed)."""
+
+
+class ConfigError(EmployeeSyncError):
+    """A setting that passed validation but a driver refuses; the message names the setting."""
 
 
 class RetryJob(EmployeeSyncError):

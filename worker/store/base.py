@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from pymongo.errors import DuplicateKeyError, PyMongoError
+from pymongo.errors import DuplicateKeyError, PyMongoError, ServerSelectionTimeoutError
 
 from worker.errors import StoreUnavailableError
 
 Doc = dict[str, Any]
+
+_CONFIGURED_TIMEOUTS = re.compile(r" \(configured timeouts: [^)]*\)")
 
 
 @asynccontextmanager
@@ -21,4 +24,13 @@ async def translated(what: str) -> AsyncIterator[None]:
     except DuplicateKeyError:
         raise
     except PyMongoError as exc:
-        raise StoreUnavailableError(f"MongoDB {what}: {type(exc).__name__}: {exc}") from exc
+        raise StoreUnavailableError(f"MongoDB {what}: {type(exc).__name__}: {_why(exc)}") from exc
+
+
+def _why(exc: PyMongoError) -> str:
+    """pymongo's message, without the whole topology description a server-selection timeout appends
+    (the first server's error already says why) and the timeouts it repeats."""
+    text = str(exc)
+    if isinstance(exc, ServerSelectionTimeoutError):
+        text = text.split(", Timeout: ", 1)[0]
+    return _CONFIGURED_TIMEOUTS.sub("", text)
