@@ -74,6 +74,8 @@ def cmd_enqueue(settings: Settings, args: argparse.Namespace) -> int:
     source = "-" if args.file == "-" else str(Path(args.file))
     try:  # a pipe or process substitution (<(...)) is fine: only reading decides
         with _open_input(source) as stream:
+            if hasattr(stream, "peek"):
+                stream.peek(1)  # an unreadable input fails here, before a run is created for it
             receipt = _run_value(enqueue_file(settings, stream, args.kind, source=source, quiet=args.json))
     except OSError as exc:  # the stores' failures arrive translated: an OSError here is the input's
         print(read_error(exc, source), file=sys.stderr)
