@@ -255,3 +255,26 @@ async def test_long_upstream_text_is_cut_after_redaction() -> None:
 
 def test_upstream_text_is_one_line() -> None:
     assert upstream_text("line one\n\tline two\r\n", ["two"]) == "line one line ***"
+
+
+# -- redirects are not followed ----------------------------------------------------------------------
+
+
+async def test_a_redirect_is_not_followed_so_the_key_never_leaves_for_another_origin() -> None:
+    elsewhere: list[str] = []
+
+    async def other_origin(request: web.Request) -> web.Response:
+        elsewhere.append(request.headers.get("apikey", ""))
+        return web.json_response({"id": 42})
+
+    async with stub_upstream(other_origin) as other_url:
+
+        async def redirect(_: web.Request) -> web.Response:
+            raise web.HTTPFound(f"{other_url}/v2/employee_clean/collect/42")
+
+        async with stub_upstream(redirect) as base_url:
+            with pytest.raises(
+                UpstreamRouteError, match=r"HTTP 302 redirect to http://127\.0\.0\.1:\d+/cdapi/v2/"
+            ):
+                await _collect(base_url, "42")
+    assert elsewhere == []  # aiohttp would have sent the apikey header there (it strips only Authorization)

@@ -194,6 +194,12 @@ def raise_for_status(
     status = response.status
     if 200 <= status < 300:
         return
+    if 300 <= status < 400:  # never followed (see CoresignalClient.request)
+        location = upstream_text(response.headers.get("location", "nowhere"), secrets)
+        raise UpstreamRouteError(
+            f"{what}: HTTP {status} redirect to {location} not followed: the API key goes to "
+            "CORESIGNAL_BASE_URL only; is CORESIGNAL_BASE_URL right?"
+        )
     said = upstream_text(_raw_detail(response.body), secrets)
     detail = f"{what}: HTTP {status}: {said}"
     if status == 429:
@@ -330,7 +336,11 @@ class CoresignalClient:
         """One HTTP exchange; transport failures and unparseable bodies become UpstreamUnavailableError."""
         url = URL(self._base_url + path, encoded=True)
         try:
-            async with self._session.request(method, url, json=json_body, params=params) as resp:
+            # No redirects: aiohttp would send the apikey header to any origin a 3xx names (it strips
+            # only Authorization and cookies), and a followed redirect is a second request in one slot.
+            async with self._session.request(
+                method, url, json=json_body, params=params, allow_redirects=False
+            ) as resp:
                 raw = await resp.read()
                 # Lower-cased: header names are case-insensitive (HTTP/2 sends them lower-case).
                 status, headers = resp.status, {k.lower(): v for k, v in resp.headers.items()}

@@ -4,7 +4,7 @@
     ├── TransientError                 worth retrying later (with backoff, through the limiter)
     │   ├── RateLimitedError           upstream 429; carries retry_after_s
     │   ├── UpstreamUnavailableError   5xx, timeout, connection error, malformed body
-    │   ├── UpstreamRouteError         a 404 that is not the API's not-found answer (wrong URL, a proxy)
+    │   ├── UpstreamRouteError         a 404 not from the API (wrong URL, a proxy), or a 3xx (not followed)
     │   ├── StoreUnavailableError      MongoDB not answering
     │   └── RedisUnavailableError      Redis not answering (queue, limiter, counters, credits flag, locks)
     ├── PermanentError                 retrying cannot help; recorded in the dead-letter
@@ -48,7 +48,8 @@ class UpstreamUnavailableError(TransientError):
 
 class UpstreamRouteError(TransientError):
     """A 404 without the API's not-found answer: a route 404 (base URL missing /cdapi), an HTML page,
-    a proxy. Nothing may be tombstoned on it; retried, then dead-lettered (requeue once fixed)."""
+    a proxy. Nothing may be tombstoned on it; retried, then dead-lettered (requeue once fixed).
+    Also a redirect, which the client never follows (the API key would go wherever it points)."""
 
 
 class StoreUnavailableError(TransientError):
