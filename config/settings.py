@@ -6,11 +6,14 @@ Nothing else in employee-sync reads the environment.
 from __future__ import annotations
 
 import ipaddress
-from typing import Annotated
-from urllib.parse import urlsplit
+from collections.abc import Iterator
+from typing import Annotated, Any
+from urllib.parse import unquote, urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from config.logging import mask_url_credentials
 
 LOOPBACK_NAMES = frozenset({"localhost"})
 
@@ -28,11 +31,32 @@ def is_loopback_host(host: str | None) -> bool:
         return False
 
 
+REDIS_SCHEMES = frozenset({"redis", "rediss", "unix"})
+MONGODB_SCHEMES = frozenset({"mongodb", "mongodb+srv"})
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+class SettingMissingError(ValueError):
+    """A setting this command needs is not set (the CLI prints `configuration error: ...`, exit 2)."""
+
+
+def _check_scheme(name: str, value: str, schemes: frozenset[str]) -> None:
+    """Refuse what the drivers would refuse later with a traceback; the message never shows a password."""
+    if urlsplit(value).scheme not in schemes:
+        choices = ", ".join(f"{s}://" for s in sorted(schemes))
+        raise ValueError(f"{name} must start with one of {choices}; got {mask_url_credentials(value)!r}")
+
+
 class Settings(BaseSettings):
     """Every tunable of employee-sync, read from the environment (and `.env`) once."""
 
+    # hide_input_in_errors: a refused value (a URL with its password, a key) never shows in the error.
     model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+        hide_input_in_errors=True,
     )
 
     # Upstream API
@@ -98,16 +122,62 @@ class Settings(BaseSettings):
 
     @field_validator("coresignal_base_url")
     @classmethod
-    def _https_unless_loopback(cls, value: str) -> str:
-        parts = urlsplit(value)
+    def _check_base_url(cls, value: str) -> str:
+        parts, shown = urlsplit(value), mask_url_credentials(value)
         if parts.scheme not in {"http", "https"} or not parts.hostname:
-            raise ValueError(f"CORESIGNAL_BASE_URL must be an http(s) URL, got {value!r}")
+            raise ValueError(f"CORESIGNAL_BASE_URL must be an http(s) URL, got {shown!r}")
         if parts.scheme == "http" and not is_loopback_host(parts.hostname):
             raise ValueError(
                 "CORESIGNAL_BASE_URL must use https:// (the real API is HTTPS-only); "
                 "plain http:// is allowed only for a loopback host such as the local simulator"
             )
+        # Without /cdapi every call is a route 404 (spec §1): refuse it here, not one job at a time.
+        if not parts.path.rstrip("/").endswith("/cdapi"):
+            raise ValueError(
+                "CORESIGNAL_BASE_URL must end in /cdapi (e.g. https://api.coresignal.com/cdapi), "
+                f"got {shown!r}"
+            )
         return value.rstrip("/")
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        """repr() and str() mask URL passwords (SecretStr fields mask themselves): a Settings in a
+        traceback's locals, a debugger or an f-string never shows the Redis or MongoDB password."""
+        for name, value in super().__repr_args__():
+            yield name, mask_url_credentials(value) if isinstance(value, str) else value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, value: str) -> str:
+        _check_scheme("REDIS_URL", value, REDIS_SCHEMES)
+        parts, shown = urlsplit(value), mask_url_credentials(value)
+        if parts.scheme == "unix":
+            return value
+        try:
+            parts.port  # noqa: B018 -- parsing it is the check
+        except ValueError:
+            raise ValueError(f"REDIS_URL has an invalid port: {shown!r}") from None
+        if not parts.hostname:
+            raise ValueError(f"REDIS_URL names no host: {shown!r}")
+        database = parts.path.strip("/")
+        if database and not database.isdigit():
+            raise ValueError(f"REDIS_URL's path must be a database number, got {database!r}")
+        return value
+
+    @field_validator("mongodb_url")
+    @classmethod
+    def _check_mongodb_url(cls, value: str) -> str:
+        # Only the scheme and a host: the rest (host lists, options) is pymongo's to judge (worker.store).
+        _check_scheme("MONGODB_URL", value, MONGODB_SCHEMES)
+        if not urlsplit(value).netloc.rpartition("@")[2]:
+            raise ValueError(f"MONGODB_URL names no host: {mask_url_credentials(value)!r}")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _check_log_level(cls, value: str) -> str:
+        if value.upper() not in LOG_LEVELS:
+            raise ValueError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {value!r}")
+        return value.upper()
 
     def rate_per_s(self, endpoint_class: str) -> float:
         rates = {"collect": self.collect_rps, "search": self.search_rps, "bulk": self.bulk_rps}
@@ -116,7 +186,9 @@ class Settings(BaseSettings):
     def secrets(self) -> list[str]:
         """Everything a log line must never show: the API key, bearer tokens, service passwords."""
         passwords = [urlsplit(url).password for url in (self.redis_url, self.mongodb_url)]
-        return [self.coresignal_api_key.get_secret_value(), *self.bearer_tokens(), *filter(None, passwords)]
+        # Both spellings: the URL holds the percent-encoded one, a driver's message may hold the other.
+        spelled = [form for p in passwords if p for form in (p, unquote(p))]
+        return [self.coresignal_api_key.get_secret_value(), *self.bearer_tokens(), *spelled]
 
     def bearer_tokens(self) -> list[str]:
         return [t.strip() for t in self.api_tokens.get_secret_value().split(",") if t.strip()]
@@ -124,5 +196,5 @@ class Settings(BaseSettings):
     def require_api_key(self) -> str:
         key = self.coresignal_api_key.get_secret_value()
         if not key:
-            raise ValueError("CORESIGNAL_API_KEY is not set")
+            raise SettingMissingError("CORESIGNAL_API_KEY is not set")
         return key

@@ -111,6 +111,7 @@ async def startup(ctx: dict[str, Any]) -> None:
         timeout_s=settings.request_timeout_s,
         limit=settings.worker_concurrency,
         observer=services.metrics,
+        secrets=settings.secrets(),
     )
     ctx["limiter"] = build_limiter(settings, services.redis, api_key, observer=services.metrics)
     ctx["retry"] = RetryPolicy(settings.max_tries, settings.retry_base_s, settings.retry_cap_s)
