@@ -51,8 +51,8 @@ async def test_route_404s_leave_the_mirror_alive_and_the_items_in_the_dead_lette
             docs = [await services.store.employees.get(i) for i in ids]
             assert all(d is not None and d["sync"]["deleted_at"] is None for d in docs)  # no tombstone
             letters = await list_dead_letters(services, run_id=receipt.run_id, reason=None, limit=10)
-            assert {d["error_type"] for d in letters} == {"UpstreamRouteError"}
-            assert all("it must end in /cdapi" in d["reason"] for d in letters)  # requeue once fixed
+            assert {d.error_type for d in letters} == {"UpstreamRouteError"}
+            assert all("it must end in /cdapi" in d.reason for d in letters)  # requeue once fixed
         finally:
             await services.store.drop_database()
             await services.close()
