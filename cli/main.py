@@ -365,6 +365,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     api.set_defaults(handler=cmd_api)
 
+    from cli.sync_commands import add_parsers as add_sync_parsers
+
+    add_sync_parsers(sub)
+
     demo = sub.add_parser("demo", help="end-to-end demo on embedded defaults")
     demo.add_argument("--profiles", type=int, default=1000)
     demo.add_argument("--workers", type=int, default=3)

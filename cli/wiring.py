@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from config import Settings
 from jobs.collect import collect
@@ -14,6 +15,7 @@ from jobs.feeder import feeder_tick
 from jobs.inputs import InputKind, Rejected, read_lines
 from jobs.producers import Receipt, enqueue_lines
 from jobs.runs import RunStatus, get_status
+from jobs.scheduler import run_scheduler
 from jobs.search import search_page, start_search_run
 from jobs.search_input import parse_search_body
 from worker import keys
@@ -49,14 +51,37 @@ async def run_fleet_worker(
             options,
             JOB_FUNCTIONS,
             ctx={"settings": settings, "metrics": metrics, POISON_HANDLER: on_poison_job},
-            on_startup=startup,
-            on_shutdown=shutdown,
+            on_startup=_startup_with_scheduler,
+            on_shutdown=_shutdown_with_scheduler,
         )
     except asyncio.CancelledError:
         current = asyncio.current_task()
         if current is not None and current.cancelling():
             raise
         # arq cancelled its own main task after a graceful SIGTERM drain: a clean stop.
+
+
+async def _startup_with_scheduler(ctx: dict[str, Any]) -> None:
+    """The worker's clients, then the sync scheduler loop (only the lease holder plans)."""
+    await startup(ctx)
+    settings: Settings = ctx["settings"]
+    if settings.sync_scheduler:
+        stop = asyncio.Event()
+        ctx["scheduler_stop"] = stop
+        ctx["scheduler_task"] = asyncio.create_task(run_scheduler(ctx, stop))
+
+
+async def _shutdown_with_scheduler(ctx: dict[str, Any]) -> None:
+    task: asyncio.Task[None] | None = ctx.pop("scheduler_task", None)
+    if task is not None:
+        ctx.pop("scheduler_stop").set()  # the loop gives the lease up on its way out
+        try:
+            await asyncio.wait_for(task, timeout=10)
+        except TimeoutError:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    await shutdown(ctx)
 
 
 async def enqueue_file(

@@ -106,6 +106,15 @@ class Settings(BaseSettings):
     # inputs, fair across runs, so Redis stays small whatever the size of a run.
     queue_window: int = Field(default=500, ge=10, le=100_000)
 
+    # Syncs (jobs.scheduler): one worker of the fleet plans due syncs under a Redis lease.
+    sync_scheduler: bool = True  # False: this worker never plans (it still collects)
+    sync_tick_s: PositiveFloat = 1.0  # how often the lease holder looks for due syncs
+    sync_lease_ttl_s: PositiveFloat = 5.0  # a dead holder's lease lapses after this; renewed at a third
+    # A delta re-reads this far behind its watermark (last_updated is the API's clock, dates only).
+    sync_delta_lag_s: float = Field(default=86_400, ge=0)
+    sync_credits_per_day: int | None = Field(default=None, ge=1)  # the fleet-wide ceiling for all syncs
+    sync_budget_period_s: PositiveFloat = 86_400.0  # a "day" of the budgets (benchmarks scale time)
+
     # HTTP API
     api_tokens: SecretStr = SecretStr("")  # comma-separated bearer tokens
     api_max_items: int = Field(default=100_000, ge=1)  # items in one POST /v1/runs

@@ -80,3 +80,16 @@ def stash_key(item_key: str) -> str:
 def job_starts_key(job_id: str) -> str:
     """Starts of a job not matched by an end: each one left over is a worker that died running it."""
     return f"{PREFIX}:job_starts:{job_id}"
+
+
+# Syncs: the scheduler's lease (one planner fleet-wide) and the credit budgets per period.
+SYNC_SCHEDULER_LEASE = f"{PREFIX}:sync:scheduler"
+
+
+def sync_credits_key(sync_name: str, period: int) -> str:
+    """Collect credits a sync's ticks planned in one budget period (a day by default)."""
+    return f"{PREFIX}:sync:credits:{period}:{sync_name}"
+
+
+def sync_global_credits_key(period: int) -> str:
+    return f"{PREFIX}:sync:credits:{period}:*all*"

@@ -24,6 +24,7 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from prometheus_client.metrics_core import GaugeHistogramMetricFamily, GaugeMetricFamily, Metric
 
 from worker import keys
 
@@ -112,6 +113,15 @@ class Metrics:
             ["backend"],
             registry=r,
         )
+        self.sync_credits = Counter(
+            f"{PREFIX}_sync_credits_planned",
+            "Collect credits this process's scheduler ticks planned, by sync (at most one per collect)",
+            ["sync"],
+            registry=r,
+        )
+        # Scrape-time freshness per sync (set by worker.metrics_server), exposed by a collector.
+        self.freshness: dict[str, tuple[list[tuple[float, int]], float, float, int, int | None]] = {}
+        r.register(_FreshnessCollector(self))
         self.credits_remaining.set(math.nan)
         for cls in keys.ENDPOINT_CLASSES:
             self.limiter_grants.labels(cls)
@@ -144,5 +154,50 @@ class Metrics:
     def observe_sink(self, outcome: str) -> None:
         self.sink_outcomes.labels(outcome).inc()
 
+    def observe_sync_credits(self, sync: str, credits: int) -> None:
+        self.sync_credits.labels(sync).inc(max(0, credits))
+
     def render(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+class _FreshnessCollector:
+    """`mirror_staleness_seconds` (a gauge histogram: the distribution now, not events), the share
+    over max-age and the credits this budget period, per sync, as last read by a scrape."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+
+    def describe(self) -> list[Metric]:
+        return []
+
+    def collect(self) -> list[Metric]:
+        staleness = GaugeHistogramMetricFamily(
+            f"{PREFIX}_mirror_staleness_seconds",
+            "Members of each sync by age of their mirrored profile (now - synced_at); read when scraped",
+            labels=["sync"],
+        )
+        over = GaugeMetricFamily(
+            f"{PREFIX}_mirror_over_max_age_ratio",
+            "Share of a sync's members whose profile is older than max-age (or not mirrored yet)",
+            labels=["sync"],
+        )
+        credits = GaugeMetricFamily(
+            f"{PREFIX}_sync_credits_period",
+            "Collect credits a sync planned in this budget period",
+            labels=["sync"],
+        )
+        budget = GaugeMetricFamily(
+            f"{PREFIX}_sync_credits_budget",
+            "A sync's credits per budget period (absent: unlimited)",
+            labels=["sync"],
+        )
+        for name, (buckets, total_age_s, ratio, spent, limit) in sorted(self._metrics.freshness.items()):
+            count = buckets[-1][1] if buckets else 0
+            rows = [(repr(float(le)), float(n)) for le, n in buckets] + [("+Inf", float(count))]
+            staleness.add_metric([name], rows, gsum_value=total_age_s)
+            over.add_metric([name], ratio)
+            credits.add_metric([name], spent)
+            if limit is not None:
+                budget.add_metric([name], limit)
+        return [staleness, over, credits, budget]

@@ -6,16 +6,18 @@ hooks) so that module imports nothing of the runtime.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Protocol
+from typing import Any, Protocol
 
 import structlog
 from aiohttp import web
 
 from worker import keys
 from worker.errors import MetricsPortError, TransientError
+from worker.freshness import freshness_of
 from worker.metrics import Metrics
 from worker.queue import JobQueue
 from worker.run_model import RunState
+from worker.sync_budget import SyncBudgets
 
 log = structlog.get_logger("employee_sync.metrics")
 
@@ -64,6 +66,34 @@ async def refresh_scrape_gauges(services: ScrapeSources) -> None:
         for state, count in counts.items():
             metrics.runs.labels(state.value).set(count)
         metrics.backend_up.labels("mongodb").set(1)
+    await _refresh_freshness(services)
+
+
+async def _refresh_freshness(services: Any) -> None:
+    """Per-sync staleness for the scrape; a backend away leaves the last values (and says so above)."""
+    store = getattr(services, "store", None)
+    if store is None or not hasattr(store, "syncs") or not hasattr(services, "redis"):
+        return  # a partial stand-in (tests of the scrape alone): no syncs to show
+    settings = services.settings
+    budgets = SyncBudgets(
+        services.redis, period_s=settings.sync_budget_period_s, global_limit=settings.sync_credits_per_day
+    )
+    try:
+        fresh = {}
+        for sync in await store.syncs.list_all():
+            view = await freshness_of(store, budgets, sync)
+            row = (
+                view.buckets,
+                sum(view.ages_s),
+                view.over_max_age_ratio,
+                view.credits_today,
+                sync.credits_per_day,
+            )
+            fresh[sync.name] = row
+    except TransientError as exc:
+        log.warning("metrics.freshness_unavailable", error=str(exc))
+        return
+    services.metrics.freshness = fresh
 
 
 def _backend_down(metrics: Metrics, backend: str, exc: TransientError) -> None:

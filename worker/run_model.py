@@ -31,6 +31,7 @@ class RunKind(StrEnum):
     IDS = "ids"
     NAMES = "names"
     SEARCH = "search"
+    SYNC = "sync"  # planned by the scheduler for a saved sync (worker.sync_model)
 
 
 class RunState(StrEnum):
@@ -111,6 +112,19 @@ class SearchCursor:
 
 
 @dataclass(slots=True)
+class SyncOrigin:
+    """A sync run's link to its sync and what the tick planned. The run's first `delta_items`
+    stored items are the delta (changed profiles of a query sync), the rest the staleness sweep."""
+
+    sync_name: str
+    delta_items: int = 0
+    sweep_items: int = 0
+    watermark_from: str | None = None  # the watermark the delta searched from
+    delta_complete: bool = True  # False: the budget cut the delta, so the watermark must not move
+    via: str = "collect"  # the planner's choice for the sweep (`jobs.sync_plan.plan_sweep`)
+
+
+@dataclass(slots=True)
 class Rejection:
     line: int
     value: str
@@ -138,6 +152,7 @@ class Run:
     query_json: str | None = None  # a search body as text: ES field paths contain dots
     max_profiles: int | None = None
     final_counts: dict[str, int] = field(default_factory=dict)  # copied from Redis when it ends
+    sync: SyncOrigin | None = None  # kind sync: which sync planned it, and the plan
 
     @property
     def is_search(self) -> bool:
@@ -159,6 +174,13 @@ class Run:
             out["error"] = self.error
         if self.pause_reason:
             out["pause_reason"] = self.pause_reason
+        if self.sync is not None:
+            out.update(
+                sync=self.sync.sync_name,
+                delta_items=self.sync.delta_items,
+                sweep_items=self.sync.sweep_items,
+                via=self.sync.via,
+            )
         if self.search is not None:
             s = self.search
             out.update(

@@ -202,3 +202,54 @@ class EmployeeSink:
         query: Doc = {} if employee_id is None else {"employee_id": employee_id}
         async with translated("read changes"):
             return [doc async for doc in self._changes.find(query).sort("at", 1)]
+
+    # --- staleness (syncs): over a given set of ids, so each sync sees only its members ---------
+
+    async def stalest(self, employee_ids: Sequence[int], *, synced_before: datetime, limit: int) -> list[int]:
+        """Up to `limit` of these ids whose live profile was synced before `synced_before`, oldest
+        first. Ids not mirrored at all are not listed (the caller puts them first)."""
+        if not employee_ids or limit <= 0:
+            return []
+        query = {
+            "_id": {"$in": list(employee_ids)},
+            "sync.synced_at": {"$lt": synced_before},
+            "sync.deleted_at": None,
+        }
+        async with translated("read stale employees"):
+            cursor = self._employees.find(query, {"_id": True}).sort("sync.synced_at", 1).limit(limit)
+            return [int(doc["_id"]) async for doc in cursor]
+
+    async def sync_times(self, employee_ids: Sequence[int]) -> dict[int, datetime]:
+        """`synced_at` of these ids' live profiles (ids not mirrored or tombstoned are absent)."""
+        if not employee_ids:
+            return {}
+        query = {"_id": {"$in": list(employee_ids)}, "sync.deleted_at": None}
+        async with translated("read employee sync times"):
+            return {
+                int(doc["_id"]): doc["sync"]["synced_at"]
+                async for doc in self._employees.find(query, {"sync.synced_at": True})
+            }
+
+    async def last_updated_of(self, employee_ids: Sequence[int]) -> dict[int, str | None]:
+        """The mirrored profile's own `last_updated` for these ids (absent: not mirrored)."""
+        if not employee_ids:
+            return {}
+        async with translated("read employee last_updated"):
+            cursor = self._employees.find(
+                {"_id": {"$in": list(employee_ids)}}, {"profile.last_updated": True}
+            )
+            return {int(doc["_id"]): (doc.get("profile") or {}).get("last_updated") async for doc in cursor}
+
+    async def ids_for_names(self, names: Sequence[str]) -> dict[str, int]:
+        """Shorthand names → the mirrored id holding each (names the mirror does not hold are absent)."""
+        if not names:
+            return {}
+        found: dict[str, int] = {}
+        wanted = set(names)
+        query = {"profile.shorthand_names": {"$in": list(names)}}
+        async with translated("read employees by name"):
+            async for doc in self._employees.find(query, {"profile.shorthand_names": True}):
+                for name in (doc.get("profile") or {}).get("shorthand_names") or []:
+                    if name in wanted:
+                        found[name] = int(doc["_id"])
+        return found

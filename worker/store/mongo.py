@@ -15,12 +15,15 @@ from worker.store.base import Doc, translated
 from worker.store.deadletters import DeadLetters
 from worker.store.employees import EmployeeSink
 from worker.store.runs import RunStore
+from worker.store.syncs import SyncStore
 
 EMPLOYEES = "employees"
 RUNS = "runs"
 RUN_INPUTS = "run_inputs"
 CHANGES = "changes"
 DEAD_LETTERS = "dead_letters"
+SYNCS = "syncs"
+SYNC_MEMBERS = "sync_members"
 
 
 class MongoStore:
@@ -31,6 +34,7 @@ class MongoStore:
         self.employees = EmployeeSink(self._db[EMPLOYEES], self._db[CHANGES])
         self.runs = RunStore(self._db[RUNS], self._db[RUN_INPUTS])
         self.dead_letters = DeadLetters(self._db[DEAD_LETTERS])
+        self.syncs = SyncStore(self._db[SYNCS], self._db[SYNC_MEMBERS])
 
     @classmethod
     def open(cls, url: str, database: str, *, timeout_s: float = 5.0) -> MongoStore:
@@ -64,6 +68,7 @@ class MongoStore:
             await self._db[RUN_INPUTS].create_index([("run_id", ASCENDING), ("items", ASCENDING)])
             await self._db[CHANGES].create_index([("employee_id", ASCENDING)])
         await self.dead_letters.ensure_indexes()
+        await self.syncs.ensure_indexes()
 
     async def drop_database(self) -> None:
         """Tests and benchmarks: throw away everything this store holds."""

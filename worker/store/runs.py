@@ -21,6 +21,7 @@ from worker.run_model import (
     RunKind,
     RunState,
     SearchCursor,
+    SyncOrigin,
     allowed_from,
 )
 from worker.store.base import Doc, translated
@@ -50,6 +51,7 @@ def _to_doc(run: Run) -> Doc:
         "query_json": run.query_json,
         "max_profiles": run.max_profiles,
         "counts": dict(run.final_counts),
+        "sync": None if run.sync is None else asdict(run.sync),
     }
 
 
@@ -81,6 +83,7 @@ def _from_doc(doc: Doc) -> Run:
         query_json=doc.get("query_json"),
         max_profiles=doc.get("max_profiles"),
         final_counts={str(k): int(v) for k, v in (doc.get("counts") or {}).items()},
+        sync=None if doc.get("sync") is None else SyncOrigin(**doc["sync"]),
     )
 
 
@@ -259,6 +262,12 @@ class RunStore:
         async with translated("list running runs"):
             cursor = self._runs.find({"state": RunState.RUNNING.value}).sort("created_at", ASCENDING)
             return [_from_doc(doc) async for doc in cursor.limit(FEEDABLE_LIMIT)]
+
+    async def of_sync(self, sync_name: str, *, limit: int = 20) -> list[Run]:
+        """A sync's runs, newest first."""
+        async with translated("list sync runs"):
+            cursor = self._runs.find({"sync.sync_name": sync_name}).sort("created_at", DESCENDING)
+            return [_from_doc(doc) async for doc in cursor.limit(limit)]
 
     # --- stored inputs ----------------------------------------------------------------------
 

@@ -1,0 +1,75 @@
+"""Async entry points behind `employee-sync syncs ...` and `employee-sync freshness`."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from config import Settings
+from jobs.scheduler import budgets_of
+from jobs.syncs import (
+    SyncRequest,
+    create_sync,
+    delete_sync,
+    get_sync,
+    list_syncs,
+    run_now,
+    set_sync_state,
+)
+from worker.freshness import freshness_of
+from worker.runtime import Services
+from worker.sync_model import SyncState
+
+
+async def _with_services[T](settings: Settings, action: Callable[[Services], Awaitable[T]]) -> T:
+    services = await Services.open(settings)
+    try:
+        return await action(services)
+    finally:
+        await services.close()
+
+
+async def sync_create(settings: Settings, request: SyncRequest) -> dict[str, Any]:
+    async def act(services: Services) -> dict[str, Any]:
+        return (await create_sync(services, request)).as_dict()
+
+    return await _with_services(settings, act)
+
+
+async def sync_list(settings: Settings) -> list[dict[str, Any]]:
+    async def act(services: Services) -> list[dict[str, Any]]:
+        return [s.as_dict() for s in await list_syncs(services)]
+
+    return await _with_services(settings, act)
+
+
+async def sync_show(settings: Settings, name: str) -> dict[str, Any]:
+    async def act(services: Services) -> dict[str, Any]:
+        sync = await get_sync(services, name)
+        fresh = await freshness_of(services.store, budgets_of(services), sync)
+        return {**sync.as_dict(), "freshness": fresh.as_dict()}
+
+    return await _with_services(settings, act)
+
+
+async def sync_action(settings: Settings, action: str, name: str) -> dict[str, Any] | None:
+    async def act(services: Services) -> dict[str, Any] | None:
+        if action == "pause":
+            return (await set_sync_state(services, name, SyncState.PAUSED)).as_dict()
+        if action == "resume":
+            return (await set_sync_state(services, name, SyncState.ACTIVE)).as_dict()
+        if action == "run-now":
+            return (await run_now(services, name)).as_dict()
+        await delete_sync(services, name)
+        return None
+
+    return await _with_services(settings, act)
+
+
+async def freshness_report(settings: Settings, name: str | None) -> list[dict[str, Any]]:
+    async def act(services: Services) -> list[dict[str, Any]]:
+        syncs = [await get_sync(services, name)] if name else await list_syncs(services)
+        budgets = budgets_of(services)
+        return [(await freshness_of(services.store, budgets, s)).as_dict() for s in syncs]
+
+    return await _with_services(settings, act)
