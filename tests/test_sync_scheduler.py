@@ -1,0 +1,154 @@
+"""Scheduler ticks in process against the simulator: the delta collects exactly what changed, the
+sweep fills and then waits, budgets cut the sweep with a reason, the watermark moves only after
+the run committed. The lease and real worker processes are in tests/test_sync_fleet.py (slow)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+
+from cli.wiring import run_fleet_worker
+from config import Settings
+from jobs.scheduler import scheduler_tick
+from jobs.sync_runs import delta_ids
+from jobs.syncs import SyncRequest, create_sync, get_sync, run_now
+from simulator.app import RunningSimulator
+from tests.conftest import MakeSimulator, population_ids, with_overrides
+from worker.freshness import freshness_of
+from worker.runtime import Services, shutdown, startup
+from worker.sync_model import Sync, SyncSource
+
+POPULATION = 400
+
+
+@pytest.fixture
+async def simulator(make_simulator: MakeSimulator) -> RunningSimulator:
+    return await make_simulator(population=POPULATION)
+
+
+@pytest.fixture
+def sim_settings(settings: Settings, simulator: RunningSimulator) -> Settings:
+    # The in-process burst worker must not plan on its own: the test ticks by hand.
+    return with_overrides(
+        settings,
+        coresignal_base_url=simulator.base_url,
+        collect_rps=300,
+        search_rps=100,
+        sync_scheduler=False,
+    )
+
+
+@pytest.fixture
+async def ctx(sim_settings: Settings) -> AsyncIterator[dict[str, Any]]:
+    context: dict[str, Any] = {"settings": sim_settings}
+    await startup(context)
+    try:
+        yield context
+    finally:
+        await context["services"].store.drop_database()
+        await shutdown(context)
+
+
+async def sim_admin(sim: RunningSimulator, method: str, path: str, body: object = None) -> Any:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.request(method, f"http://{sim.host}:{sim.port}/_sim/{path}", json=body) as resp,
+    ):
+        assert resp.status == 200, await resp.text()
+        return await resp.json()
+
+
+async def collects(sim: RunningSimulator) -> int:
+    return int((await sim_admin(sim, "GET", "stats"))["classes"]["collect"]["accepted"])
+
+
+async def tick(ctx: dict[str, Any], name: str) -> Sync:
+    """Make the sync due, tick once, collect what it planned; the sync as the tick left it."""
+    services: Services = ctx["services"]
+    await run_now(services, name)
+    await scheduler_tick(ctx)  # type: ignore[arg-type]
+    await run_fleet_worker(ctx["settings"], burst=True)
+    return await get_sync(services, name)
+
+
+async def test_a_query_sync_collects_exactly_the_changed_profiles(
+    ctx: dict[str, Any], simulator: RunningSimulator
+) -> None:
+    services: Services = ctx["services"]
+    country = (await sim_admin(simulator, "GET", f"profiles/{population_ids(1)[0]}"))["location_country"]
+    body = {"query": {"term": {"location_country": country}}}
+    await create_sync(services, SyncRequest(name="q", source=SyncSource.QUERY, query_text=json.dumps(body)))
+
+    first = await tick(ctx, "q")  # no watermark yet: the whole query, every match collected
+    matches = set(await services.store.syncs.member_ids("q"))
+    assert first.last_plan["delta"] == len(matches) > 0 and first.last_plan["sweep"] == 0
+    assert first.current_run_id is not None and first.watermark is None
+
+    second = await tick(ctx, "q")  # settles the first run: the watermark moves, nothing is collected
+    assert second.watermark is not None
+    assert second.last_plan["delta"] == 0 and second.current_run_id is None
+
+    others = [i for i in population_ids(POPULATION) if i not in matches]
+    changed, unrelated = sorted(matches)[:5], others[:3]
+    await sim_admin(simulator, "POST", "mutate", {"ids": changed + unrelated, "kind": "role_started"})
+    before = await collects(simulator)
+    third = await tick(ctx, "q")
+    assert third.last_plan["delta"] == len(changed) and third.last_plan["sweep"] == 0
+    run = await services.store.runs.get(third.current_run_id or "")
+    assert run is not None and run.sync is not None
+    assert sorted([i async for i in delta_ids(services, run)]) == changed
+    assert await collects(simulator) - before == len(changed)  # nothing else was bought
+    for employee_id in changed:
+        mirrored = await services.store.employees.get(employee_id)
+        upstream = await sim_admin(simulator, "GET", f"profiles/{employee_id}")
+        assert mirrored is not None and mirrored["profile"]["last_updated"] == upstream["last_updated"]
+    for employee_id in unrelated:
+        assert await services.store.employees.get(employee_id) is None
+
+    fourth = await tick(ctx, "q")  # the watermark moves past the changes only now, after the commit
+    assert fourth.watermark is not None and fourth.watermark > (second.watermark or "")
+    assert fourth.last_plan["delta"] == 0
+
+
+async def test_a_sweep_fills_the_members_then_waits_until_they_age(ctx: dict[str, Any]) -> None:
+    services: Services = ctx["services"]
+    ids = population_ids(30)
+    lines = list(enumerate(map(str, ids), start=1))
+    await create_sync(
+        services, SyncRequest(name="s", source=SyncSource.IDS, lines=lines, max_age="1h", every="10m")
+    )
+    first = await tick(ctx, "s")
+    assert first.last_plan["sweep"] == 30 and first.last_plan["via"] == "collect"
+    fresh = await freshness_of(services.store, _budgets(ctx), first)
+    assert fresh.mirrored == 30 and fresh.over_max_age == 0
+    second = await tick(ctx, "s")
+    assert second.last_plan["sweep"] == 0 and second.sweep_paused_reason is None
+
+
+async def test_a_sync_that_reaches_its_budget_pauses_its_sweep_with_a_reason(
+    ctx: dict[str, Any], simulator: RunningSimulator
+) -> None:
+    services: Services = ctx["services"]
+    lines = list(enumerate(map(str, population_ids(50)), start=1))
+    await create_sync(services, SyncRequest(name="b", source=SyncSource.IDS, lines=lines, credits_per_day=20))
+    before = await collects(simulator)
+    first = await tick(ctx, "b")
+    assert first.last_plan["sweep"] == 20 and first.last_plan["sweep_due"] == 50  # none mirrored yet
+    assert first.sweep_paused_reason is not None
+    assert "credit budget reached: 20 of this sync's 20 credits per period" in first.sweep_paused_reason
+    second = await tick(ctx, "b")
+    assert second.last_plan["sweep"] == 0 and second.current_run_id is None
+    assert second.sweep_paused_reason is not None and "resumes at" in second.sweep_paused_reason
+    assert await collects(simulator) - before == 20
+    fresh = await freshness_of(services.store, _budgets(ctx), second)
+    assert (fresh.credits_today, fresh.credits_per_day, fresh.over_max_age) == (20, 20, 30)
+
+
+def _budgets(ctx: dict[str, Any]) -> Any:
+    from jobs.scheduler import budgets_of
+
+    return budgets_of(ctx["services"])
