@@ -18,6 +18,7 @@ from api.errors import error_middleware
 from api.openapi import build_openapi
 from api.routes import add_routes
 from api.state import OPENAPI, SERVICES, SETTINGS
+from api.syncs import add_sync_routes
 from config import Settings
 from worker.runtime import Services
 
@@ -52,6 +53,7 @@ def create_app(settings: Settings, services: Services, *, insecure: bool = False
     app[SERVICES] = services
     app[OPENAPI] = build_openapi(max_items=settings.api_max_items)
     add_routes(app)
+    add_sync_routes(app)
     return app
 
 

@@ -12,6 +12,7 @@ from api.auth import UNAUTHORIZED_MESSAGE
 from api.cursor import CURSOR_PATTERN
 from api.request_schema import Schema, request_schemas
 from api.request_schema import object_schema as _object
+from api.syncs import sync_paths, sync_schemas
 from api.validation import LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX
 from jobs.inputs import MAX_EMPLOYEE_ID
 from jobs.runs import RUN_STATES
@@ -75,7 +76,7 @@ def _run_schema() -> Schema:
     ]  # fmt: skip
     properties: dict[str, Schema] = {
         "run_id": {"type": "string"},
-        "kind": {"type": "string", "enum": ["ids", "names", "search"]},
+        "kind": {"type": "string", "enum": ["ids", "names", "search", "sync"]},
         "state": {"type": "string", "enum": list(RUN_STATES)},
         "created_at": _nullable("string", format="date-time"),
         "finished_at": _nullable("string", format="date-time"),
@@ -276,9 +277,9 @@ def build_openapi(*, max_items: int) -> dict[str, Any]:
             "and read the mirrored profiles. Every error body is {error: {code, message, details}}.",
         },
         "security": [{"bearerAuth": []}],
-        "paths": _paths(),
+        "paths": {**_paths(), **sync_paths()},
         "components": {
             "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}},
-            "schemas": {**request_schemas(max_items), **_response_schemas()},
+            "schemas": {**request_schemas(max_items), **_response_schemas(), **sync_schemas()},
         },
     }

@@ -19,6 +19,7 @@ from jobs.syncs import SyncRequest, create_sync, get_sync, run_now
 from simulator.app import RunningSimulator
 from tests.conftest import MakeSimulator, population_ids, with_overrides
 from worker.freshness import freshness_of
+from worker.metrics_server import render_metrics
 from worker.runtime import Services, shutdown, startup
 from worker.sync_model import Sync, SyncSource
 
@@ -127,6 +128,10 @@ async def test_a_sweep_fills_the_members_then_waits_until_they_age(ctx: dict[str
     assert fresh.mirrored == 30 and fresh.over_max_age == 0
     second = await tick(ctx, "s")
     assert second.last_plan["sweep"] == 0 and second.sweep_paused_reason is None
+    text = (await render_metrics(services))[0].decode()
+    assert 'employee_sync_mirror_staleness_seconds_bucket{le="+Inf",sync="s"} 30.0' in text
+    assert 'employee_sync_mirror_over_max_age_ratio{sync="s"} 0.0' in text
+    assert 'employee_sync_sync_credits_period{sync="s"} 30.0' in text
 
 
 async def test_a_sync_that_reaches_its_budget_pauses_its_sweep_with_a_reason(
