@@ -95,8 +95,9 @@ def parse_sync_body(body: object) -> SyncRequest:
     credits = body.get("credits_per_day")
     if credits is not None and (isinstance(credits, bool) or not isinstance(credits, int)):
         raise _bad("credits_per_day: an integer is expected")
-    if not isinstance(body.get("webhooks", False), bool):
-        raise _bad("webhooks: a boolean is expected")
+    for flag in ("webhooks", "sweep_check"):
+        if not isinstance(body.get(flag, False), bool):
+            raise _bad(f"{flag}: a boolean is expected")
     lines = None
     if source is not SyncSource.QUERY:
         values = body[given[0]]
@@ -117,6 +118,7 @@ def parse_sync_body(body: object) -> SyncRequest:
         every=_duration(body, "every"),
         credits_per_day=credits,
         webhooks=bool(body.get("webhooks", False)),
+        sweep_check=bool(body.get("sweep_check", True)),
     )
 
 
@@ -192,6 +194,10 @@ def sync_schemas() -> dict[str, Schema]:
             "every": duration,
             "credits_per_day": {"type": "integer", "minimum": 1},
             "webhooks": {"type": "boolean"},
+            "sweep_check": {
+                "type": "boolean",
+                "description": "confirm unchanged members by search (default)",
+            },
         },
         required=["name"],
     )

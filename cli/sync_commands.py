@@ -56,6 +56,7 @@ def _request(args: argparse.Namespace) -> Any:
         every=args.every,
         credits_per_day=args.credits_per_day,
         webhooks=args.webhooks,
+        sweep_check=not args.no_sweep_check,
     )
 
 
@@ -151,6 +152,11 @@ def add_parsers(sub: Any) -> None:
     create.add_argument("--every", default="6h", help="how often the scheduler plans this sync")
     create.add_argument("--credits-per-day", type=int, help="this sync's collect credits per day")
     create.add_argument("--webhooks", action="store_true", help="let webhook notices refresh between ticks")
+    create.add_argument(
+        "--no-sweep-check",
+        action="store_true",
+        help="re-collect every due member instead of first asking the API which ones changed",
+    )
     create.add_argument("--json", action="store_true")
     listing = actions.add_parser("list", help="every sync")
     listing.add_argument("--json", action="store_true")

@@ -60,6 +60,9 @@ async def settle_previous(services: Services, sync: Sync) -> bool:
             seen = [str(v) for v in (await store.employees.last_updated_of(ids)).values() if v]
             if seen:
                 watermark = max([*seen, *([watermark] if watermark else [])])
+            # Every change up to the delta's search is now in the mirror: all matching members
+            # are current as of the run's creation (the search ran just before it).
+            await store.syncs.mark_verified(sync.name, None, run.created_at)
         await store.syncs.advance_watermark(
             sync.name, expected=sync.watermark, new=watermark, run_id=run.run_id
         )
@@ -92,7 +95,10 @@ async def tick_sync(ctx: WorkerContext, sync: Sync) -> str:
             changed, plan.delta_complete = changed[:room], False
         plan.delta = [f"id:{i}" for i in changed]
         room = None if room is None else room - len(plan.delta)
-    plan.sweep, plan.sweep_due = await plan_sweep_items(ctx, sync, changed, room)
+    if sync.source is SyncSource.QUERY and plan.delta_complete and not plan.delta:
+        # The delta found nothing that differs: every matching member is current as of now.
+        await services.store.syncs.mark_verified(sync.name, None, now)
+    plan.sweep = await plan_sweep_items(ctx, sync, changed, room, plan)
     plan.via = plan_sweep(sync, len(plan.sweep))
     planned = len(plan.delta) + len(plan.sweep)
     if (room is not None and plan.sweep_due > room) or not plan.delta_complete:

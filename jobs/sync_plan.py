@@ -42,6 +42,7 @@ class Plan:
     new_members: int = 0
     unmatched: int = 0
     sweep_due: int = 0  # members due for the sweep (before the budget cut)
+    sweep_verified: int = 0  # due members confirmed unchanged by search (no collect)
     sweep_paused_reason: str | None = None
     via: str = "collect"
 
@@ -54,6 +55,7 @@ class Plan:
             "new_members": self.new_members,
             "unmatched": self.unmatched,
             "sweep_due": self.sweep_due,
+            "sweep_verified": self.sweep_verified,
             "delta_complete": self.delta_complete,
             "watermark_from": self.watermark_from,
             "via": self.via,
@@ -139,24 +141,33 @@ async def _newer_than_mirror(ctx: WorkerContext, mirrored: dict[int, str], plan:
 
 
 async def plan_sweep_items(
-    ctx: WorkerContext, sync: Sync, exclude: Sequence[int], room: int | None
-) -> tuple[list[str], int]:
-    """Members due before the next tick, never-mirrored first then oldest `synced_at` first; at most
-    `room` (None: no limit). Returns (item keys, how many were due in all, up to room + 1)."""
-    services = ctx["services"]
-    store = services.store
+    ctx: WorkerContext, sync: Sync, exclude: Sequence[int], room: int | None, plan: Plan
+) -> list[str]:
+    """Members due before the next tick, never-mirrored first then oldest first; at most `room`
+    collects (None: no limit). A member is as fresh as the later of its `synced_at` and its
+    `verified_at`. With `sweep_check`, due members whose `last_updated` has not moved are confirmed
+    (`verified_at` = now) instead of bought again. Sets `plan.sweep_due` (due before the cut)."""
+    store, now = ctx["services"].store, utcnow()
     await _resolve_names(ctx, sync)
     skip = set(exclude)
     members = [i for i in await store.syncs.member_ids(sync.name) if i not in skip]
-    unresolved = await store.syncs.unresolved_keys(sync.name)
+    synced = await store.employees.sync_times(members)
+    verified = await store.syncs.verified_times(sync.name)
     mirrored = await store.employees.last_updated_of(members)
-    never = [f"id:{i}" for i in members if i not in mirrored] + unresolved
-    synced_before = utcnow() - timedelta(seconds=max(0.0, sync.max_age_s - sync.every_s))
-    wanted = None if room is None else room + 1
-    limit = len(members) if wanted is None else max(0, wanted - len(never))
-    stale = await store.employees.stalest(list(mirrored), synced_before=synced_before, limit=limit)
+    never = [f"id:{i}" for i in members if i not in mirrored] + await store.syncs.unresolved_keys(sync.name)
+    due_before = now - timedelta(seconds=max(0.0, sync.max_age_s - sync.every_s))
+    fresh_at = {i: max(t, verified.get(i, t)) for i, t in synced.items()}
+    stale = sorted((i for i, t in fresh_at.items() if t < due_before), key=lambda i: fresh_at[i])
+    if sync.sweep_check and stale:
+        known = {i: str(mirrored[i]) for i in stale if mirrored.get(i)}
+        moved = set(await _newer_than_mirror(ctx, known, plan))
+        unchanged = [i for i in known if i not in moved]
+        await store.syncs.mark_verified(sync.name, unchanged, now)
+        plan.sweep_verified = len(unchanged)
+        stale = [i for i in stale if i not in known or i in moved]
     due = never + [f"id:{i}" for i in stale]
-    return (due if room is None else due[:room]), len(due)
+    plan.sweep_due = len(due)
+    return due if room is None else due[:room]
 
 
 async def _resolve_names(ctx: WorkerContext, sync: Sync) -> None:

@@ -50,6 +50,7 @@ class SyncRequest:
     every: str | float | None = None
     credits_per_day: int | None = None
     webhooks: bool = False
+    sweep_check: bool = True
 
 
 def _duration(value: str | float | None, default_s: float, what: str) -> float:
@@ -74,6 +75,7 @@ def build_sync(request: SyncRequest) -> tuple[Sync, list[tuple[str, int | None]]
         every_s=_duration(request.every, DEFAULT_EVERY_S, "--every"),
         credits_per_day=request.credits_per_day,
         webhooks=request.webhooks,
+        sweep_check=request.sweep_check,
     )
     members: list[tuple[str, int | None]] = []
     if request.source is SyncSource.QUERY:

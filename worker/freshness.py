@@ -2,7 +2,8 @@
 credits this period against the budget, changes found per 100 re-collects.
 
 Read by `employee-sync freshness`, `GET /v1/syncs/{name}` and the Prometheus scrape. Staleness is
-`now - synced_at` (the fetch time of the stored profile); a member not mirrored yet counts as over
+`now - max(synced_at, verified_at)`: the fetch time of the stored profile, or the later time a
+search confirmed its `last_updated` had not moved; a member not mirrored yet counts as over
 max-age. It reads every member's `synced_at`, which is fine for the mirror sizes the Mongo-wire
 server allows; a production mirror would keep per-sync buckets as counters instead.
 """
@@ -26,6 +27,7 @@ _RUNS_FOR_CHANGE_RATE = 50
 
 class _Syncs(Protocol):
     async def member_ids(self, name: str) -> list[int]: ...
+    async def verified_times(self, name: str) -> dict[int, datetime]: ...
     async def count_members(self, name: str, *, matching: bool | None = None) -> int: ...
 
 
@@ -104,7 +106,10 @@ async def freshness_of(
 ) -> Freshness:
     now = now or utcnow()
     ids = await store.syncs.member_ids(sync.name)
-    times = await store.employees.sync_times(ids)
+    synced = await store.employees.sync_times(ids)
+    verified = await store.syncs.verified_times(sync.name)
+    # Fresh as of the later of the last collect and the last confirmation that it had not changed.
+    times = {i: max(t, verified.get(i, t)) for i, t in synced.items()}
     ages = [(now - t).total_seconds() for t in times.values()]
     never = len(ids) - len(times)
     oldest = min(times.values()) if times else None

@@ -80,6 +80,9 @@ class Sync:
     every_s: float = DEFAULT_EVERY_S
     credits_per_day: int | None = None
     webhooks: bool = False  # read by the webhook refresher (branch `webhooks`): refresh between ticks
+    # Before re-collecting a member that is due, ask the API (one search per 300 ids) whether its
+    # last_updated moved; an unchanged one is confirmed fresh (`verified_at`) without a collect.
+    sweep_check: bool = True
     query_json: str | None = None  # a query sync's ES-DSL body, as text (field paths contain dots)
     state: SyncState = SyncState.ACTIVE
     created_at: datetime = field(default_factory=utcnow)
@@ -115,6 +118,7 @@ class Sync:
             "every_s": self.every_s,
             "credits_per_day": self.credits_per_day,
             "webhooks": self.webhooks,
+            "sweep_check": self.sweep_check,
             "members": self.members,
             "created_at": self.created_at.isoformat(),
             "next_due_at": self.next_due_at.isoformat(),

@@ -205,20 +205,6 @@ class EmployeeSink:
 
     # --- staleness (syncs): over a given set of ids, so each sync sees only its members ---------
 
-    async def stalest(self, employee_ids: Sequence[int], *, synced_before: datetime, limit: int) -> list[int]:
-        """Up to `limit` of these ids whose live profile was synced before `synced_before`, oldest
-        first. Ids not mirrored at all are not listed (the caller puts them first)."""
-        if not employee_ids or limit <= 0:
-            return []
-        query = {
-            "_id": {"$in": list(employee_ids)},
-            "sync.synced_at": {"$lt": synced_before},
-            "sync.deleted_at": None,
-        }
-        async with translated("read stale employees"):
-            cursor = self._employees.find(query, {"_id": True}).sort("sync.synced_at", 1).limit(limit)
-            return [int(doc["_id"]) async for doc in cursor]
-
     async def sync_times(self, employee_ids: Sequence[int]) -> dict[int, datetime]:
         """`synced_at` of these ids' live profiles (ids not mirrored or tombstoned are absent)."""
         if not employee_ids:

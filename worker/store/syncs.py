@@ -40,6 +40,7 @@ def _to_doc(sync: Sync) -> Doc:
         "every_s": sync.every_s,
         "credits_per_day": sync.credits_per_day,
         "webhooks": sync.webhooks,
+        "sweep_check": sync.sweep_check,
         "query_json": sync.query_json,
         "state": sync.state.value,
         "created_at": sync.created_at,
@@ -61,6 +62,7 @@ def _from_doc(doc: Doc) -> Sync:
         every_s=float(doc["every_s"]),
         credits_per_day=doc.get("credits_per_day"),
         webhooks=bool(doc.get("webhooks")),
+        sweep_check=bool(doc.get("sweep_check", True)),
         query_json=doc.get("query_json"),
         state=SyncState(doc["state"]),
         created_at=doc["created_at"],
@@ -233,6 +235,27 @@ class SyncStore:
                 {"_id": {"$in": keys}, "matching": True}, {"$set": {"matching": False, "unmatched_at": now}}
             )
         return int(result.matched_count)
+
+    async def verified_times(self, name: str) -> dict[int, datetime]:
+        """When each member's mirrored copy was last confirmed current without a collect."""
+        query = {"sync": name, "verified_at": {"$ne": None}, "employee_id": {"$ne": None}}
+        async with translated("read sync members"):
+            cursor = self._members.find(query, {"employee_id": True, "verified_at": True})
+            return {int(d["employee_id"]): d["verified_at"] async for d in cursor}
+
+    async def mark_verified(self, name: str, employee_ids: Sequence[int] | None, at: datetime) -> None:
+        """The mirror's copy of these members (None: every matching member) is current as of `at`."""
+        query: Doc = {
+            "sync": name,
+            "matching": True,
+            "$or": [{"verified_at": None}, {"verified_at": {"$lt": at}}],
+        }
+        if employee_ids is not None:
+            if not employee_ids:
+                return
+            query["_id"] = {"$in": [_member_id(name, f"id:{i}") for i in employee_ids]}
+        async with translated("mark sync members verified"):
+            await self._members.update_many(query, {"$set": {"verified_at": at}})
 
     async def count_members(self, name: str, *, matching: bool | None = None) -> int:
         query: Doc = {"sync": name}
