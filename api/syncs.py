@@ -46,6 +46,7 @@ _FIELDS = {
     "every",
     "credits_per_day",
     "webhooks",
+    "sweep_check",
 }
 _SOURCES = {"employee_ids": SyncSource.IDS, "shorthand_names": SyncSource.NAMES, "query": SyncSource.QUERY}
 

@@ -76,6 +76,15 @@ async def settle_previous(services: Services, sync: Sync) -> bool:
     return False
 
 
+async def _watermark_from_mirror(services: Services, sync: Sync, found: list[int]) -> None:
+    seen = [str(v) for v in (await services.store.employees.last_updated_of(found)).values() if v]
+    if seen:
+        newest = max([*seen, *([sync.watermark] if sync.watermark else [])])
+        await services.store.syncs.advance_watermark(
+            sync.name, expected=sync.watermark, new=newest, run_id=None
+        )
+
+
 async def tick_sync(ctx: WorkerContext, sync: Sync) -> str:
     """Plan one due sync and start its run; returns what happened (for the log)."""
     services = ctx["services"]
@@ -96,8 +105,10 @@ async def tick_sync(ctx: WorkerContext, sync: Sync) -> str:
         plan.delta = [f"id:{i}" for i in changed]
         room = None if room is None else room - len(plan.delta)
     if sync.source is SyncSource.QUERY and plan.delta_complete and not plan.delta:
-        # The delta found nothing that differs: every matching member is current as of now.
+        # The delta found nothing that differs: every matching member is current as of now, and
+        # the watermark may move to the newest last_updated the mirror holds among what it found.
         await services.store.syncs.mark_verified(sync.name, None, now)
+        await _watermark_from_mirror(services, sync, plan.found_ids)
     plan.sweep = await plan_sweep_items(ctx, sync, changed, room, plan)
     plan.via = plan_sweep(sync, len(plan.sweep))
     planned = len(plan.delta) + len(plan.sweep)

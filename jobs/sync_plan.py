@@ -5,7 +5,7 @@
    collected only if the mirror's `last_updated` differs from the API's: ids the mirror holds with
    an older `last_updated` than the window are changed for certain; for ids the mirror already
    holds inside the window, one more search asks which of them have a `last_updated` newer than the
-   mirror's (per-id `range gt`, up to `_VERIFY_BATCH` ids a request). Members whose changes make
+   mirror's (per-id `range gt`, about 120 ids a request). Members whose changes make
    them stop matching are found with the query negated, and marked.
 2. Sweep: members not yet mirrored, then members whose `synced_at` will pass max-age before the
    next tick, oldest first, up to what the budget allows this period. Never a full refresh.
@@ -27,8 +27,10 @@ from worker.runtime import WorkerContext
 from worker.sync_budget import BudgetView
 from worker.sync_model import Sync, SyncSource
 
-# 3 clauses per id (bool, term, range) under the API's 1,024-clause limit.
+# 3 clauses per id (bool, term, range) under the API's 1,024-clause limit, and the body under its
+# 15,000 characters (about 110 a clause).
 _VERIFY_BATCH = 300
+_VERIFY_CHARS = 13_500
 
 
 @dataclass(slots=True)
@@ -43,6 +45,7 @@ class Plan:
     unmatched: int = 0
     sweep_due: int = 0  # members due for the sweep (before the budget cut)
     sweep_verified: int = 0  # due members confirmed unchanged by search (no collect)
+    found_ids: list[int] = field(default_factory=list)  # what the delta search returned
     sweep_paused_reason: str | None = None
     via: str = "collect"
 
@@ -115,7 +118,7 @@ async def plan_delta(ctx: WorkerContext, sync: Sync, plan: Plan) -> list[int]:
         found = await search_all(ctx, {"query": {"bool": {"filter": [query, window]}}}, plan)
         left = await search_all(ctx, {"query": {"bool": {"filter": [window], "must_not": [query]}}}, plan)
         plan.unmatched = await services.store.syncs.mark_unmatched(sync.name, left, now)
-    plan.delta_found = len(found)
+    plan.delta_found, plan.found_ids = len(found), found
     plan.new_members = await services.store.syncs.add_matches(sync.name, found, now)
     mirrored = await services.store.employees.last_updated_of(found)
     certain = [
@@ -127,17 +130,26 @@ async def plan_delta(ctx: WorkerContext, sync: Sync, plan: Plan) -> list[int]:
 
 async def _newer_than_mirror(ctx: WorkerContext, mirrored: dict[int, str], plan: Plan) -> list[int]:
     """Which of these ids the API holds with a `last_updated` newer than the mirror's."""
-    ids = sorted(mirrored)
     newer: list[int] = []
-    for start in range(0, len(ids), _VERIFY_BATCH):
-        batch = ids[start : start + _VERIFY_BATCH]
-        should = [
-            {"bool": {"filter": [{"term": {"id": i}}, {"range": {"last_updated": {"gt": mirrored[i]}}}]}}
-            for i in batch
-        ]
+    for should in _verify_batches(mirrored):
         body = {"query": {"bool": {"should": should, "minimum_should_match": 1}}}
         newer += await search_all(ctx, body, plan)
     return newer
+
+
+def _verify_batches(mirrored: dict[int, str]) -> list[list[dict[str, Any]]]:
+    """Per-id clauses `id = i AND last_updated > mirror's`, batched under the API's body limits."""
+    batches: list[list[dict[str, Any]]] = [[]]
+    size = 0
+    for i in sorted(mirrored):
+        clause = {"bool": {"filter": [{"term": {"id": i}}, {"range": {"last_updated": {"gt": mirrored[i]}}}]}}
+        length = len(json.dumps(clause)) + 2
+        if batches[-1] and (size + length > _VERIFY_CHARS or len(batches[-1]) >= _VERIFY_BATCH):
+            batches.append([])
+            size = 0
+        batches[-1].append(clause)
+        size += length
+    return [b for b in batches if b]
 
 
 async def plan_sweep_items(

@@ -13,6 +13,8 @@ on Redis time, so anyone (a test, an operator) can check that no two ticks overl
 from __future__ import annotations
 
 import json
+import os
+import socket
 import uuid
 from collections.abc import Awaitable
 from typing import Any, cast
@@ -53,7 +55,8 @@ class Lease:
         self._epoch_key = f"{name}:epoch"
         self._journal_key = f"{name}:journal"
         self.ttl_s = ttl_s
-        self.token = holder or uuid.uuid4().hex
+        # host:pid:random, so an operator (or a test) can tell which process holds it
+        self.token = holder or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._acquire = client.register_script(_ACQUIRE)
         self._release = client.register_script(_RELEASE)
 

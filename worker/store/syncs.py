@@ -176,7 +176,7 @@ class SyncStore:
         return result.matched_count == 1
 
     async def advance_watermark(
-        self, name: str, *, expected: str | None, new: str | None, run_id: str
+        self, name: str, *, expected: str | None, new: str | None, run_id: str | None
     ) -> bool:
         """Move the watermark once the run that collected the delta committed; compare-and-set."""
         async with translated("update sync watermark"):

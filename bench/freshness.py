@@ -1,0 +1,321 @@
+"""`bench freshness`: a simulated month in minutes, three ways of keeping a mirror fresh side by side.
+
+    uv run python -m bench freshness [--profiles 600] [--week-s 30] [--weeks 4]
+
+One simulator (one changing world, `world_change_share_per_week` 5 %), one Mongo-wire server, and
+per strategy its own API key (the simulator counts requests per key), Redis database and MongoDB
+database, with an in-process worker (which runs the sync scheduler). Every mirror starts full and
+current; then the world clock moves one day every `week_s / 7` seconds for `weeks` weeks:
+
+  (a) naive:  re-collect every profile at the end of every week (an id run of everything)
+  (b) sweep:  an id sync, max-age 7 days, every day, re-collecting due members (--no-sweep-check)
+  (c) ours:   a query sync (match_all), max-age 7 days, every day: the delta by last_updated, and
+              the sweep that first asks which due members changed. Webhooks are not part of it
+              (that branch has not landed here): delta + sweep only.
+
+Per strategy: collect and search requests during the month, collect credits per change the world
+made, staleness of changes (the simulator's wall time of a change -> the first fetch that brought
+it into that mirror), in simulated days, and the share of profiles ever older than max-age
+(age = now - the later of synced_at and verified_at, sampled every second).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import hashlib
+import io
+import json
+import statistics
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import redis as sync_redis
+
+from cli.wiring import run_fleet_worker
+from config import Settings
+from devstack import processes as svc
+from jobs.inputs import read_lines
+from jobs.producers import enqueue_lines
+from jobs.runs import RunState, get_status
+from jobs.syncs import SyncRequest, create_sync
+from simulator.app import RunningSimulator, start
+from simulator.config import SimulatorConfig
+from simulator.population import Population
+from worker.runtime import Services
+from worker.sync_model import SyncSource
+
+STRATEGIES = ("naive", "sweep", "ours")
+_LEASE = "es-test-suite:db:{}"  # the test suite's claim on a Redis database: benches honour it too
+
+
+@dataclass
+class Lane:
+    name: str
+    api_key: str
+    settings: Settings
+    services: Services | None = None
+    worker: asyncio.Task[None] | None = None
+    ever_over: set[int] = field(default_factory=set)
+    base: dict[str, int] = field(default_factory=dict)
+    sync: str | None = None
+
+
+def _claim_dbs(count: int) -> list[int]:
+    client = sync_redis.Redis.from_url("redis://127.0.0.1:6379/0")
+    claimed = [
+        db for db in range(1, 16) if client.set(_LEASE.format(db), "bench-freshness", nx=True, ex=3600)
+    ]
+    for db in claimed[count:]:
+        client.delete(_LEASE.format(db))
+    client.close()
+    if len(claimed) < count:
+        raise SystemExit(f"needs {count} free Redis databases; got {claimed}")
+    return claimed[:count]
+
+
+def _release_dbs(dbs: list[int]) -> None:
+    client = sync_redis.Redis.from_url("redis://127.0.0.1:6379/0")
+    for db in dbs:
+        if client.get(_LEASE.format(db)) == b"bench-freshness":
+            client.delete(_LEASE.format(db))
+    client.close()
+
+
+def _settings(api_key: str, sim: RunningSimulator, db: int, mongo_url: str, day_s: float) -> Settings:
+    return Settings.model_validate(
+        {
+            "coresignal_api_key": api_key,
+            "coresignal_base_url": sim.base_url,
+            "redis_url": f"redis://127.0.0.1:6379/{db}",
+            "mongodb_url": mongo_url,
+            "mongodb_database": f"bench_fresh_{uuid.uuid4().hex[:8]}",
+            "collect_rps": 100,
+            "search_rps": 50,
+            "sync_tick_s": 0.5,
+            "sync_lease_ttl_s": 3,
+            "sync_budget_period_s": day_s,
+            "log_level": "WARNING",
+            "log_json": True,
+        }
+    )
+
+
+async def _sim(sim: RunningSimulator, method: str, path: str, body: object = None) -> Any:
+    url = f"http://{sim.host}:{sim.port}/_sim/{path}"
+    async with aiohttp.ClientSession() as session, session.request(method, url, json=body) as resp:
+        resp.raise_for_status()
+        return await resp.json()
+
+
+async def _requests(sim: RunningSimulator, api_key: str) -> dict[str, int]:
+    stats = (await _sim(sim, "GET", "stats"))["keys"].get(
+        hashlib.sha256(api_key.encode()).hexdigest()[:12], {}
+    )
+    return {cls: int((stats.get(cls) or {}).get("accepted", 0)) for cls in ("collect", "search")}
+
+
+async def _run_ids(services: Services, ids: list[int], *, timeout_s: float = 300) -> None:
+    text = "\n".join(map(str, ids)).encode()
+    receipt = await enqueue_lines(services, read_lines(io.BytesIO(text)), "ids", source="bench")
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        status = await get_status(services, receipt.run_id)
+        if status is not None and status.state is RunState.FINISHED:
+            return
+        await asyncio.sleep(0.2)
+    raise RuntimeError("an id run did not finish in time")
+
+
+async def _sample(lanes: list[Lane], ids: list[int], max_age_s: float, stop: asyncio.Event) -> None:
+    """Every second: which profiles of each mirror are older than max-age right now."""
+    while not stop.is_set():
+        now = time.time()
+        for lane in lanes:
+            assert lane.services is not None
+            store = lane.services.store
+            synced = await store.employees.sync_times(ids)
+            verified = await store.syncs.verified_times(lane.sync) if lane.sync else {}
+            for i in ids:
+                fresh = max(synced[i], verified.get(i, synced[i])) if i in synced else None
+                if fresh is None or now - fresh.timestamp() > max_age_s:
+                    lane.ever_over.add(i)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), 1.0)
+
+
+async def _staleness_days(
+    lane: Lane, changes: list[dict[str, Any]], end_s: float, day_s: float
+) -> tuple[list[float], int]:
+    """Per change: days from its wall time to the first fetch of a changed profile after it."""
+    assert lane.services is not None
+    fetched: dict[int, list[float]] = {}
+    for change in changes:
+        employee_id = int(change["id"])
+        if employee_id not in fetched:
+            records = await lane.services.store.employees.changes_of(employee_id)
+            fetched[employee_id] = sorted(r["at"].timestamp() for r in records)
+    delays, missing = [], 0
+    for change in changes:
+        after = [t for t in fetched[int(change["id"])] if t >= float(change["wall_ts"]) - 0.05]
+        if after:
+            delays.append(max(0.0, after[0] - float(change["wall_ts"])) / day_s)
+        else:
+            missing += 1
+            delays.append((end_s - float(change["wall_ts"])) / day_s)
+    return delays, missing
+
+
+def _pct(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def _start_lane(lane: Lane, ids: list[int]) -> None:
+    lane.services = await Services.open(lane.settings)
+    await lane.services.redis.flushdb()
+    lane.worker = asyncio.create_task(run_fleet_worker(lane.settings))
+    await _run_ids(lane.services, ids)  # every mirror starts full and current (not counted)
+
+
+async def _make_syncs(lanes: dict[str, Lane], ids: list[int], week_s: float, day_s: float) -> None:
+    sweep, ours = lanes["sweep"], lanes["ours"]
+    assert sweep.services is not None and ours.services is not None
+    lines = list(enumerate(map(str, ids), start=1))
+    common: dict[str, Any] = {"max_age": week_s, "every": day_s}
+    await create_sync(
+        sweep.services,
+        SyncRequest(name="sweep", source=SyncSource.IDS, lines=lines, sweep_check=False, **common),
+    )
+    query = json.dumps({"query": {"match_all": {}}})
+    await create_sync(
+        ours.services, SyncRequest(name="ours", source=SyncSource.QUERY, query_text=query, **common)
+    )
+    sweep.sync, ours.sync = "sweep", "ours"
+    deadline = time.monotonic() + 60
+    while (await ours.services.store.syncs.get("ours")).watermark is None:  # type: ignore[union-attr]
+        if time.monotonic() > deadline:
+            raise RuntimeError("the query sync's first tick did not set a watermark")
+        await asyncio.sleep(0.2)
+
+
+async def run_month(profiles: int, week_s: float, weeks: int) -> list[dict[str, Any]]:
+    day_s = week_s / 7
+    keys = {name: f"bench-{name}-key-0123456789abcdef" for name in STRATEGIES}
+    sim = await start(
+        SimulatorConfig.model_validate(
+            {"api_keys": list(keys.values()), "population": profiles, "collect_rps": 400, "search_rps": 100}
+        )
+    )
+    port, dbs = svc.free_port(), _claim_dbs(len(STRATEGIES))
+    mongo = svc.start_mongo_wire(port)
+    ids = [Population.id_at(i) for i in range(profiles)]
+    lanes = {
+        name: Lane(name, keys[name], _settings(keys[name], sim, db, f"mongodb://127.0.0.1:{port}", day_s))
+        for name, db in zip(STRATEGIES, dbs, strict=True)
+    }
+    try:
+        await asyncio.gather(*(_start_lane(lane, ids) for lane in lanes.values()))
+        await _make_syncs(lanes, ids, week_s, day_s)
+        for lane in lanes.values():
+            lane.base = await _requests(sim, lane.api_key)
+        stop = asyncio.Event()
+        sampler = asyncio.create_task(_sample(list(lanes.values()), ids, week_s, stop))
+        started, naive_runs = time.monotonic(), []
+        for day in range(1, weeks * 7 + 1):
+            await asyncio.sleep(max(0.0, started + day * day_s - time.monotonic()))
+            await _sim(sim, "POST", "advance", {"days": 1})
+            if day % 7 == 0:
+                assert lanes["naive"].services is not None
+                naive_runs.append(asyncio.create_task(_run_ids(lanes["naive"].services, ids)))
+        await asyncio.sleep(day_s)  # one more day for the last changes to land
+        for task in naive_runs:
+            task.cancel()
+        stop.set()
+        await sampler
+        end_s = time.time()
+        world = await _sim(sim, "GET", "world?limit=100000")  # the world changed only during the month
+        changes = [c for c in world["changes"] if c.get("source") == "world"]
+        return [await _row(lane, sim, changes, end_s, day_s, profiles) for lane in lanes.values()]
+    finally:
+        for lane in lanes.values():
+            if lane.worker is not None:
+                lane.worker.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await lane.worker
+            if lane.services is not None:
+                with contextlib.suppress(Exception):
+                    await lane.services.redis.flushdb()
+                    await lane.services.store.drop_database()
+                await lane.services.close()
+        await sim.close()
+        svc.stop(mongo)
+        _release_dbs(dbs)
+
+
+async def _row(
+    lane: Lane,
+    sim: RunningSimulator,
+    changes: list[dict[str, Any]],
+    end_s: float,
+    day_s: float,
+    profiles: int,
+) -> dict[str, Any]:
+    now = await _requests(sim, lane.api_key)
+    collects, searches = now["collect"] - lane.base["collect"], now["search"] - lane.base["search"]
+    delays, missing = await _staleness_days(lane, changes, end_s, day_s)
+    return {
+        "strategy": lane.name,
+        "collect": collects,
+        "search": searches,
+        "changes": len(changes),
+        "changed_profiles": len({c["id"] for c in changes}),
+        "collect_per_change": collects / len(changes) if changes else float("nan"),
+        "p50_days": statistics.median(delays) if delays else 0.0,
+        "p95_days": _pct(delays, 0.95),
+        "never_seen": missing,
+        "ever_over_share": len(lane.ever_over) / profiles,
+    }
+
+
+_LABELS = {
+    "naive": "(a) naive: everything every week",
+    "sweep": "(b) sweep only, max-age 7 d",
+    "ours": "(c) ours: delta + checked sweep",
+}
+
+
+def print_table(rows: list[dict[str, Any]], profiles: int, week_s: float, weeks: int) -> None:
+    print(f"{profiles} profiles, {weeks} simulated weeks (a week = {week_s:g} s), world changes 5 %/week")
+    print(
+        "| strategy | collect credits | search credits | changes | collect credits per change "
+        "| staleness of changes p50 / p95 (days) | profiles ever over max-age |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        unseen = f" ({r['never_seen']} never seen)" if r["never_seen"] else ""
+        print(
+            f"| {_LABELS[r['strategy']]} | {r['collect']:,} | {r['search']:,} | {r['changes']} "
+            f"| {r['collect_per_change']:.2f} | {r['p50_days']:.2f} / {r['p95_days']:.2f}{unseen} "
+            f"| {100 * r['ever_over_share']:.1f} % |"
+        )
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench freshness", description=__doc__)
+    parser.add_argument("--profiles", type=int, default=600)
+    parser.add_argument("--week-s", type=float, default=30.0, help="wall seconds per simulated week")
+    parser.add_argument("--weeks", type=int, default=4)
+    args = parser.parse_args(argv)
+    if not 100 <= args.profiles <= 2000:
+        parser.error("--profiles: 100..2000 (the Mongo-wire server slows down beyond that)")
+    with svc.redis_available("redis://127.0.0.1:6379/0"):
+        rows = asyncio.run(run_month(args.profiles, args.week_s, args.weeks))
+    print_table(rows, args.profiles, args.week_s, args.weeks)
+    return 0
