@@ -53,6 +53,8 @@ async def settle_previous(services: Services, sync: Sync) -> bool:
         await store.syncs.release_run(sync.name, sync.current_run_id)
         return True
     if run.state is RunState.FINISHED:
+        if run.finished_at is not None:
+            sync.last_plan["lead_s"] = (run.finished_at - run.created_at).total_seconds()
         watermark = sync.watermark
         complete = run.sync is not None and run.sync.delta_complete
         if sync.source is SyncSource.QUERY and complete and not run.final_counts.get("failed"):
@@ -94,10 +96,12 @@ async def tick_sync(ctx: WorkerContext, sync: Sync) -> str:
         refreshed = await services.store.syncs.get(sync.name)
         if refreshed is None:
             return "gone"
+        refreshed.last_plan["lead_s"] = sync.last_plan.get("lead_s", 0.0)  # as settling measured it
         sync = refreshed
     now, budgets = utcnow(), budgets_of(services)
     view = await budgets.view(sync.name, sync.credits_per_day)
     room, plan, changed = view.remaining(), Plan(), list[int]()
+    plan.lead_s = float(sync.last_plan.get("lead_s") or 0.0)
     if sync.source is SyncSource.QUERY:
         changed = await plan_delta(ctx, sync, plan)
         if room is not None and len(changed) > room:

@@ -46,6 +46,8 @@ class Plan:
     sweep_due: int = 0  # members due for the sweep (before the budget cut)
     sweep_verified: int = 0  # due members confirmed unchanged by search (no collect)
     found_ids: list[int] = field(default_factory=list)  # what the delta search returned
+    # How long the sync's last run took from plan to finish: the sweep plans that much earlier.
+    lead_s: float = 0.0
     sweep_paused_reason: str | None = None
     via: str = "collect"
 
@@ -62,6 +64,7 @@ class Plan:
             "delta_complete": self.delta_complete,
             "watermark_from": self.watermark_from,
             "via": self.via,
+            "lead_s": round(self.lead_s, 3),
         }
 
 
@@ -167,7 +170,8 @@ async def plan_sweep_items(
     verified = await store.syncs.verified_times(sync.name)
     mirrored = await store.employees.last_updated_of(members)
     never = [f"id:{i}" for i in members if i not in mirrored] + await store.syncs.unresolved_keys(sync.name)
-    due_before = now - timedelta(seconds=max(0.0, sync.max_age_s - sync.every_s))
+    # Due: would pass max-age before the next tick's run has collected it.
+    due_before = now - timedelta(seconds=max(0.0, sync.max_age_s - sync.every_s - plan.lead_s))
     fresh_at = {i: max(t, verified.get(i, t)) for i, t in synced.items()}
     stale = sorted((i for i, t in fresh_at.items() if t < due_before), key=lambda i: fresh_at[i])
     if sync.sweep_check and stale:
