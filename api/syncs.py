@@ -94,6 +94,8 @@ def parse_sync_body(body: object) -> SyncRequest:
         raise _bad(f"send exactly one of employee_ids, shorthand_names or query (got {len(given)})")
     source = _SOURCES[given[0]]
     credits = body.get("credits_per_day")
+    if isinstance(credits, float) and credits.is_integer():
+        credits = int(credits)  # as in JSON Schema, 50.0 is the integer 50
     if credits is not None and (isinstance(credits, bool) or not isinstance(credits, int)):
         raise _bad("credits_per_day: an integer is expected")
     for flag in ("webhooks", "sweep_check"):
@@ -182,15 +184,26 @@ def _action(action: str) -> Callable[[web.Request], Awaitable[web.Response]]:
 
 
 def sync_schemas() -> dict[str, Schema]:
-    duration = {"type": ["string", "number"], "description": "'90s', '15m', '6h', '7d', or seconds"}
+    duration = {
+        "oneOf": [
+            {"type": "string", "pattern": "^[0-9]+(\\.[0-9]+)?[smhdSMHD]$"},
+            {"type": "number", "exclusiveMinimum": 0},
+        ],
+        "description": "'90s', '15m', '6h', '7d', or seconds",
+    }
     count = {"type": "integer", "minimum": 0}
     nullable_text = {"type": ["string", "null"]}
     create_body = object_schema(
         {
             "name": {"type": "string", "pattern": _NAME_PATTERN},
-            "employee_ids": {"type": "array", "items": {"type": ["integer", "string"]}},
-            "shorthand_names": {"type": "array", "items": {"type": "string"}},
-            "query": {"type": "object", "description": "an ES-DSL body with a non-empty query"},
+            "employee_ids": {"type": "array", "minItems": 1, "items": {"type": ["integer", "string"]}},
+            "shorthand_names": {"type": "array", "minItems": 1, "items": {"type": "string"}},
+            "query": {
+                "type": "object",
+                "required": ["query"],
+                "properties": {"query": {"type": "object", "minProperties": 1}},
+                "description": "an ES-DSL body with a non-empty query",
+            },
             "max_age": duration,
             "every": duration,
             "credits_per_day": {"type": "integer", "minimum": 1},

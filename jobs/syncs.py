@@ -10,11 +10,11 @@ a message saying which, and nothing is saved.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from jobs.inputs import InputKind, Rejected, parse_lines
+from jobs.inputs import InputKind, Item, Rejected, parse_lines
 from jobs.search_input import parse_search_body, validate_search_body
 from worker.errors import InputError
 from worker.run_model import utcnow
@@ -102,7 +102,7 @@ def _members(request: SyncRequest) -> list[tuple[str, int | None]]:
     kind: InputKind = "ids" if request.source is SyncSource.IDS else "names"
     members: dict[str, int | None] = {}
     rejected: list[Rejected] = []
-    for record in parse_lines(request.lines or (), kind):
+    for record in _parsed(request.lines or (), kind):
         if isinstance(record, Rejected):
             rejected.append(record)
         else:
@@ -115,6 +115,15 @@ def _members(request: SyncRequest) -> list[tuple[str, int | None]]:
     if not members:
         raise InputError(f"the {kind} list is empty: a sync needs at least one member")
     return list(members.items())
+
+
+def _parsed(lines: Iterable[tuple[int, str | InputError]], kind: InputKind) -> Iterator[Item | Rejected]:
+    """parse_lines, one line at a time: a value URL parsing chokes on is that line's rejection."""
+    for number, text in lines:
+        try:
+            yield from parse_lines([(number, text)], kind)
+        except ValueError as exc:
+            yield Rejected(number, text if isinstance(text, str) else "", f"not a name or profile URL: {exc}")
 
 
 async def create_sync(services: Services, request: SyncRequest) -> Sync:

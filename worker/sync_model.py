@@ -20,7 +20,7 @@ from worker.errors import InputError
 from worker.run_model import utcnow
 
 _UNITS_S = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$")
+_DURATION = re.compile(r"^([0-9]+(?:\.[0-9]+)?)([a-zA-Z]*)$")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 
 DEFAULT_MAX_AGE_S = 7 * 86_400
