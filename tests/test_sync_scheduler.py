@@ -4,6 +4,7 @@ the run committed. The lease and real worker processes are in tests/test_sync_fl
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -157,3 +158,28 @@ def _budgets(ctx: dict[str, Any]) -> Any:
     from jobs.scheduler import budgets_of
 
     return budgets_of(ctx["services"])
+
+
+async def test_the_sweep_check_confirms_unchanged_members_and_buys_only_the_changed(
+    ctx: dict[str, Any], simulator: RunningSimulator
+) -> None:
+    services: Services = ctx["services"]
+    ids = population_ids(30)
+    lines = list(enumerate(map(str, ids), start=1))
+    await create_sync(
+        services, SyncRequest(name="c", source=SyncSource.IDS, lines=lines, max_age="2s", every="1s")
+    )
+    assert (await tick(ctx, "c")).last_plan["sweep"] == 30  # the first fill
+    changed = ids[:3]
+    await sim_admin(simulator, "POST", "mutate", {"ids": changed, "kind": "role_started"})
+    await asyncio.sleep(2.5)  # every member is now past max-age
+    before = await collects(simulator)
+    second = await tick(ctx, "c")
+    assert (second.last_plan["sweep_due"], second.last_plan["sweep_verified"]) == (3, 27)
+    assert await collects(simulator) - before == 3  # the 27 unchanged cost a search, not a collect
+    for employee_id in changed:
+        mirrored = await services.store.employees.get(employee_id)
+        upstream = await sim_admin(simulator, "GET", f"profiles/{employee_id}")
+        assert mirrored is not None and mirrored["profile"]["last_updated"] == upstream["last_updated"]
+    fresh = await freshness_of(services.store, _budgets(ctx), second)
+    assert fresh.over_max_age == 0  # confirmed members count as fresh
