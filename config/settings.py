@@ -55,6 +55,8 @@ class Settings(BaseSettings):
     limiter_max_ahead_s: PositiveFloat = 2.0
     # Cool-down applied fleet-wide after a 429 that carries no Retry-After.
     default_retry_after_s: PositiveFloat = 1.0
+    # Longest fleet cool-down a single 429 can impose, whatever its Retry-After says.
+    retry_after_cap_s: PositiveFloat = 120.0
 
     # Workers and retries
     worker_concurrency: int = Field(default=20, ge=1, le=1000)

@@ -8,13 +8,20 @@ sliding second at or under the limit while using nearly all of it. Storage: two 
 with skewed clocks still agree.
 
 A 429 from upstream calls `penalize`: the bucket's TAT and a cool-down key jump to
-`now + Retry-After + jitter`, so every worker's next booking lands after it; workers that booked a
-slot before the 429 and wake inside the cool-down book again instead of firing.
+`now + Retry-After + jitter` (Retry-After capped at `retry_after_cap_s`), so every worker's next
+booking lands after it; workers that booked a slot before the 429 and wake inside the cool-down book
+again instead of firing. A cool-down that ends within the acquire timeout is slept through; a longer
+one raises `LimiterBusyError` carrying the remaining wait, which the retry policy treats as our own
+back-pressure (deferred by that wait, never dead-lettered).
+
+Lost state (FLUSHDB, failover to an empty replica) restarts the bucket one interval past the
+booking horizon, so slots booked before the loss and after it never share a second (`gcra.lua`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import time
 from collections.abc import Mapping
@@ -34,7 +41,17 @@ _US = 1_000_000
 
 
 class LimiterBusyError(TransientError):
-    """No slot could be booked within the acquire timeout; the job should be retried later."""
+    """No slot could be booked within the acquire timeout: our own back-pressure, not the item's fault.
+
+    `retry_after_s` is how long until a booking can succeed (the rest of a 429 cool-down, or the
+    queue of booked slots draining to the horizon); the retry policy defers the job by that much.
+    """
+
+    retry_after_s: float
+
+    def __init__(self, message: str, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +78,7 @@ class RateLimiter:
         safety_margin: float = 0.03,
         max_ahead_s: float = 2.0,
         acquire_timeout_s: float = 30.0,
+        retry_after_cap_s: float = 120.0,
         rng: random.Random | None = None,
         observer: GrantObserver | None = None,
     ) -> None:
@@ -72,6 +90,7 @@ class RateLimiter:
         }
         self._max_ahead_us = round(max_ahead_s * _US)
         self._acquire_timeout_s = acquire_timeout_s
+        self._retry_after_cap_s = retry_after_cap_s
         self._rng = rng or random.Random()
         self._observer = observer
 
@@ -102,10 +121,20 @@ class RateLimiter:
             self._check_timeout(started, 0.0)
 
     async def penalize(self, endpoint_class: EndpointClass, retry_after_s: float) -> float:
-        """Slow the whole fleet after an upstream 429; returns the pause actually applied (s)."""
+        """Slow the whole fleet after an upstream 429; returns the pause actually applied (s).
+
+        The pause is capped at `retry_after_cap_s`: a far-future Retry-After must not stall the fleet
+        until someone deletes a key. A non-finite value is the caller's bug (the client parses the
+        header into a finite number), so it is refused rather than guessed at.
+        """
+        if not math.isfinite(retry_after_s):
+            raise ValueError(f"retry_after_s must be finite, got {retry_after_s!r}")
         # Jitter spreads the resume of fleets that saw the 429 at slightly different moments.
-        pause_s = retry_after_s * (1.0 + self._rng.uniform(0.0, 0.2))
-        await self._run(self._keys(endpoint_class), "penalize", round(pause_s * _US))
+        pause_s = max(0.0, retry_after_s) * (1.0 + self._rng.uniform(0.0, 0.2))
+        pause_s = min(pause_s, self._retry_after_cap_s)
+        interval_us = self._interval_us[endpoint_class]
+        bucket = self._keys(endpoint_class)
+        await self._run(bucket, "penalize", interval_us, self._max_ahead_us, round(pause_s * _US))
         return pause_s
 
     def _keys(self, endpoint_class: EndpointClass) -> list[str]:
@@ -121,8 +150,13 @@ class RateLimiter:
         return raw is not None and int(raw) > slot_us
 
     def _check_timeout(self, started: float, next_pause_s: float) -> None:
+        """Give up when the next pause would end past the acquire timeout; say how long is left."""
         if time.monotonic() - started + next_pause_s > self._acquire_timeout_s:
-            raise LimiterBusyError(f"no rate-limit slot within {self._acquire_timeout_s:.0f}s")
+            raise LimiterBusyError(
+                f"no rate-limit slot within {self._acquire_timeout_s:.1f}s "
+                f"(next booking possible in {next_pause_s:.1f}s)",
+                retry_after_s=next_pause_s,
+            )
 
     async def _run(self, bucket: list[str], *args: str | int) -> tuple[int, int, int]:
         async with redis_boundary("rate limiter storage"):

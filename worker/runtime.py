@@ -91,6 +91,7 @@ def build_limiter(
         safety_margin=settings.rate_safety_margin,
         max_ahead_s=settings.limiter_max_ahead_s,
         acquire_timeout_s=settings.job_timeout_s * 0.3,
+        retry_after_cap_s=settings.retry_after_cap_s,
         observer=observer,
     )
 
