@@ -6,11 +6,16 @@
 -- ARGV[2]  interval_us   slot spacing
 -- ARGV[3]  max_ahead_us  booking horizon
 --
--- acquire:  books slot = max(now, tat, cooldown) unless it lies more than max_ahead_us away.
---           returns {booked (1|0), wait_us, slot_us}
+-- acquire:  ARGV[4] known_cooldown_us: the latest cool-down the caller has seen (0: none), so one
+--           that Redis lost with a flush is still honoured by the processes that saw it.
+--           books slot = max(now, tat, cooldown) unless it lies more than max_ahead_us away.
+--           returns {booked (1|0), wait_us, slot_us, cooldown_us, now_us}
 -- penalize: ARGV[4] pause_us (Retry-After plus jitter, already chosen by the caller)
 --           pushes both cooldown and tat to now + pause_us (never backwards).
---           returns {1, pause_us, resume_us}
+--           returns {1, pause_us, resume_us, cooldown_us, now_us}
+--
+-- cooldown_us and now_us let the caller skip a second round trip: a reply this recent that shows
+-- no cool-down over its slot proves no 429 was recorded before `now_us` (see limiter.py).
 --
 -- A missing TAT means the bucket's state was lost (FLUSHDB, a restart without persistence, a
 -- failover to an empty replica) or it was idle for longer than IDLE_KEEP_MS. Slots booked before
@@ -37,6 +42,10 @@ else
   tat = tonumber(raw_tat)
 end
 
+local function fmt(value)
+  return string.format('%.0f', value)
+end
+
 local function store(key, value, keep_ms)
   -- Expire a while after the value stops mattering, so idle buckets leave nothing behind.
   local ttl_ms = math.max(0, math.floor((value - now) / 1000)) + keep_ms
@@ -44,14 +53,15 @@ local function store(key, value, keep_ms)
 end
 
 if mode == 'acquire' then
+  cooldown = math.max(cooldown, tonumber(ARGV[4]))
   local slot = math.max(now, tat, cooldown)
   local wait = slot - now
   -- A fresh bucket's first slot lies one interval past the horizon on purpose (see above).
   if wait > max_ahead and not (fresh and slot == tat) then
-    return {0, string.format('%.0f', wait), string.format('%.0f', slot)}
+    return {0, fmt(wait), fmt(slot), fmt(cooldown), fmt(now)}
   end
   store(KEYS[1], slot + interval, IDLE_KEEP_MS)
-  return {1, string.format('%.0f', wait), string.format('%.0f', slot)}
+  return {1, fmt(wait), fmt(slot), fmt(cooldown), fmt(now)}
 elseif mode == 'penalize' then
   local resume = now + tonumber(ARGV[4])
   if resume > cooldown then
@@ -60,6 +70,7 @@ elseif mode == 'penalize' then
   if fresh or resume > tat then
     store(KEYS[1], math.max(resume, tat), IDLE_KEEP_MS)
   end
-  return {1, ARGV[4], string.format('%.0f', math.max(resume, cooldown))}
+  local resume_at = math.max(resume, cooldown)
+  return {1, ARGV[4], fmt(resume_at), fmt(resume_at), fmt(now)}
 end
 return redis.error_reply('gcra.lua: unknown mode ' .. tostring(mode))

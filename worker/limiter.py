@@ -14,6 +14,12 @@ again instead of firing. A cool-down that ends within the acquire timeout is sle
 one raises `LimiterBusyError` carrying the remaining wait, which the retry policy treats as our own
 back-pressure (deferred by that wait, never dead-lettered).
 
+One Redis round trip per grant in the common case: the script's reply carries the bucket's cool-down
+and the server time, and each process keeps the freshest such view per bucket. After sleeping to its
+slot a caller asks Redis again only if no reply it has seen is recent enough (within `recheck_s` of
+the slot) to prove no 429 was recorded in between, so a slot booked before a 429 still never fires
+inside the cool-down.
+
 Lost state (FLUSHDB, failover to an empty replica) restarts the bucket one interval past the
 booking horizon, so slots booked before the loss and after it never share a second (`gcra.lua`).
 """
@@ -62,6 +68,27 @@ class Grant:
     waited_s: float
 
 
+@dataclass(slots=True)
+class _View:
+    """The freshest bucket state this process has read from Redis (server time, microseconds)."""
+
+    server_now_us: int = 0
+    cooldown_us: int = 0
+
+    def note(self, server_now_us: int, cooldown_us: int) -> None:
+        self.server_now_us = max(self.server_now_us, server_now_us)
+        self.cooldown_us = max(self.cooldown_us, cooldown_us)
+
+
+@dataclass(frozen=True, slots=True)
+class _Reply:
+    booked: bool
+    wait_us: int
+    slot_us: int
+    cooldown_us: int
+    now_us: int
+
+
 class GrantObserver(Protocol):
     """Told about every granted slot and how long it took (e.g. `worker.metrics.Metrics`)."""
 
@@ -79,6 +106,7 @@ class RateLimiter:
         max_ahead_s: float = 2.0,
         acquire_timeout_s: float = 30.0,
         retry_after_cap_s: float = 120.0,
+        recheck_s: float = 0.002,
         rng: random.Random | None = None,
         observer: GrantObserver | None = None,
     ) -> None:
@@ -91,6 +119,10 @@ class RateLimiter:
         self._max_ahead_us = round(max_ahead_s * _US)
         self._acquire_timeout_s = acquire_timeout_s
         self._retry_after_cap_s = retry_after_cap_s
+        # A reply older than this at the slot's moment no longer proves "no 429 since": look again.
+        # 2 ms is the order of the window a look-up itself leaves (its reply to the request leaving).
+        self._recheck_us = round(recheck_s * _US)
+        self._views: dict[EndpointClass, _View] = {cls: _View() for cls in rates_per_s}
         self._rng = rng or random.Random()
         self._observer = observer
 
@@ -100,21 +132,22 @@ class RateLimiter:
     async def acquire(self, endpoint_class: EndpointClass) -> Grant:
         """Book the next slot for this class and sleep until it; retries queue behind everyone else."""
         started = time.monotonic()
-        bucket = self._keys(endpoint_class)
         while True:
-            booked, wait_us, slot_us = await self._run(
-                bucket, "acquire", self._interval_us[endpoint_class], self._max_ahead_us
+            interval_us = self._interval_us[endpoint_class]
+            known_cooldown_us = self._views[endpoint_class].cooldown_us
+            reply = await self._run(
+                endpoint_class, "acquire", interval_us, self._max_ahead_us, known_cooldown_us
             )
-            if not booked:
+            if not reply.booked:
                 # The queue of booked slots is longer than max_ahead: wait for it to drain a bit.
-                pause_s = (wait_us - self._max_ahead_us) / _US + self._rng.uniform(0, 0.05)
+                pause_s = (reply.wait_us - self._max_ahead_us) / _US + self._rng.uniform(0, 0.05)
                 self._check_timeout(started, pause_s)
                 await asyncio.sleep(pause_s)
                 continue
-            if wait_us > 0:
-                await asyncio.sleep(wait_us / _US)
-            if not await self._cooled_down_since(bucket, slot_us):
-                grant = Grant(slot_us=slot_us, waited_s=time.monotonic() - started)
+            if reply.wait_us > 0:
+                await asyncio.sleep(reply.wait_us / _US)
+            if not await self._cooled_down_since(endpoint_class, reply.slot_us):
+                grant = Grant(slot_us=reply.slot_us, waited_s=time.monotonic() - started)
                 if self._observer is not None:
                     self._observer.observe_grant(endpoint_class, grant.waited_s)
                 return grant
@@ -133,8 +166,8 @@ class RateLimiter:
         pause_s = max(0.0, retry_after_s) * (1.0 + self._rng.uniform(0.0, 0.2))
         pause_s = min(pause_s, self._retry_after_cap_s)
         interval_us = self._interval_us[endpoint_class]
-        bucket = self._keys(endpoint_class)
-        await self._run(bucket, "penalize", interval_us, self._max_ahead_us, round(pause_s * _US))
+        pause_us = round(pause_s * _US)
+        await self._run(endpoint_class, "penalize", interval_us, self._max_ahead_us, pause_us)
         return pause_s
 
     def _keys(self, endpoint_class: EndpointClass) -> list[str]:
@@ -143,11 +176,25 @@ class RateLimiter:
             keys.limiter_cooldown_key(self._api_key, endpoint_class),
         ]
 
-    async def _cooled_down_since(self, bucket: list[str], slot_us: int) -> bool:
-        """True if a 429 cool-down now covers a slot we booked before it was set."""
+    async def _cooled_down_since(self, endpoint_class: EndpointClass, slot_us: int) -> bool:
+        """True if a 429 cool-down now covers a slot we booked before it was set.
+
+        Answered from this process's freshest view when it can be: a cool-down already seen over
+        the slot, or a reply from within `recheck_s` of the slot that showed none (always so when
+        the booking itself waited no longer than that). Otherwise one GET of the cool-down key.
+        """
+        view = self._views[endpoint_class]
+        if view.cooldown_us > slot_us:
+            return True
+        if view.server_now_us >= slot_us - self._recheck_us:
+            return False
         async with redis_boundary("rate limiter storage"):
-            raw = await self._redis.get(bucket[1])
-        return raw is not None and int(raw) > slot_us
+            pipe = self._redis.pipeline(transaction=False)
+            pipe.time()
+            pipe.get(keys.limiter_cooldown_key(self._api_key, endpoint_class))
+            (seconds, micros), raw = await pipe.execute()
+        view.note(int(seconds) * _US + int(micros), int(raw or 0))
+        return view.cooldown_us > slot_us
 
     def _check_timeout(self, started: float, next_pause_s: float) -> None:
         """Give up when the next pause would end past the acquire timeout; say how long is left."""
@@ -158,8 +205,9 @@ class RateLimiter:
                 retry_after_s=next_pause_s,
             )
 
-    async def _run(self, bucket: list[str], *args: str | int) -> tuple[int, int, int]:
+    async def _run(self, endpoint_class: EndpointClass, *args: str | int) -> _Reply:
         async with redis_boundary("rate limiter storage"):
-            raw = await self._script(keys=bucket, args=list(args))
-        booked, wait_us, slot_us = raw
-        return int(booked), int(wait_us), int(slot_us)
+            raw = await self._script(keys=self._keys(endpoint_class), args=list(args))
+        booked, wait_us, slot_us, cooldown_us, now_us = (int(x) for x in raw)
+        self._views[endpoint_class].note(now_us, cooldown_us)
+        return _Reply(bool(booked), wait_us, slot_us, cooldown_us, now_us)
