@@ -6,10 +6,10 @@ Nothing else in employee-sync reads the environment.
 from __future__ import annotations
 
 import ipaddress
-from typing import Annotated
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 LOOPBACK_NAMES = frozenset({"localhost"})
@@ -49,8 +49,15 @@ class Settings(BaseSettings):
     collect_rps: PositiveFloat = 54.0
     search_rps: PositiveFloat = 18.0
     bulk_rps: PositiveFloat = 27.0
-    # Fraction of each budget held back so network jitter cannot push a sliding second over the limit.
+    # Fraction of each budget held back so network jitter cannot push a sliding second over the limit:
+    # "adaptive" follows the jitter the fleet measures, within [floor, ceiling], starting from
+    # RATE_SAFETY_MARGIN; "fixed" always holds back RATE_SAFETY_MARGIN.
+    limiter_margin_mode: Literal["adaptive", "fixed"] = "adaptive"
     rate_safety_margin: float = Field(default=0.03, ge=0.0, lt=0.5)
+    limiter_margin_floor: float = Field(default=0.005, ge=0.0, lt=0.5)
+    limiter_margin_ceiling: float = Field(default=0.10, ge=0.0, lt=0.5)
+    # How fast the adaptive margin may narrow (fraction per second); it widens at once.
+    limiter_margin_narrow_per_s: PositiveFloat = 0.001
     # How far ahead a worker may book a slot; beyond this it waits and asks again.
     limiter_max_ahead_s: PositiveFloat = 2.0
     # Cool-down applied fleet-wide after a 429 that carries no Retry-After.
@@ -95,6 +102,12 @@ class Settings(BaseSettings):
     # Logging
     log_level: str = "INFO"
     log_json: bool | None = None  # None: JSON when stderr is not a TTY
+
+    @model_validator(mode="after")
+    def _margin_bounds_in_order(self) -> Settings:
+        if self.limiter_margin_floor > self.limiter_margin_ceiling:
+            raise ValueError("LIMITER_MARGIN_FLOOR must not exceed LIMITER_MARGIN_CEILING")
+        return self
 
     @field_validator("coresignal_base_url")
     @classmethod

@@ -3,9 +3,10 @@
 Strategy: reservation GCRA with burst 1. Each acquire books the next free slot,
 `slot = max(now, TAT, cooldown)`, moves TAT to `slot + interval`, and the caller sleeps until its slot.
 Slots are therefore spaced by `interval = 1 / (rate * (1 - margin))` fleet-wide, which keeps every
-sliding second at or under the limit while using nearly all of it. Storage: two Redis strings per
-(API key, endpoint class), updated by one atomic Lua script (`gcra.lua`) on Redis `TIME`, so hosts
-with skewed clocks still agree.
+sliding second at or under the limit while using nearly all of it. The margin is fixed
+(`safety_margin`) or follows the jitter the fleet measures (`margin=AdaptiveMargin(...)`, see
+`worker.limiter_margin`). Storage: four Redis keys per (API key, endpoint class), updated by one
+atomic Lua script (`gcra.lua`) on Redis `TIME`, so hosts with skewed clocks still agree.
 
 A 429 from upstream calls `penalize`: the bucket's TAT and a cool-down key jump to
 `now + Retry-After + jitter` (Retry-After capped at `retry_after_cap_s`), so every worker's next
@@ -27,9 +28,11 @@ booking horizon, so slots booked before the loss and after it never share a seco
 from __future__ import annotations
 
 import asyncio
+import itertools
 import math
 import random
 import time
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib.resources import files
@@ -40,10 +43,13 @@ import redis.asyncio as aioredis
 from worker import keys
 from worker.errors import TransientError
 from worker.keys import EndpointClass
+from worker.limiter_margin import PENDING_GRANT, AdaptiveMargin, JitterSamples, PendingGrant
 from worker.redis_errors import redis_boundary
 
 _SCRIPT = files("worker").joinpath("gcra.lua").read_text(encoding="utf-8")
 _US = 1_000_000
+_PPM = 1_000_000
+_OWNERS = itertools.count(1)
 
 
 class LimiterBusyError(TransientError):
@@ -87,6 +93,7 @@ class _Reply:
     slot_us: int
     cooldown_us: int
     now_us: int
+    margin_ppm: int
 
 
 class GrantObserver(Protocol):
@@ -96,6 +103,9 @@ class GrantObserver(Protocol):
 
 
 class RateLimiter:
+    """`safety_margin` is the fixed margin; with `margin=AdaptiveMargin(...)` it is only the margin
+    used until the fleet's first jitter report (`worker.limiter_margin`)."""
+
     def __init__(
         self,
         client: aioredis.Redis,
@@ -103,6 +113,7 @@ class RateLimiter:
         rates_per_s: Mapping[EndpointClass, float],
         *,
         safety_margin: float = 0.03,
+        margin: AdaptiveMargin | None = None,
         max_ahead_s: float = 2.0,
         acquire_timeout_s: float = 30.0,
         retry_after_cap_s: float = 120.0,
@@ -113,31 +124,40 @@ class RateLimiter:
         self._redis = client
         self._script = client.register_script(_SCRIPT)
         self._api_key = api_key
-        self._interval_us = {
-            cls: round(_US / (rate * (1.0 - safety_margin))) for cls, rate in rates_per_s.items()
-        }
+        self._rates = dict(rates_per_s)
+        self._adaptive = margin
+        self._start_ppm = round(safety_margin * _PPM)
+        self._margin_ppm = {cls: self._start_ppm for cls in rates_per_s}
         self._max_ahead_us = round(max_ahead_s * _US)
         self._acquire_timeout_s = acquire_timeout_s
         self._retry_after_cap_s = retry_after_cap_s
         # A reply older than this at the slot's moment no longer proves "no 429 since": look again.
         # 2 ms is the order of the window a look-up itself leaves (its reply to the request leaving).
         self._recheck_us = round(recheck_s * _US)
-        self._views: dict[EndpointClass, _View] = {cls: _View() for cls in rates_per_s}
+        self._views = {cls: _View() for cls in rates_per_s}
+        window = margin.window if margin is not None else 2
+        self._samples = {cls: JitterSamples(window) for cls in rates_per_s}
+        self._next_report_s = dict.fromkeys(rates_per_s, 0.0)
+        self._owner = next(_OWNERS)
+        self._reporter_id = uuid.uuid4().hex[:12]
         self._rng = rng or random.Random()
         self._observer = observer
 
     def effective_rate_per_s(self, endpoint_class: EndpointClass) -> float:
-        return _US / self._interval_us[endpoint_class]
+        """The rate this limiter grants with the margin it last saw (fixed, or the fleet's)."""
+        return self._rates[endpoint_class] * (1.0 - self._margin_ppm[endpoint_class] / _PPM)
+
+    def margin(self, endpoint_class: EndpointClass) -> float:
+        return self._margin_ppm[endpoint_class] / _PPM
 
     async def acquire(self, endpoint_class: EndpointClass) -> Grant:
         """Book the next slot for this class and sleep until it; retries queue behind everyone else."""
         started = time.monotonic()
+        await self._maybe_report(endpoint_class)
         while True:
-            interval_us = self._interval_us[endpoint_class]
             known_cooldown_us = self._views[endpoint_class].cooldown_us
-            reply = await self._run(
-                endpoint_class, "acquire", interval_us, self._max_ahead_us, known_cooldown_us
-            )
+            reply = await self._run(endpoint_class, "acquire", known_cooldown_us)
+            replied_at = time.monotonic()
             if not reply.booked:
                 # The queue of booked slots is longer than max_ahead: wait for it to drain a bit.
                 pause_s = (reply.wait_us - self._max_ahead_us) / _US + self._rng.uniform(0, 0.05)
@@ -147,11 +167,23 @@ class RateLimiter:
             if reply.wait_us > 0:
                 await asyncio.sleep(reply.wait_us / _US)
             if not await self._cooled_down_since(endpoint_class, reply.slot_us):
-                grant = Grant(slot_us=reply.slot_us, waited_s=time.monotonic() - started)
-                if self._observer is not None:
-                    self._observer.observe_grant(endpoint_class, grant.waited_s)
-                return grant
+                return self._granted(endpoint_class, reply, replied_at, started)
             self._check_timeout(started, 0.0)
+
+    def observe_response(
+        self, endpoint_class: str, status: int | None, credits_remaining: int | None
+    ) -> None:
+        """The client's response hook (`worker.client.ResponseObserver`): closes a jitter sample."""
+        pending = PENDING_GRANT.get()
+        if pending is None or pending.owner != self._owner or pending.endpoint_class != endpoint_class:
+            return
+        PENDING_GRANT.set(None)
+        if status is not None and self._adaptive is not None:
+            self._samples[pending.endpoint_class].add(time.monotonic() - pending.due_s)
+
+    def observe_sample(self, endpoint_class: EndpointClass, sample_s: float) -> None:
+        """Add one slot-to-response time by hand (what `observe_response` does for a real request)."""
+        self._samples[endpoint_class].add(sample_s)
 
     async def penalize(self, endpoint_class: EndpointClass, retry_after_s: float) -> float:
         """Slow the whole fleet after an upstream 429; returns the pause actually applied (s).
@@ -165,15 +197,49 @@ class RateLimiter:
         # Jitter spreads the resume of fleets that saw the 429 at slightly different moments.
         pause_s = max(0.0, retry_after_s) * (1.0 + self._rng.uniform(0.0, 0.2))
         pause_s = min(pause_s, self._retry_after_cap_s)
-        interval_us = self._interval_us[endpoint_class]
-        pause_us = round(pause_s * _US)
-        await self._run(endpoint_class, "penalize", interval_us, self._max_ahead_us, pause_us)
+        await self._run(endpoint_class, "penalize", round(pause_s * _US))
         return pause_s
+
+    def _granted(
+        self, endpoint_class: EndpointClass, reply: _Reply, replied_at: float, started: float
+    ) -> Grant:
+        grant = Grant(slot_us=reply.slot_us, waited_s=time.monotonic() - started)
+        PENDING_GRANT.set(PendingGrant(self._owner, endpoint_class, replied_at + reply.wait_us / _US))
+        if self._observer is not None:
+            self._observer.observe_grant(endpoint_class, grant.waited_s)
+        return grant
+
+    async def _maybe_report(self, endpoint_class: EndpointClass) -> None:
+        """At most every `report_every_s`, send this process's jitter spread to the fleet's margin."""
+        policy = self._adaptive
+        now = time.monotonic()
+        if policy is None or now < self._next_report_s[endpoint_class]:
+            return
+        samples = self._samples[endpoint_class]
+        if len(samples) < policy.min_samples:
+            return
+        self._next_report_s[endpoint_class] = now + policy.report_every_s
+        spread_us = round(samples.spread_s(policy.quantile) * _US)
+        await self._run(endpoint_class, "report", spread_us, self._reporter_id, *policy.script_args())
 
     def _keys(self, endpoint_class: EndpointClass) -> list[str]:
         return [
             keys.limiter_tat_key(self._api_key, endpoint_class),
             keys.limiter_cooldown_key(self._api_key, endpoint_class),
+            keys.limiter_margin_key(self._api_key, endpoint_class),
+            keys.limiter_jitter_key(self._api_key, endpoint_class),
+        ]
+
+    def _common_args(self, endpoint_class: EndpointClass) -> list[str | int | float]:
+        policy = self._adaptive
+        floor, ceiling = (policy.floor, policy.ceiling) if policy else (0.0, 0.0)
+        return [
+            _US / self._rates[endpoint_class],
+            self._max_ahead_us,
+            self._start_ppm,
+            1 if policy else 0,
+            round(floor * _PPM),
+            round(ceiling * _PPM),
         ]
 
     async def _cooled_down_since(self, endpoint_class: EndpointClass, slot_us: int) -> bool:
@@ -181,7 +247,7 @@ class RateLimiter:
 
         Answered from this process's freshest view when it can be: a cool-down already seen over
         the slot, or a reply from within `recheck_s` of the slot that showed none (always so when
-        the booking itself waited no longer than that). Otherwise one GET of the cool-down key.
+        the booking itself waited no longer than that). Otherwise one look-up of the cool-down key.
         """
         view = self._views[endpoint_class]
         if view.cooldown_us > slot_us:
@@ -205,9 +271,11 @@ class RateLimiter:
                 retry_after_s=next_pause_s,
             )
 
-    async def _run(self, endpoint_class: EndpointClass, *args: str | int) -> _Reply:
+    async def _run(self, endpoint_class: EndpointClass, mode: str, *extra: str | int) -> _Reply:
+        args = [mode, *self._common_args(endpoint_class), *extra]
         async with redis_boundary("rate limiter storage"):
-            raw = await self._script(keys=self._keys(endpoint_class), args=list(args))
-        booked, wait_us, slot_us, cooldown_us, now_us = (int(x) for x in raw)
+            raw = await self._script(keys=self._keys(endpoint_class), args=args)
+        booked, wait_us, slot_us, cooldown_us, now_us, margin_ppm = (int(x) for x in raw)
         self._views[endpoint_class].note(now_us, cooldown_us)
-        return _Reply(bool(booked), wait_us, slot_us, cooldown_us, now_us)
+        self._margin_ppm[endpoint_class] = margin_ppm
+        return _Reply(bool(booked), wait_us, slot_us, cooldown_us, now_us, margin_ppm)
