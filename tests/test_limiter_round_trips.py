@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -61,13 +62,25 @@ async def test_a_long_wait_looks_at_the_cool_down_once_before_firing(counting: C
     assert counting.round_trips == 2
 
 
-async def test_concurrent_waiters_share_a_fresh_view(counting: CountingRedis) -> None:
-    # 200 slots 1 ms apart: most wake within 2 ms of some other task's booking reply.
+async def test_concurrent_callers_are_booked_together_and_share_a_fresh_view(counting: CountingRedis) -> None:
+    # 200 callers at once: booked in batches of at most 64, one call each; their slots are 1 ms apart
+    # and most wake within 2 ms of some other caller's cool-down look-up.
     busy = limiter(counting, 1000)
     await busy.acquire("collect")
     counting.round_trips = 0
-    await asyncio.gather(*(busy.acquire("collect") for _ in range(200)))
-    assert 200 <= counting.round_trips < 400
+    grants = await asyncio.gather(*(busy.acquire("collect") for _ in range(200)))
+    assert len({g.slot_us for g in grants}) == 200
+    assert counting.round_trips < 200
+
+
+async def test_a_batch_books_only_what_fits_the_horizon(counting: CountingRedis) -> None:
+    # 10 rps with a 0.3 s horizon: of 10 callers at once, 4 are booked at once (0, 0.1, 0.2, 0.3 s);
+    # the rest are refused, wait for the queue to drain and come back, still one slot each.
+    rates = {"collect": 10.0, "search": 10.0, "bulk": 10.0}
+    slow = RateLimiter(counting, KEY, rates, safety_margin=0.0, max_ahead_s=0.3)  # type: ignore[arg-type]
+    grants = await asyncio.gather(*(slow.acquire("collect") for _ in range(10)))
+    slots = sorted(g.slot_us for g in grants)
+    assert [b - a for a, b in itertools.pairwise(slots)] == [100_000] * 9
 
 
 async def test_a_slot_booked_before_a_429_elsewhere_never_fires_inside_the_cool_down(

@@ -17,14 +17,16 @@
 --                    that Redis lost with a flush is still honoured by the processes that saw it
 --          penalize: pause_us (Retry-After plus jitter, already chosen and capped by the caller)
 --          report:   spread_us, this reporter's p99.9 - p0.1 spread of slot-to-response times
+-- ARGV[9]  acquire: how many slots to book at once (callers of one process, batched)
 -- ARGV[9..12] report: reporter id, narrow_ppm_per_s, stale_us, hold_us
 --
 -- Every mode returns {booked (1|0), wait_us, slot_us, cooldown_us, now_us, margin_ppm}: cooldown_us
 -- and now_us let the caller skip a second round trip (a reply this recent that shows no cool-down
 -- over its slot proves no 429 was recorded before now_us; see limiter.py).
 --
--- acquire:  books slot = max(now, tat, cooldown) unless it lies more than max_ahead_us away; the
---           slot after it is one interval = base / (1 - margin) later.
+-- acquire:  books up to n slots first = max(now, tat, cooldown), first + interval, ... (interval =
+--           base / (1 - margin)) as long as they lie within max_ahead_us; returns booked = how
+--           many, wait_us/slot_us of the first, and the interval as a 7th element.
 -- penalize: pushes both cooldown and tat to now + pause_us (never backwards); an adaptive margin
 --           doubles (at least +0.5 %, at most the ceiling) unless it already widened this second.
 -- report:   records the reporter's spread and sets the margin from the worst fresh spread D of
@@ -93,14 +95,24 @@ end
 
 if mode == 'acquire' then
   cooldown = math.max(cooldown, tonumber(ARGV[8]))
-  local slot = math.max(now, tat, cooldown)
-  local wait = slot - now
-  -- A fresh bucket's first slot lies one interval past the horizon on purpose (see above).
-  if wait > max_ahead and not (fresh and slot == tat) then
-    return reply(0, wait, slot)
+  local wanted = tonumber(ARGV[9] or '1')
+  local first = math.max(now, tat, cooldown)
+  local interval = interval_of(margin)
+  local booked = 0
+  while booked < wanted do
+    local wait = first + booked * interval - now
+    -- A fresh bucket's first slot lies one interval past the horizon on purpose (see above).
+    if wait > max_ahead and not (booked == 0 and fresh and first == tat) then
+      break
+    end
+    booked = booked + 1
   end
-  store(KEYS[1], math.floor(slot + interval_of(margin) + 0.5), IDLE_KEEP_MS)
-  return reply(1, wait, slot)
+  if booked > 0 then
+    store(KEYS[1], math.floor(first + booked * interval + 0.5), IDLE_KEEP_MS)
+  end
+  local out = reply(booked, first - now, first)
+  out[7] = string.format('%.3f', interval)
+  return out
 elseif mode == 'penalize' then
   local resume = now + tonumber(ARGV[8])
   if resume > cooldown then

@@ -15,7 +15,9 @@ again instead of firing. A cool-down that ends within the acquire timeout is sle
 one raises `LimiterBusyError` carrying the remaining wait, which the retry policy treats as our own
 back-pressure (deferred by that wait, never dead-lettered).
 
-One Redis round trip per grant in the common case: the script's reply carries the bucket's cool-down
+At most one Redis round trip per grant in the common case, fewer under load: callers of one process
+that ask while a booking call is in flight are booked together in the next call (up to 64 consecutive
+slots, each still checked against the horizon). The script's reply carries the bucket's cool-down
 and the server time, and each process keeps the freshest such view per bucket. After sleeping to its
 slot a caller asks Redis again only if no reply it has seen is recent enough (within `recheck_s` of
 the slot) to prove no 429 was recorded in between, so a slot booked before a 429 still never fires
@@ -34,7 +36,7 @@ import random
 import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib.resources import files
 from typing import Protocol
 
@@ -50,6 +52,8 @@ _SCRIPT = files("worker").joinpath("gcra.lua").read_text(encoding="utf-8")
 _US = 1_000_000
 _PPM = 1_000_000
 _OWNERS = itertools.count(1)
+# Callers of one process that ask while a booking is in flight are booked together, in one call.
+_MAX_BATCH = 64
 
 
 class LimiterBusyError(TransientError):
@@ -96,6 +100,14 @@ class _Reply:
     margin_ppm: int
 
 
+@dataclass(slots=True)
+class _Batch:
+    """Callers waiting for the next booking call of one bucket in this process."""
+
+    waiting: list[asyncio.Future[_Reply]] = field(default_factory=list)
+    flushing: bool = False
+
+
 class GrantObserver(Protocol):
     """Told about every granted slot and how long it took (e.g. `worker.metrics.Metrics`)."""
 
@@ -135,6 +147,8 @@ class RateLimiter:
         # 2 ms is the order of the window a look-up itself leaves (its reply to the request leaving).
         self._recheck_us = round(recheck_s * _US)
         self._views = {cls: _View() for cls in rates_per_s}
+        self._batches = {cls: _Batch() for cls in rates_per_s}
+        self._flushes: set[asyncio.Task[None]] = set()
         window = margin.window if margin is not None else 2
         self._samples = {cls: JitterSamples(window) for cls in rates_per_s}
         self._next_report_s = dict.fromkeys(rates_per_s, 0.0)
@@ -155,8 +169,7 @@ class RateLimiter:
         started = time.monotonic()
         await self._maybe_report(endpoint_class)
         while True:
-            known_cooldown_us = self._views[endpoint_class].cooldown_us
-            reply = await self._run(endpoint_class, "acquire", known_cooldown_us)
+            reply = await self._book(endpoint_class)
             replied_at = time.monotonic()
             if not reply.booked:
                 # The queue of booked slots is longer than max_ahead: wait for it to drain a bit.
@@ -197,7 +210,7 @@ class RateLimiter:
         # Jitter spreads the resume of fleets that saw the 429 at slightly different moments.
         pause_s = max(0.0, retry_after_s) * (1.0 + self._rng.uniform(0.0, 0.2))
         pause_s = min(pause_s, self._retry_after_cap_s)
-        await self._run(endpoint_class, "penalize", round(pause_s * _US))
+        await self._call(endpoint_class, "penalize", round(pause_s * _US))
         return pause_s
 
     def _granted(
@@ -208,6 +221,52 @@ class RateLimiter:
         if self._observer is not None:
             self._observer.observe_grant(endpoint_class, grant.waited_s)
         return grant
+
+    async def _book(self, endpoint_class: EndpointClass) -> _Reply:
+        """One slot (or a refusal), booked together with the other callers waiting right now."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[_Reply] = loop.create_future()
+        batch = self._batches[endpoint_class]
+        batch.waiting.append(future)
+        if not batch.flushing:
+            batch.flushing = True
+            # A task of its own, so a caller cancelled mid-call cannot strand the others.
+            task = loop.create_task(self._flush(endpoint_class))
+            self._flushes.add(task)
+            task.add_done_callback(self._flushes.discard)
+        return await future
+
+    async def _flush(self, endpoint_class: EndpointClass) -> None:
+        batch = self._batches[endpoint_class]
+        try:
+            while batch.waiting:
+                taken = [f for f in batch.waiting[:_MAX_BATCH] if not f.done()]
+                del batch.waiting[:_MAX_BATCH]
+                if not taken:
+                    continue
+                try:
+                    replies = await self._book_many(endpoint_class, len(taken))
+                except Exception as exc:  # Redis away: every caller of this batch hears it
+                    for future in taken:
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                for future, reply in zip(taken, replies, strict=True):
+                    if not future.done():  # a caller cancelled meanwhile leaves its slot unused
+                        future.set_result(reply)
+        finally:
+            batch.flushing = False
+
+    async def _book_many(self, endpoint_class: EndpointClass, count: int) -> list[_Reply]:
+        known_cooldown_us = self._views[endpoint_class].cooldown_us
+        raw = await self._call(endpoint_class, "acquire", known_cooldown_us, count)
+        booked, _, first_us, cooldown_us, now_us, margin_ppm = (int(x) for x in raw[:6])
+        interval_us = float(raw[6])
+        replies = []
+        for i in range(count):
+            slot_us = first_us + round(i * interval_us)
+            replies.append(_Reply(i < booked, slot_us - now_us, slot_us, cooldown_us, now_us, margin_ppm))
+        return replies
 
     async def _maybe_report(self, endpoint_class: EndpointClass) -> None:
         """At most every `report_every_s`, send this process's jitter spread to the fleet's margin."""
@@ -220,7 +279,7 @@ class RateLimiter:
             return
         self._next_report_s[endpoint_class] = now + policy.report_every_s
         spread_us = round(samples.spread_s(policy.quantile) * _US)
-        await self._run(endpoint_class, "report", spread_us, self._reporter_id, *policy.script_args())
+        await self._call(endpoint_class, "report", spread_us, self._reporter_id, *policy.script_args())
 
     def _keys(self, endpoint_class: EndpointClass) -> list[str]:
         return [
@@ -271,11 +330,11 @@ class RateLimiter:
                 retry_after_s=next_pause_s,
             )
 
-    async def _run(self, endpoint_class: EndpointClass, mode: str, *extra: str | int) -> _Reply:
+    async def _call(self, endpoint_class: EndpointClass, mode: str, *extra: str | int) -> list[bytes]:
+        """Run the script; note the cool-down, server time and margin every reply carries."""
         args = [mode, *self._common_args(endpoint_class), *extra]
         async with redis_boundary("rate limiter storage"):
-            raw = await self._script(keys=self._keys(endpoint_class), args=args)
-        booked, wait_us, slot_us, cooldown_us, now_us, margin_ppm = (int(x) for x in raw)
-        self._views[endpoint_class].note(now_us, cooldown_us)
-        self._margin_ppm[endpoint_class] = margin_ppm
-        return _Reply(bool(booked), wait_us, slot_us, cooldown_us, now_us, margin_ppm)
+            raw: list[bytes] = await self._script(keys=self._keys(endpoint_class), args=args)
+        self._views[endpoint_class].note(int(raw[4]), int(raw[3]))
+        self._margin_ppm[endpoint_class] = int(raw[5])
+        return raw
