@@ -10,13 +10,16 @@ from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
+from pydantic import ValidationError
 
+from config import Settings
 from simulator.app import RunningSimulator, start
 from simulator.config import SimulatorConfig
 from worker import keys
 from worker.client import COLLECT_PATH, CoresignalClient
 from worker.limiter import RateLimiter
 from worker.limiter_margin import AdaptiveMargin, JitterSamples, ResponseTee, margin_for_spread
+from worker.runtime import adaptive_margin
 
 KEY = "m" * 32
 POLICY = AdaptiveMargin(floor=0.005, ceiling=0.10, narrow_per_s=0.001, report_every_s=0.0, min_samples=32)
@@ -205,11 +208,6 @@ async def test_a_jittery_link_widens_the_margin_and_a_calm_one_narrows_it(
 
 
 def test_settings_choose_the_margin_mode_and_refuse_crossed_bounds() -> None:
-    from pydantic import ValidationError
-
-    from config import Settings
-    from worker.runtime import adaptive_margin
-
     adaptive_settings = Settings.model_validate(
         {"limiter_margin_floor": 0.01, "limiter_margin_ceiling": 0.08}
     )
