@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterator
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import unquote, urlsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from config.logging import mask_url_credentials
@@ -73,12 +73,21 @@ class Settings(BaseSettings):
     collect_rps: PositiveFloat = 54.0
     search_rps: PositiveFloat = 18.0
     bulk_rps: PositiveFloat = 27.0
-    # Fraction of each budget held back so network jitter cannot push a sliding second over the limit.
+    # Fraction of each budget held back so network jitter cannot push a sliding second over the limit:
+    # "adaptive" follows the jitter the fleet measures, within [floor, ceiling], starting from
+    # RATE_SAFETY_MARGIN; "fixed" always holds back RATE_SAFETY_MARGIN.
+    limiter_margin_mode: Literal["adaptive", "fixed"] = "adaptive"
     rate_safety_margin: float = Field(default=0.03, ge=0.0, lt=0.5)
+    limiter_margin_floor: float = Field(default=0.005, ge=0.0, lt=0.5)
+    limiter_margin_ceiling: float = Field(default=0.10, ge=0.0, lt=0.5)
+    # How fast the adaptive margin may narrow (fraction per second); it widens at once.
+    limiter_margin_narrow_per_s: PositiveFloat = 0.001
     # How far ahead a worker may book a slot; beyond this it waits and asks again.
     limiter_max_ahead_s: PositiveFloat = 2.0
     # Cool-down applied fleet-wide after a 429 that carries no Retry-After.
     default_retry_after_s: PositiveFloat = 1.0
+    # Longest fleet cool-down a single 429 can impose, whatever its Retry-After says.
+    retry_after_cap_s: PositiveFloat = 120.0
 
     # Workers and retries
     worker_concurrency: int = Field(default=20, ge=1, le=1000)
@@ -119,6 +128,12 @@ class Settings(BaseSettings):
     # Logging
     log_level: str = "INFO"
     log_json: bool | None = None  # None: JSON when stderr is not a TTY
+
+    @model_validator(mode="after")
+    def _margin_bounds_in_order(self) -> Settings:
+        if self.limiter_margin_floor > self.limiter_margin_ceiling:
+            raise ValueError("LIMITER_MARGIN_FLOOR must not exceed LIMITER_MARGIN_CEILING")
+        return self
 
     @field_validator("coresignal_base_url")
     @classmethod

@@ -36,6 +36,16 @@ def limiter_cooldown_key(api_key: str, endpoint_class: EndpointClass) -> str:
     return f"{PREFIX}:limiter:{key_fingerprint(api_key)}:{endpoint_class}:cooldown"
 
 
+def limiter_margin_key(api_key: str, endpoint_class: EndpointClass) -> str:
+    """The fleet's adaptive safety margin for the bucket (a hash; see worker/gcra.lua)."""
+    return f"{PREFIX}:limiter:{key_fingerprint(api_key)}:{endpoint_class}:margin"
+
+
+def limiter_jitter_key(api_key: str, endpoint_class: EndpointClass) -> str:
+    """Each worker process's latest jitter report for the bucket (a hash, reporter id -> spread)."""
+    return f"{PREFIX}:limiter:{key_fingerprint(api_key)}:{endpoint_class}:jitter"
+
+
 def run_counts_key(run_id: str) -> str:
     return f"{PREFIX}:run:{run_id}:counts"
 
