@@ -58,10 +58,13 @@ class Settings(BaseSettings):
 
     # Workers and retries
     worker_concurrency: int = Field(default=20, ge=1, le=1000)
-    # A killed worker's jobs run again on another worker after JOB_TIMEOUT_S + 10 s (arq's
-    # in-progress expiry): 18 s keeps that recovery under 30 s while a job (a slot wait of at most
-    # 30 % of this, one request of at most REQUEST_TIMEOUT_S, one write) still fits.
+    # Longest one job may run: a slot wait of at most 30 % of this, one request of at most
+    # REQUEST_TIMEOUT_S, one write.
     job_timeout_s: PositiveFloat = 18.0
+    # A running job holds a lease of this long, renewed by its worker every third of it: a killed
+    # worker's jobs run again on another worker within this (plus a poll) whatever JOB_TIMEOUT_S is.
+    # Shorter recovers sooner; it must outlast the longest pause of a busy worker's event loop.
+    job_lease_s: float = Field(default=3.0, ge=0.5, le=60)
     max_tries: int = Field(default=6, ge=1, le=50)
     # A job whose worker died while running it this many times is dead-lettered (a poison payload).
     max_worker_deaths: int = Field(default=3, ge=1, le=100)
@@ -81,6 +84,9 @@ class Settings(BaseSettings):
     # The queue holds at most this many collect jobs; a feeder tops it up from the runs' stored
     # inputs, fair across runs, so Redis stays small whatever the size of a run.
     queue_window: int = Field(default=500, ge=10, le=100_000)
+    # A running run with no job in the queue and no progress (or whose live counters Redis lost)
+    # for this long is rebuilt from MongoDB by the reconciler, with no one typing `resume`.
+    reconcile_after_s: PositiveFloat = 6.0
 
     # HTTP API
     api_tokens: SecretStr = SecretStr("")  # comma-separated bearer tokens
