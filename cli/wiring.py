@@ -35,7 +35,7 @@ async def run_fleet_worker(
     """`metrics`: record into this registry (an embedding process, a test) instead of a new one."""
     settings.require_api_key()
     options = WorkerOptions(
-        redis_url=settings.redis_url,
+        redis=settings.redis_target(),
         queue_name=keys.JOB_QUEUE,
         concurrency=settings.worker_concurrency,
         job_timeout_s=settings.job_timeout_s,

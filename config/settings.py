@@ -9,8 +9,10 @@ import ipaddress
 from typing import Annotated
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from config.redis_target import RedisTarget, redis_target
 
 LOOPBACK_NAMES = frozenset({"localhost"})
 
@@ -41,7 +43,11 @@ class Settings(BaseSettings):
     request_timeout_s: PositiveFloat = 8.0
 
     # Services
-    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_url: str = "redis://127.0.0.1:6379/0"  # or redis+sentinel://host:port,.../MASTER/DB
+    # Find the Redis primary through Sentinel: "host:port,host:port" (REDIS_URL then gives the
+    # database and password only). See config/redis_target.py.
+    redis_sentinels: str = ""
+    redis_sentinel_master: str = "mymaster"
     mongodb_url: str = "mongodb://127.0.0.1:27017"
     mongodb_database: str = "employee_sync"
 
@@ -114,6 +120,14 @@ class Settings(BaseSettings):
                 "plain http:// is allowed only for a loopback host such as the local simulator"
             )
         return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _redis_target_parses(self) -> Settings:
+        self.redis_target()  # a bad REDIS_URL / REDIS_SENTINELS is a configuration error at start-up
+        return self
+
+    def redis_target(self) -> RedisTarget:
+        return redis_target(self.redis_url, self.redis_sentinels, self.redis_sentinel_master)
 
     def rate_per_s(self, endpoint_class: str) -> float:
         rates = {"collect": self.collect_rps, "search": self.search_rps, "bulk": self.bulk_rps}

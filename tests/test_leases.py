@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
+from config.redis_target import RedisTarget
 from worker.queue import JobQueue, JobSpec, WorkerOptions, run_worker
 
 QUEUE = "es-test:queue"
@@ -34,7 +35,7 @@ async def _nothing(ctx: dict[str, Any]) -> None:
 
 def _options(redis_url: str) -> WorkerOptions:
     return WorkerOptions(
-        redis_url=redis_url, queue_name=QUEUE, concurrency=2, job_timeout_s=20, max_tries=1,
+        redis=RedisTarget(redis_url), queue_name=QUEUE, concurrency=2, job_timeout_s=20, max_tries=1,
         drain_timeout_s=0, lease_s=LEASE_S, poll_delay_s=0.05, burst=True,
     )  # fmt: skip
 

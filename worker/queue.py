@@ -28,6 +28,7 @@ from arq.jobs import serialize_job
 from arq.worker import Worker, func
 from redis.exceptions import RedisError
 
+from config.redis_target import RedisTarget
 from worker import keys
 from worker.errors import RedisUnavailableError, RetryJob
 from worker.redis_errors import redis_boundary
@@ -397,7 +398,7 @@ def _ignore(job: str, outcome: str) -> None:
 
 @dataclass(frozen=True, slots=True)
 class WorkerOptions:
-    redis_url: str
+    redis: RedisTarget
     queue_name: str
     concurrency: int
     job_timeout_s: float
@@ -450,6 +451,20 @@ async def run_worker(
         await on_shutdown(ctx)
 
 
+def _redis_settings(target: RedisTarget) -> RedisSettings:
+    """arq's connection settings: the URL, or the sentinels and the primary's name."""
+    if not target.uses_sentinel:
+        return RedisSettings.from_dsn(target.url)
+    return RedisSettings(
+        host=list(target.sentinels),
+        sentinel=True,
+        sentinel_master=target.master,
+        database=target.db,
+        username=target.username,
+        password=target.password,
+    )
+
+
 def _arq_worker(options: WorkerOptions, functions: Mapping[str, JobFunction], ctx: dict[str, Any]) -> Worker:
     inner_s = max(1.0, options.job_timeout_s - JOB_DEADLINE_MARGIN_S)
 
@@ -469,7 +484,7 @@ def _arq_worker(options: WorkerOptions, functions: Mapping[str, JobFunction], ct
         functions=[func(wrap(name, job), name=name) for name, job in functions.items()],
         cron_jobs=crons,
         queue_name=options.queue_name,
-        redis_settings=RedisSettings.from_dsn(options.redis_url),
+        redis_settings=_redis_settings(options.redis),
         ctx=ctx,
         burst=options.burst,
         max_jobs=options.concurrency,
