@@ -4,10 +4,12 @@ Runs live in MongoDB; their queue window, in-flight jobs and live counters live 
 Redis restarts empty, is flushed, or a feed was cut short (a lost feeder lock, a feeder that died
 between enqueueing and saving its cursor), a run can be left running with nothing that will ever
 move it on. A periodic job (every RECONCILER_EVERY_S on one worker, under a Redis lock) looks at
-every running run and calls it stalled when, for RECONCILE_AFTER_S:
+every running run and calls it stalled when
 
-- its live counters are gone (its size is published but Redis no longer knows it), or
-- it has no job in the queue (queued or running) and its processed count has not moved.
+- its live counters are gone (its size is published but Redis no longer knows it) on two looks in
+  a row (one look could fall between a producer publishing the size in MongoDB and in Redis), or
+- it has had no job in the queue (queued or running) and its processed count has not moved for
+  RECONCILE_AFTER_S.
 
 A stalled run is recovered (`jobs.control.recover_run`): items the mirror shows as synced by the
 run count as `recovered`, the rest are fed again, a search chain continues at its last page. A
@@ -33,6 +35,8 @@ log = structlog.get_logger("employee_sync.reconciler")
 RECONCILER_LOCK = f"{keys.PREFIX}:reconciler:lock"
 LOCK_TTL_MS = 60_000
 COUNTERS_LOST = "counters lost"
+# Lost counters are certain after two looks this far apart (the next tick, RECONCILER_EVERY_S on).
+COUNTERS_LOST_AFTER_S = 1.0
 
 
 async def reconcile(services: Services) -> list[str]:
@@ -62,7 +66,9 @@ async def _pass(services: Services) -> list[str]:
         if signature is None:
             continue
         stalled_s = await watch.unchanged_for_s(run.run_id, signature)
-        if stalled_s < services.settings.reconcile_after_s:
+        after_s = services.settings.reconcile_after_s
+        wait_s = min(COUNTERS_LOST_AFTER_S, after_s) if signature == COUNTERS_LOST else after_s
+        if stalled_s < wait_s:
             suspects.append(run.run_id)
             continue
         if await _recover(services, run.run_id, signature, stalled_s):
