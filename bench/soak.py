@@ -33,8 +33,9 @@ from config import Settings
 from devstack import processes as svc
 from jobs.inputs import read_lines
 from jobs.producers import enqueue_lines
-from jobs.runs import RunState, get_status
+from jobs.runs import RunState
 from simulator.population import Population
+from worker.errors import RedisUnavailableError, StoreUnavailableError
 from worker.runtime import Services
 
 API_KEY = "soak-key-0123456789abcdef01234567"
@@ -65,6 +66,22 @@ async def redis_mib(client: aioredis.Redis) -> float:
     return int((await client.info("memory"))["used_memory"]) / 2**20
 
 
+async def _poll(services: Services, running: dict[str, str], groups: deque[str]) -> tuple[int, int]:
+    """(jobs of runs that finished since the last poll, jobs done so far in runs still running)."""
+    finished = in_flight = 0
+    for run_id in list(running):
+        state = await services.store.runs.state_of(run_id)
+        processed = (await services.progress.counts(run_id)).get("processed", 0)
+        if state is RunState.FINISHED:
+            finished += processed
+            groups.append(running.pop(run_id))
+        elif state is not RunState.RUNNING:
+            raise RuntimeError(f"run {run_id} ended {state}")
+        else:
+            in_flight += processed
+    return finished, in_flight
+
+
 def _group_text(group: int, size: int) -> str:
     return "\n".join(str(Population.id_at(group * size + i)) for i in range(size))
 
@@ -91,17 +108,12 @@ async def drive(settings: Settings, args: argparse.Namespace, pids: list[int]) -
                 running[receipt.run_id] = text
                 submitted += 1
             await asyncio.sleep(0.5)
-            in_flight = 0
-            for run_id in list(running):
-                status = await get_status(services, run_id)
-                assert status is not None
-                if status.state is RunState.FINISHED:
-                    finished_jobs += status.processed
-                    groups.append(running.pop(run_id))
-                elif status.state is not RunState.RUNNING:
-                    raise RuntimeError(f"run {run_id} ended {status.state.value}: {status.as_dict()}")
-                else:
-                    in_flight += status.processed
+            try:
+                finished, in_flight = await _poll(services, running, groups)
+            except (StoreUnavailableError, RedisUnavailableError) as exc:  # a busy box: ask again
+                print(f"soak: status unavailable ({exc}); retrying", file=sys.stderr)
+                continue
+            finished_jobs += finished
             done = finished_jobs + in_flight
             if not rss_first and done >= FIRST_SAMPLE_JOBS:
                 rss_first = [rss_mib(pid) for pid in pids]
