@@ -135,8 +135,9 @@ _ENDED = ("job.done", "job.retry", "job.overran")
 def _recovery_times(
     kills: list[tuple[datetime, dict[str, int]]], events: list[dict[str, object]]
 ) -> tuple[int, list[float]]:
-    """(orphans, kill → start of each orphan's next try). An orphan is a job running at a kill whose
-    try never ended (a survivor's job logs its end at that try); its next try is the re-run."""
+    """(orphans, kill → start of each orphan's next try). An orphan is a collect or search job running
+    at a kill whose try never ended (a survivor's job logs its end at that try); its next try is the
+    re-run."""
     starts: dict[tuple[str, int], datetime] = {}
     ended: set[tuple[str, int]] = set()
     for event in events:
@@ -149,7 +150,9 @@ def _recovery_times(
     orphans, times = 0, []
     for killed_at, running in kills:
         for job_id, job_try in running.items():
-            if (job_id, job_try) in ended:
+            # A periodic job (feeder, reconciler) is not run again: arq drops a cron job's second
+            # try, and the next tick does its work anyway.
+            if (job_id, job_try) in ended or not job_id.startswith(("collect:", "search:")):
                 continue
             orphans += 1
             later = [at for (j, t), at in starts.items() if j == job_id and t > job_try]
