@@ -300,13 +300,16 @@ async def _leased(ctx: dict[str, Any], lease_s: float) -> AsyncIterator[None]:
 
 async def _heartbeat(client: aioredis.Redis, key: str, token: str, lease_s: float) -> None:
     lease_ms, extend = int(lease_s * 1000), client.register_script(_EXTEND_LEASE)
+    warned = False
     while True:
         await asyncio.sleep(lease_s / 3)
         try:
             held = await extend(keys=[key], args=[token, lease_ms])
         except (RedisError, OSError) as exc:
-            log.warning("job.lease_unconfirmed", error=str(exc))  # try again at the next beat
-            continue
+            if not warned:  # once per job: a Redis outage would otherwise log every beat of every job
+                log.warning("job.lease_unconfirmed", error=str(exc))
+                warned = True
+            continue  # try again at the next beat
         if not held:
             # The lease lapsed (this process stalled past it, or Redis lost it): another worker may
             # run the job too. The job goes on (its effects are idempotent); the lease is theirs now.
