@@ -167,10 +167,13 @@ async def test_sigterm_to_every_worker_drains_and_a_new_fleet_finishes(
     profiles = 300
     with simulator_process(tmp_path) as port:
         env = worker_env(settings, port)
-        fleet = [start_worker(env, tmp_path / f"w{i}.log") for i in range(3)]
+        logs = [tmp_path / f"w{i}.log" for i in range(3)]
+        fleet = [start_worker(env, log) for log in logs]
         try:
             receipt = await enqueue_ids(services, population_ids(profiles))
             await wait_for(services, receipt.run_id, processed=60, timeout_s=60)
+            # A worker still importing when SIGTERM comes dies of it (-15) before arq can drain.
+            await _all_working(fleet, logs)
             started = time.monotonic()
             for proc in fleet:
                 proc.send_signal(signal.SIGTERM)
