@@ -191,7 +191,8 @@ def sentinel_redis(log_dir: Path, *, down_after_ms: int = 2500) -> Iterator[Sent
     server = shutil.which("redis-server")
     assert sentinel is not None and server is not None
     primary_port, replica_port = svc.free_port(), svc.free_port()
-    base = [server, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    # --dir: a replica's full sync writes the received snapshot to its working directory.
+    base = [server, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(log_dir)]
     procs = [svc.spawn([*base, "--port", str(primary_port)], log_path=log_dir / "primary.log")]
     replica_args = ["--port", str(replica_port), "--replicaof", "127.0.0.1", str(primary_port)]
     procs.append(svc.spawn([*base, *replica_args], log_path=log_dir / "replica.log"))
