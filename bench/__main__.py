@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import sys
 
-from bench import chaos, enqueue, peers, rate
+from bench import chaos, enqueue, peers, rate, soak
 
-BENCHMARKS = {"rate": rate.main, "enqueue": enqueue.main, "chaos": chaos.main, "peers": peers.main}
+BENCHMARKS = {
+    "rate": rate.main,
+    "enqueue": enqueue.main,
+    "chaos": chaos.main,
+    "peers": peers.main,
+    "soak": soak.main,
+}
 
 if __name__ == "__main__":
     name = sys.argv[1] if len(sys.argv) > 1 else ""

@@ -13,6 +13,7 @@ from jobs.deadletter import list_dead_letters, on_poison_job, requeue_dead_lette
 from jobs.feeder import feeder_tick
 from jobs.inputs import InputKind, Rejected, read_lines
 from jobs.producers import Receipt, enqueue_lines
+from jobs.reconciler import reconciler_tick
 from jobs.runs import RunStatus, get_status
 from jobs.search import search_page, start_search_run
 from jobs.search_input import parse_search_body
@@ -34,15 +35,19 @@ async def run_fleet_worker(
     """`metrics`: record into this registry (an embedding process, a test) instead of a new one."""
     settings.require_api_key()
     options = WorkerOptions(
-        redis_url=settings.redis_url,
+        redis=settings.redis_target(),
         queue_name=keys.JOB_QUEUE,
         concurrency=settings.worker_concurrency,
         job_timeout_s=settings.job_timeout_s,
         max_tries=settings.max_tries,
         drain_timeout_s=settings.drain_timeout_s,
         max_worker_deaths=settings.max_worker_deaths,
+        lease_s=settings.job_lease_s,
         burst=burst,
-        periodic=((keys.FEEDER_JOB, feeder_tick, keys.FEEDER_EVERY_S),),
+        periodic=(
+            (keys.FEEDER_JOB, feeder_tick, keys.FEEDER_EVERY_S),
+            (keys.RECONCILER_JOB, reconciler_tick, keys.RECONCILER_EVERY_S),
+        ),
     )
     try:
         await run_worker(

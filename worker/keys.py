@@ -21,6 +21,8 @@ COLLECT_JOB = "collect"
 SEARCH_PAGE_JOB = "search_page"
 FEEDER_JOB = "feeder_tick"
 FEEDER_EVERY_S = 5
+RECONCILER_JOB = "reconciler_tick"
+RECONCILER_EVERY_S = 3
 
 
 def key_fingerprint(api_key: str) -> str:

@@ -18,6 +18,7 @@ from worker.metrics import Metrics
 from worker.metrics_server import start_metrics_server
 from worker.progress import RunProgress
 from worker.queue import JOB_OBSERVER, JobQueue
+from worker.redis_connect import open_redis
 from worker.redis_errors import redis_boundary
 from worker.retry import RetryPolicy
 from worker.stash import ProfileStash
@@ -42,7 +43,7 @@ class Services:
     @classmethod
     async def open(cls, settings: Settings, *, metrics: Metrics | None = None) -> Services:
         """`metrics`: share one registry with an embedding process (tests, the demo); default a new one."""
-        client = aioredis.Redis.from_url(settings.redis_url, socket_timeout=10, health_check_interval=15)
+        client = open_redis(settings.redis_target(), socket_timeout=10, health_check_interval=15)
         store = MongoStore.open(settings.mongodb_url, settings.mongodb_database)
         services = cls(
             settings=settings,
