@@ -289,8 +289,9 @@ async def _leased(ctx: dict[str, Any], lease_s: float) -> AsyncIterator[None]:
         yield
         return
     key, token, lease_ms = in_progress_key_prefix + job_id, uuid.uuid4().hex, int(lease_s * 1000)
-    with contextlib.suppress(RedisError, OSError):  # Redis away: arq's own TTL still holds the job
-        await client.register_script(_TAKE_LEASE)(keys=[key], args=[token, lease_ms])
+    with contextlib.suppress(RedisUnavailableError):  # Redis away: arq's own TTL still holds the job
+        async with redis_boundary("take job lease"):
+            await client.register_script(_TAKE_LEASE)(keys=[key], args=[token, lease_ms])
     heartbeat = asyncio.create_task(_heartbeat(client, key, token, lease_s))
     try:
         yield
@@ -306,8 +307,9 @@ async def _heartbeat(client: aioredis.Redis, key: str, token: str, lease_s: floa
     while True:
         await asyncio.sleep(lease_s / 3)
         try:
-            held = await extend(keys=[key], args=[token, lease_ms])
-        except (RedisError, OSError) as exc:
+            async with redis_boundary("extend job lease"):
+                held = await extend(keys=[key], args=[token, lease_ms])
+        except RedisUnavailableError as exc:
             if not warned:  # once per job: a Redis outage would otherwise log every beat of every job
                 log.warning("job.lease_unconfirmed", error=str(exc))
                 warned = True
