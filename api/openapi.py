@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from api.auth import UNAUTHORIZED_MESSAGE
+from api.dashboard_openapi import dashboard_paths, dashboard_schemas
 from api.validation import LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX, MAX_CURSOR_CHARS, MAX_PROFILES
 from jobs.inputs import MAX_EMPLOYEE_ID
 from jobs.runs import RUN_STATES
@@ -306,9 +307,9 @@ def build_openapi() -> dict[str, Any]:
             "and read the mirrored profiles. Every error body is {error: {code, message, details}}.",
         },
         "security": [{"bearerAuth": []}],
-        "paths": _paths(),
+        "paths": {**_paths(), **dashboard_paths()},
         "components": {
             "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}},
-            "schemas": _schemas(),
+            "schemas": {**_schemas(), **dashboard_schemas()},
         },
     }

@@ -10,8 +10,10 @@ from pymongo import ASCENDING, AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from worker.store.base import Doc, translated
+from worker.store.dashboard import DashboardQueries
 from worker.store.deadletters import DeadLetters
 from worker.store.employees import EmployeeSink
+from worker.store.history import SyncHistory
 from worker.store.runs import RunStore
 
 EMPLOYEES = "employees"
@@ -19,6 +21,7 @@ RUNS = "runs"
 RUN_INPUTS = "run_inputs"
 CHANGES = "changes"
 DEAD_LETTERS = "dead_letters"
+SYNC_HISTORY = "sync_history"
 
 
 class MongoStore:
@@ -29,6 +32,8 @@ class MongoStore:
         self.employees = EmployeeSink(self._db[EMPLOYEES], self._db[CHANGES])
         self.runs = RunStore(self._db[RUNS], self._db[RUN_INPUTS])
         self.dead_letters = DeadLetters(self._db[DEAD_LETTERS])
+        self.history = SyncHistory(self._db[SYNC_HISTORY])
+        self.dashboard = DashboardQueries(self._db[EMPLOYEES], self._db[DEAD_LETTERS])
 
     @classmethod
     def open(cls, url: str, database: str, *, timeout_s: float = 5.0) -> MongoStore:
