@@ -131,9 +131,13 @@ async def get_status(services: Services, run_id: str) -> RunStatus | None:
     return None if run is None else await status_of(services, run)
 
 
-async def status_of(services: Services, run: Run, *, running: int | None = None) -> RunStatus:
-    """`running`: the number of running runs, when the caller knows it (a page counts it once)."""
-    live = await services.progress.counts(run.run_id)
+async def status_of(
+    services: Services, run: Run, *, running: int | None = None, live: dict[str, int] | None = None
+) -> RunStatus:
+    """`running` (the number of running runs) and `live` (the run's counters in Redis): when the
+    caller has read them already (a page reads them once for all its runs)."""
+    if live is None:
+        live = await services.progress.counts(run.run_id)
     counts = live or dict(run.final_counts)
     details = run.details()
     if run.query_json is not None:
@@ -185,11 +189,17 @@ async def list_runs(services: Services, *, state: str | None, limit: int, cursor
     runs = await services.store.runs.list_runs(
         state=None if state is None else RunState(state), before=before, limit=limit + 1
     )
-    # One count of running runs for the page's ETAs, not one per running run (the dashboard's refresh).
+    # One count of running runs for the page's ETAs and one round trip for its counters, not one
+    # of each per run (the dashboard reads this page every few seconds).
+    page = runs[:limit]
     running = None
-    if any(run.state is RunState.RUNNING for run in runs[:limit]):
+    if any(run.state is RunState.RUNNING for run in page):
         running = await services.store.runs.count_in_state(RunState.RUNNING)
-    statuses = [await status_of(services, run, running=running) for run in runs[:limit]]
+    lives = await services.progress.counts_many([run.run_id for run in page])
+    statuses = [
+        await status_of(services, run, running=running, live=live)
+        for run, live in zip(page, lives, strict=True)
+    ]
     last = runs[limit - 1] if len(runs) > limit else None
     return RunPage(statuses, None if last is None else _encode_cursor(last.created_at, last.run_id))
 

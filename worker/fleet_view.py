@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -70,7 +70,17 @@ class FleetView:
     workers: list[WorkerView] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # Shallow per dataclass: `asdict` would deep-copy every per-second list item by item.
+        return {
+            "now_s": self.now_s,
+            "classes": [_fields(c) for c in self.classes],
+            "credits": _fields(self.credits),
+            "workers": [_fields(w) for w in self.workers],
+        }
+
+
+def _fields(item: Any) -> dict[str, Any]:
+    return {f.name: getattr(item, f.name) for f in fields(item)}
 
 
 async def read_fleet(
