@@ -268,18 +268,18 @@ async def employee_history(request: web.Request) -> web.Response:
     employee_id = parse_employee_id(request.match_info["id"])
     services = request.app[SERVICES]
     doc = await services.store.employees.get(employee_id)
-    events, collects = await services.store.history.of(employee_id)
-    if doc is None and not events:
+    if doc is None:
         raise ApiError(404, "employee_not_found", f"employee {employee_id} is not mirrored")
+    events, collects = await services.store.history.of(employee_id)
     changes = (await services.store.employees.changes_of(employee_id))[-CHANGES_SHOWN:]
-    profile = (doc or {}).get("profile") or {}
+    profile = doc.get("profile") or {}
     return json_response(
         {
             "id": employee_id,
-            "mirrored": doc is not None,
+            "mirrored": True,
             "name": profile.get("full_name"),
             "shorthand_names": profile.get("shorthand_names") or [],
-            "sync": (doc or {}).get("sync") or {},
+            "sync": doc.get("sync") or {},
             "collects_total": collects,
             "collects": events,
             "changes": [_change(c) for c in reversed(changes)],

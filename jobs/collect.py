@@ -8,7 +8,6 @@ running run waits on spends no credit.
 from __future__ import annotations
 
 import contextlib
-from datetime import datetime
 from typing import Any
 
 import structlog
@@ -115,7 +114,7 @@ async def _collect_and_store(ctx: WorkerContext, run_id: str, item_key: str) -> 
         profile, fetched_at = await _fetch(ctx, item_key), utcnow()
     try:
         outcome = await services.store.employees.upsert(
-            int(profile["id"]), profile, run_id=run_id, fetched_at=fetched_at
+            int(profile["id"]), profile, run_id=run_id, fetched_at=fetched_at, by=item_key.partition(":")[0]
         )
     except BaseException:
         # Paid for but not written (MongoDB away, or the job's deadline hit mid-write): keep it so
@@ -126,20 +125,7 @@ async def _collect_and_store(ctx: WorkerContext, run_id: str, item_key: str) -> 
     services.metrics.observe_sink(outcome.value)
     if stashed is not None:
         await services.stash.drop(item_key)
-    await _remember(services, int(profile["id"]), run_id, item_key, outcome.value, fetched_at)
     return outcome.value
-
-
-async def _remember(
-    services: Services, employee_id: int, run_id: str, item_key: str, outcome: str, at: datetime
-) -> None:
-    """The profile's sync history (the dashboard's profile page). Best effort: the profile is
-    written and paid for, so a failure here must not make the job retry and buy it again."""
-    by = item_key.partition(":")[0]
-    try:
-        await services.store.history.record(employee_id, run_id=run_id, outcome=outcome, by=by, at=at)
-    except TransientError as exc:
-        log.warning("collect.history_not_recorded", error=str(exc))
 
 
 async def _fetch(ctx: WorkerContext, item_key: str) -> dict[str, Any]:
@@ -166,10 +152,8 @@ async def _not_found(ctx: WorkerContext, run_id: str, item_key: str) -> str:
     employee_id = employee_id_of(item_key)
     if employee_id is not None:
         services = ctx["services"]
-        now = utcnow()
-        if await services.store.employees.tombstone(employee_id, run_id=run_id, now=now):
+        if await services.store.employees.tombstone(employee_id, run_id=run_id, now=utcnow()):
             services.metrics.observe_sink("tombstoned")  # only a live profile becomes a tombstone
-        await _remember(services, employee_id, run_id, item_key, Outcome.NOT_FOUND.value, now)
     return Outcome.NOT_FOUND.value
 
 

@@ -178,13 +178,12 @@ async def test_a_profile_history_lists_every_collect_and_its_changes(api: Api, s
     run = (await enqueue_ids(services, [101])).run_id
     t0 = datetime.now(UTC)
     base = {"id": 77, "full_name": "Grace Hopper", "headline": "admiral", "shorthand_names": ["grace"]}
-    sink, history = services.store.employees, services.store.history
+    sink = services.store.employees
     for step, (profile, outcome) in enumerate(
         [(base, "inserted"), (base, "unchanged"), ({**base, "headline": "rear admiral"}, "changed")]
     ):
         at = t0 + timedelta(seconds=step)
-        assert (await sink.upsert(77, profile, run_id=run, fetched_at=at)).value == outcome
-        await history.record(77, run_id=run, outcome=outcome, by="id", at=at)
+        assert (await sink.upsert(77, profile, run_id=run, fetched_at=at, by="name")).value == outcome
 
     body = (await api.get("/v1/employees/77/history")).body
 
@@ -192,6 +191,7 @@ async def test_a_profile_history_lists_every_collect_and_its_changes(api: Api, s
     assert body["collects_total"] == 3
     assert [c["outcome"] for c in body["collects"]] == ["changed", "unchanged", "inserted"]
     assert {c["run_id"] for c in body["collects"]} == {run}
+    assert {c["by"] for c in body["collects"]} == {"name"}
     assert [c["fields"] for c in body["changes"]] == [["headline"]]
     assert_error(await api.get("/v1/employees/78/history"), 404, "employee_not_found")
 

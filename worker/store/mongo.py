@@ -21,7 +21,6 @@ RUNS = "runs"
 RUN_INPUTS = "run_inputs"
 CHANGES = "changes"
 DEAD_LETTERS = "dead_letters"
-SYNC_HISTORY = "sync_history"
 
 
 class MongoStore:
@@ -32,7 +31,7 @@ class MongoStore:
         self.employees = EmployeeSink(self._db[EMPLOYEES], self._db[CHANGES])
         self.runs = RunStore(self._db[RUNS], self._db[RUN_INPUTS])
         self.dead_letters = DeadLetters(self._db[DEAD_LETTERS])
-        self.history = SyncHistory(self._db[SYNC_HISTORY])
+        self.history = SyncHistory(self._db[EMPLOYEES])
         self.dashboard = DashboardQueries(self._db[EMPLOYEES], self._db[DEAD_LETTERS])
 
     @classmethod
