@@ -91,6 +91,7 @@ def test_a_wrong_token_shows_an_error_and_no_data(page: Page, stack: Stack, tmp_
     expect(page.locator("#login-error")).to_be_visible(timeout=UI_TIMEOUT_MS)
     expect(page.locator("#login-error")).to_contain_text("Wrong token")
     expect(page.locator("#overview-view")).to_be_hidden()
+    expect(page.locator("#search")).to_be_hidden()
     assert page.locator("tr.run-row").count() == 0
     assert page.locator(".card").count() == 0
     assert page.evaluate("sessionStorage.getItem('employee-sync.token')") is None
