@@ -1,11 +1,12 @@
 """The sink: idempotent upserts of profiles into `employees`, with change detection by content hash.
 
 Document shape: `{_id: <employee id>, profile: {...as the API returned it...}, sync: {hash, synced_at,
-changed_at, first_seen_at, deleted_at, run_id}}`. `synced_at` is when the written profile was *fetched*
-(not when it was written): a write of an older fetch than the stored one is skipped, so a late
-writer (a stashed profile, a slow job) never replaces a newer profile. "Changed" is decided by
-comparing a SHA-256 of the canonical JSON we store ourselves, never by `modified_count` (servers
-disagree on it).
+changed_at, first_seen_at, deleted_at, run_id}, history: [...last 50 collects], collects: n}`
+(the sync history, `worker.store.history`, pushed by the same write). `synced_at` is when the
+written profile was *fetched* (not when it was written): a write of an older fetch than the stored
+one is skipped, so a late writer (a stashed profile, a slow job) never replaces a newer profile.
+"Changed" is decided by comparing a SHA-256 of the canonical JSON we store ourselves, never by
+`modified_count` (servers disagree on it).
 """
 
 from __future__ import annotations
@@ -89,7 +90,7 @@ class EmployeeSink:
                     return SinkOutcome.UNCHANGED
                 continue  # tombstoned or replaced meanwhile: compare again
             before = await self._replace_if(
-                employee_id, current.get("hash"), profile, digest, (run_id, now, by)
+                employee_id, current.get("hash"), profile, digest, run_id, now, by
             )
             if before is not None:
                 await self._record_change(employee_id, before, profile, digest, run_id, now)
@@ -140,11 +141,11 @@ class EmployeeSink:
         expected_hash: str | None,
         profile: dict[str, Any],
         digest: str,
-        write: tuple[str, datetime, str | None],
+        run_id: str,
+        now: datetime,
+        by: str | None,
     ) -> Doc | None:
-        """Compare-and-set on the stored hash; returns the document before, or None if it moved.
-        `write`: (run id, fetch time, how it was asked for)."""
-        run_id, now, by = write
+        """Compare-and-set on the stored hash; returns the document before, or None if it moved."""
         fields = {f"sync.{k}": v for k, v in _sync_fields(digest, run_id, now).items()}
         async with translated("update employee"):
             return await self._employees.find_one_and_update(
