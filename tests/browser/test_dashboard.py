@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import re
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from browser_support import TOKEN, Stack, save_screenshot
 from playwright.sync_api import Page, expect
+from pymongo import MongoClient
 
 from simulator.population import Population
+from worker.store.mongo import DEAD_LETTERS
 
 pytestmark = pytest.mark.slow
 
@@ -129,3 +132,32 @@ def test_search_finds_a_mirrored_employee_by_id_and_name_and_a_run(
     expect(page.locator("#run-body dd[data-field='state']")).to_have_text("finished")
     expect(page.locator("#run-body dd[data-field='inserted']")).to_have_text("3")
     assert TOKEN not in stack.api_log.read_text(errors="replace")
+
+
+def test_dead_letters_are_listed_by_reason_and_requeued_from_the_page(
+    page: Page, stack: Stack, tmp_path: Path
+) -> None:
+    run_id = create_run(stack, 1800, 2)
+    wait_until(lambda: stack.call("GET", f"/v1/runs/{run_id}")["state"] == "finished", "the small run done")
+    reason = "upstream 403: key not allowed"
+    letters = [
+        {
+            "_id": f"{run_id}:id:{Population.id_at(1800 + n)}", "run_id": run_id,
+            "item_key": f"id:{Population.id_at(1800 + n)}", "reason": reason, "error_type": "PermanentError",
+            "status": 403, "attempts": 1, "at": datetime.now(UTC),
+        }
+        for n in range(2)
+    ]  # fmt: skip
+    with MongoClient(stack.settings.mongodb_url, tz_aware=True) as client:
+        client[stack.settings.mongodb_database][DEAD_LETTERS].insert_many(letters)
+    sign_in(page, stack)
+
+    row = page.locator("#reasons-table tbody tr", has_text=reason)
+    expect(row).to_be_visible(timeout=UI_TIMEOUT_MS)
+    expect(row.locator("td").nth(1)).to_have_text("2")
+    expect(page.locator("#letters-table tbody tr")).to_have_count(2)
+    save_screenshot(page, tmp_path, "dead-letters.png")
+    row.locator("button.requeue").click()
+
+    wait_until(lambda: stack.call("GET", "/v1/dashboard/dead-letters")["total"] == 0, "letters requeued")
+    expect(page.locator("#letters-table tbody tr")).to_have_count(0, timeout=UI_TIMEOUT_MS)
