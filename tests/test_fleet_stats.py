@@ -111,8 +111,10 @@ async def test_workers_register_with_a_heartbeat_and_leave_when_stopped(redis_cl
     tracked = track_in_flight(job)
     running = [asyncio.create_task(tracked({FLEET_RECORDER: busy})) for _ in range(3)]
     await asyncio.sleep(0)
-    await busy.start()
-    await idle.start()
+    busy.start()
+    idle.start()
+    await busy.flush()  # the loop flushes at once too; this one is awaited, so the test need not poll
+    await idle.flush()
     try:
         view = await read_fleet(redis_client, LIMITS)
         workers = {w.pid: w for w in view.workers}

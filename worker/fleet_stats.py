@@ -108,10 +108,9 @@ class FleetRecorder:
 
     # --- lifecycle --------------------------------------------------------------------------
 
-    async def start(self) -> None:
-        """Register now (so the worker shows up before its first job) and flush every second."""
-        with contextlib.suppress(*REDIS_FAILURES):
-            await self.flush()
+    def start(self) -> None:
+        """Flush (register) at once and then every second, in a task of its own. Nothing is awaited
+        here: a worker's start-up cancelled half-way must not leave its clients open."""
         self._task = asyncio.create_task(self._loop(), name="fleet-stats")
 
     async def stop(self) -> None:
@@ -127,11 +126,11 @@ class FleetRecorder:
 
     async def _loop(self) -> None:
         while True:
-            await asyncio.sleep(self._flush_every_s)
             try:
                 await self.flush()
             except REDIS_FAILURES as exc:
                 log.debug("fleet_stats.flush_failed", error=type(exc).__name__)
+            await asyncio.sleep(self._flush_every_s)
 
     # --- the flush --------------------------------------------------------------------------
 

@@ -120,7 +120,7 @@ async def startup(ctx: dict[str, Any]) -> None:
     ctx["limiter"] = build_limiter(settings, services.redis, api_key, observer=observer)
     ctx["retry"] = RetryPolicy(settings.max_tries, settings.retry_base_s, settings.retry_cap_s)
     ctx[JOB_OBSERVER] = services.metrics.observe_job
-    await recorder.start()
+    recorder.start()
     if settings.metrics_port is not None:
         try:
             ctx["metrics_server"] = await start_metrics_server(
