@@ -15,9 +15,9 @@ from __future__ import annotations
 
 from importlib.resources import files
 from typing import Final
+from urllib.parse import urlsplit
 
 from aiohttp import web
-from aiohttp.typedefs import Middleware
 
 from api.errors import Handler, error_response
 
@@ -63,7 +63,8 @@ def same_origin(request: web.Request) -> bool:
     origin = request.headers.get("Origin")
     if origin is None:
         return True  # not a browser (curl, a script): the bearer token is the whole story
-    return origin == f"{request.scheme}://{request.host}"
+    # Host and port only: behind a TLS-terminating proxy the page is https while we see http.
+    return urlsplit(origin).netloc == request.host
 
 
 @web.middleware
@@ -73,6 +74,3 @@ async def origin_middleware(request: web.Request, handler: Handler) -> web.Strea
     if request.method in _UNSAFE_METHODS and not same_origin(request):
         return error_response(403, "forbidden_origin", "cross-origin requests may not change anything")
     return await handler(request)
-
-
-ORIGIN_MIDDLEWARE: Final[Middleware] = origin_middleware
