@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from bench import chaos, enqueue, peers, rate, soak
+from bench import chaos, dashboard, enqueue, peers, rate, soak
 
 BENCHMARKS = {
     "rate": rate.main,
@@ -12,6 +12,7 @@ BENCHMARKS = {
     "chaos": chaos.main,
     "peers": peers.main,
     "soak": soak.main,
+    "dashboard": dashboard.main,
 }
 
 if __name__ == "__main__":

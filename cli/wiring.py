@@ -18,13 +18,18 @@ from jobs.runs import RunStatus, get_status
 from jobs.search import search_page, start_search_run
 from jobs.search_input import parse_search_body
 from worker import keys
+from worker.fleet_stats import track_in_flight
 from worker.metrics import Metrics
 from worker.queue import POISON_HANDLER, JobFunction, WorkerOptions, run_worker
 from worker.runtime import Services, shutdown, startup
 from worker.store.deadletters import DeadLetter
 
 # Everything the fleet can run, by job name. The worker package never imports jobs itself.
-JOB_FUNCTIONS: dict[str, JobFunction] = {keys.COLLECT_JOB: collect, keys.SEARCH_PAGE_JOB: search_page}
+# Each is counted as in flight on the worker's heartbeat while it runs (the dashboard's workers panel).
+JOB_FUNCTIONS: dict[str, JobFunction] = {
+    keys.COLLECT_JOB: track_in_flight(collect),
+    keys.SEARCH_PAGE_JOB: track_in_flight(search_page),
+}
 
 MAX_PRINTED_REJECTIONS = 1000
 

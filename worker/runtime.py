@@ -12,6 +12,7 @@ from config import Settings
 from worker import keys
 from worker.client import CoresignalClient
 from worker.credits import CreditsGate
+from worker.fleet_stats import FLEET_RECORDER, Fanout, FleetRecorder
 from worker.limiter import GrantObserver, RateLimiter
 from worker.limiter_margin import AdaptiveMargin, ResponseTee
 from worker.metrics import Metrics
@@ -119,7 +120,11 @@ async def startup(ctx: dict[str, Any]) -> None:
     api_key = settings.require_api_key()
     services = await Services.open(settings, metrics=cast(Metrics | None, ctx.get("metrics")))
     ctx["services"] = services
-    limiter = build_limiter(settings, services.redis, api_key, observer=services.metrics)
+    # Fleet-wide live figures for the dashboard, fed by the same hooks as this process's metrics.
+    recorder = FleetRecorder(services.redis, api_key=api_key, concurrency=settings.worker_concurrency)
+    observer = Fanout(services.metrics, recorder)
+    ctx[FLEET_RECORDER] = recorder
+    limiter = build_limiter(settings, services.redis, api_key, observer=observer)
     ctx["limiter"] = limiter
     ctx["client"] = CoresignalClient.open(
         settings.coresignal_base_url,
@@ -127,12 +132,13 @@ async def startup(ctx: dict[str, Any]) -> None:
         timeout_s=settings.request_timeout_s,
         limit=settings.worker_concurrency,
         # The limiter learns the fleet's jitter from the responses to the slots it granted.
-        observer=ResponseTee(services.metrics, limiter),
+        observer=ResponseTee(observer, limiter),
         secrets=settings.secrets(),
         retry_after_cap_s=settings.retry_after_cap_s,
     )
     ctx["retry"] = RetryPolicy(settings.max_tries, settings.retry_base_s, settings.retry_cap_s)
     ctx[JOB_OBSERVER] = services.metrics.observe_job
+    recorder.start()
     if settings.metrics_port is not None:
         try:
             ctx["metrics_server"] = await start_metrics_server(
@@ -145,6 +151,9 @@ async def startup(ctx: dict[str, Any]) -> None:
 
 async def shutdown(ctx: dict[str, Any]) -> None:
     """Close what startup opened; safe to call twice (startup calls it when it fails half-way)."""
+    recorder = ctx.pop(FLEET_RECORDER, None)
+    if recorder is not None:
+        await cast(FleetRecorder, recorder).stop()
     server = ctx.pop("metrics_server", None)
     if server is not None:
         await cast(web.AppRunner, server).cleanup()
