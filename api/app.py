@@ -14,11 +14,13 @@ import structlog
 from aiohttp import web
 
 from api.auth import TokenChecker, auth_middleware
+from api.dashboard_data import add_dashboard_routes
 from api.errors import error_middleware
 from api.openapi import build_openapi
 from api.routes import add_routes
 from api.state import OPENAPI, SERVICES, SETTINGS
 from api.syncs import add_sync_routes
+from api.ui import add_ui_routes, origin_middleware
 from config import Settings
 from worker.runtime import Services
 
@@ -45,7 +47,7 @@ def create_app(settings: Settings, services: Services, *, insecure: bool = False
     check_auth_config(settings, insecure=insecure)
     checker = TokenChecker(settings.bearer_tokens())
     app = web.Application(
-        middlewares=[error_middleware, auth_middleware(checker)],
+        middlewares=[error_middleware, origin_middleware, auth_middleware(checker)],
         # aiohttp's own cap for request.read(); our reader streams and enforces the same limit.
         client_max_size=settings.api_max_body_bytes,
     )
@@ -53,6 +55,8 @@ def create_app(settings: Settings, services: Services, *, insecure: bool = False
     app[SERVICES] = services
     app[OPENAPI] = build_openapi(max_items=settings.api_max_items)
     add_routes(app)
+    add_dashboard_routes(app)
+    add_ui_routes(app)
     add_sync_routes(app)
     return app
 

@@ -15,10 +15,12 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from api.errors import Handler, error_response
+from api.ui import UI_PATHS
 
-# Open routes: liveness/readiness probes (orchestrators send no credentials) and the API's own
-# description. /metrics is *not* open: Prometheus sends `authorization: {credentials: ...}`.
-PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/openapi.json"})
+# Open routes: liveness/readiness probes (orchestrators send no credentials), the API's own
+# description, and the dashboard's page and static files (no data in them: the page asks for a token).
+# /metrics is *not* open: Prometheus sends `authorization: {credentials: ...}`.
+PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/openapi.json", *UI_PATHS})
 UNAUTHORIZED_MESSAGE = "missing or invalid bearer token"
 
 

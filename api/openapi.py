@@ -10,6 +10,7 @@ from typing import Any
 
 from api.auth import UNAUTHORIZED_MESSAGE
 from api.cursor import CURSOR_PATTERN
+from api.dashboard_openapi import dashboard_paths, dashboard_schemas
 from api.request_schema import Schema, request_schemas
 from api.request_schema import object_schema as _object
 from api.syncs import sync_paths, sync_schemas
@@ -277,9 +278,14 @@ def build_openapi(*, max_items: int) -> dict[str, Any]:
             "and read the mirrored profiles. Every error body is {error: {code, message, details}}.",
         },
         "security": [{"bearerAuth": []}],
-        "paths": {**_paths(), **sync_paths()},
+        "paths": {**_paths(), **dashboard_paths(), **sync_paths()},
         "components": {
             "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}},
-            "schemas": {**request_schemas(max_items), **_response_schemas(), **sync_schemas()},
+            "schemas": {
+                **request_schemas(max_items),
+                **_response_schemas(),
+                **dashboard_schemas(),
+                **sync_schemas(),
+            },
         },
     }

@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import sys
 
-from bench import chaos, enqueue, freshness, rate
+from bench import chaos, dashboard, enqueue, freshness, peers, rate, soak
 
-BENCHMARKS = {"rate": rate.main, "enqueue": enqueue.main, "chaos": chaos.main, "freshness": freshness.main}
+BENCHMARKS = {
+    "rate": rate.main,
+    "enqueue": enqueue.main,
+    "chaos": chaos.main,
+    "peers": peers.main,
+    "soak": soak.main,
+    "dashboard": dashboard.main,
+    "freshness": freshness.main,
+}
 
 if __name__ == "__main__":
     name = sys.argv[1] if len(sys.argv) > 1 else ""

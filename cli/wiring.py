@@ -14,18 +14,24 @@ from jobs.deadletter import list_dead_letters, on_poison_job, requeue_dead_lette
 from jobs.feeder import feeder_tick
 from jobs.inputs import InputKind, Rejected, read_lines
 from jobs.producers import Receipt, enqueue_lines
+from jobs.reconciler import reconciler_tick
 from jobs.runs import RunStatus, get_status
 from jobs.scheduler import run_scheduler
 from jobs.search import search_page, start_search_run
 from jobs.search_input import parse_search_body
 from worker import keys
+from worker.fleet_stats import track_in_flight
 from worker.metrics import Metrics
 from worker.queue import POISON_HANDLER, JobFunction, WorkerOptions, run_worker
 from worker.runtime import Services, shutdown, startup
 from worker.store.deadletters import DeadLetter
 
 # Everything the fleet can run, by job name. The worker package never imports jobs itself.
-JOB_FUNCTIONS: dict[str, JobFunction] = {keys.COLLECT_JOB: collect, keys.SEARCH_PAGE_JOB: search_page}
+# Each is counted as in flight on the worker's heartbeat while it runs (the dashboard's workers panel).
+JOB_FUNCTIONS: dict[str, JobFunction] = {
+    keys.COLLECT_JOB: track_in_flight(collect),
+    keys.SEARCH_PAGE_JOB: track_in_flight(search_page),
+}
 
 MAX_PRINTED_REJECTIONS = 1000
 
@@ -36,15 +42,19 @@ async def run_fleet_worker(
     """`metrics`: record into this registry (an embedding process, a test) instead of a new one."""
     settings.require_api_key()
     options = WorkerOptions(
-        redis_url=settings.redis_url,
+        redis=settings.redis_target(),
         queue_name=keys.JOB_QUEUE,
         concurrency=settings.worker_concurrency,
         job_timeout_s=settings.job_timeout_s,
         max_tries=settings.max_tries,
         drain_timeout_s=settings.drain_timeout_s,
         max_worker_deaths=settings.max_worker_deaths,
+        lease_s=settings.job_lease_s,
         burst=burst,
-        periodic=((keys.FEEDER_JOB, feeder_tick, keys.FEEDER_EVERY_S),),
+        periodic=(
+            (keys.FEEDER_JOB, feeder_tick, keys.FEEDER_EVERY_S),
+            (keys.RECONCILER_JOB, reconciler_tick, keys.RECONCILER_EVERY_S),
+        ),
     )
     try:
         await run_worker(

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterator
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import unquote, urlsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from config.logging import mask_url_credentials
+from config.redis_target import RedisTarget, redis_target
 
 LOOPBACK_NAMES = frozenset({"localhost"})
 
@@ -31,7 +32,7 @@ def is_loopback_host(host: str | None) -> bool:
         return False
 
 
-REDIS_SCHEMES = frozenset({"redis", "rediss", "unix"})
+REDIS_SCHEMES = frozenset({"redis", "rediss", "unix", "redis+sentinel"})
 MONGODB_SCHEMES = frozenset({"mongodb", "mongodb+srv"})
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
@@ -65,7 +66,11 @@ class Settings(BaseSettings):
     request_timeout_s: PositiveFloat = 8.0
 
     # Services
-    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_url: str = "redis://127.0.0.1:6379/0"  # or redis+sentinel://host:port,.../MASTER/DB
+    # Find the Redis primary through Sentinel: "host:port,host:port" (REDIS_URL then gives the
+    # database and password only). See config/redis_target.py.
+    redis_sentinels: str = ""
+    redis_sentinel_master: str = "mymaster"
     mongodb_url: str = "mongodb://127.0.0.1:27017"
     mongodb_database: str = "employee_sync"
 
@@ -73,19 +78,31 @@ class Settings(BaseSettings):
     collect_rps: PositiveFloat = 54.0
     search_rps: PositiveFloat = 18.0
     bulk_rps: PositiveFloat = 27.0
-    # Fraction of each budget held back so network jitter cannot push a sliding second over the limit.
+    # Fraction of each budget held back so network jitter cannot push a sliding second over the limit:
+    # "adaptive" follows the jitter the fleet measures, within [floor, ceiling], starting from
+    # RATE_SAFETY_MARGIN; "fixed" always holds back RATE_SAFETY_MARGIN.
+    limiter_margin_mode: Literal["adaptive", "fixed"] = "adaptive"
     rate_safety_margin: float = Field(default=0.03, ge=0.0, lt=0.5)
+    limiter_margin_floor: float = Field(default=0.005, ge=0.0, lt=0.5)
+    limiter_margin_ceiling: float = Field(default=0.10, ge=0.0, lt=0.5)
+    # How fast the adaptive margin may narrow (fraction per second); it widens at once.
+    limiter_margin_narrow_per_s: PositiveFloat = 0.001
     # How far ahead a worker may book a slot; beyond this it waits and asks again.
     limiter_max_ahead_s: PositiveFloat = 2.0
     # Cool-down applied fleet-wide after a 429 that carries no Retry-After.
     default_retry_after_s: PositiveFloat = 1.0
+    # Longest fleet cool-down a single 429 can impose, whatever its Retry-After says.
+    retry_after_cap_s: PositiveFloat = 120.0
 
     # Workers and retries
     worker_concurrency: int = Field(default=20, ge=1, le=1000)
-    # A killed worker's jobs run again on another worker after JOB_TIMEOUT_S + 10 s (arq's
-    # in-progress expiry): 18 s keeps that recovery under 30 s while a job (a slot wait of at most
-    # 30 % of this, one request of at most REQUEST_TIMEOUT_S, one write) still fits.
+    # Longest one job may run: a slot wait of at most 30 % of this, one request of at most
+    # REQUEST_TIMEOUT_S, one write.
     job_timeout_s: PositiveFloat = 18.0
+    # A running job holds a lease of this long, renewed by its worker every third of it: a killed
+    # worker's jobs run again on another worker within this (plus a poll) whatever JOB_TIMEOUT_S is.
+    # Shorter recovers sooner; it must outlast the longest pause of a busy worker's event loop.
+    job_lease_s: float = Field(default=3.0, ge=0.5, le=60)
     max_tries: int = Field(default=6, ge=1, le=50)
     # A job whose worker died while running it this many times is dead-lettered (a poison payload).
     max_worker_deaths: int = Field(default=3, ge=1, le=100)
@@ -105,6 +122,9 @@ class Settings(BaseSettings):
     # The queue holds at most this many collect jobs; a feeder tops it up from the runs' stored
     # inputs, fair across runs, so Redis stays small whatever the size of a run.
     queue_window: int = Field(default=500, ge=10, le=100_000)
+    # A running run with no job in the queue and no progress (or whose live counters Redis lost)
+    # for this long is rebuilt from MongoDB by the reconciler, with no one typing `resume`.
+    reconcile_after_s: PositiveFloat = 6.0
 
     # Syncs (jobs.scheduler): one worker of the fleet plans due syncs under a Redis lease.
     sync_scheduler: bool = True  # False: this worker never plans (it still collects)
@@ -128,6 +148,12 @@ class Settings(BaseSettings):
     # Logging
     log_level: str = "INFO"
     log_json: bool | None = None  # None: JSON when stderr is not a TTY
+
+    @model_validator(mode="after")
+    def _margin_bounds_in_order(self) -> Settings:
+        if self.limiter_margin_floor > self.limiter_margin_ceiling:
+            raise ValueError("LIMITER_MARGIN_FLOOR must not exceed LIMITER_MARGIN_CEILING")
+        return self
 
     @field_validator("coresignal_base_url")
     @classmethod
@@ -159,8 +185,8 @@ class Settings(BaseSettings):
     def _check_redis_url(cls, value: str) -> str:
         _check_scheme("REDIS_URL", value, REDIS_SCHEMES)
         parts, shown = urlsplit(value), mask_url_credentials(value)
-        if parts.scheme == "unix":
-            return value
+        if parts.scheme in ("unix", "redis+sentinel"):
+            return value  # a sentinel URL's host list is checked by redis_target (below)
         try:
             parts.port  # noqa: B018 -- parsing it is the check
         except ValueError:
@@ -187,6 +213,14 @@ class Settings(BaseSettings):
         if value.upper() not in LOG_LEVELS:
             raise ValueError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {value!r}")
         return value.upper()
+
+    @model_validator(mode="after")
+    def _redis_target_parses(self) -> Settings:
+        self.redis_target()  # a bad REDIS_URL / REDIS_SENTINELS is a configuration error at start-up
+        return self
+
+    def redis_target(self) -> RedisTarget:
+        return redis_target(self.redis_url, self.redis_sentinels, self.redis_sentinel_master)
 
     def rate_per_s(self, endpoint_class: str) -> float:
         rates = {"collect": self.collect_rps, "search": self.search_rps, "bulk": self.bulk_rps}

@@ -114,7 +114,7 @@ async def _collect_and_store(ctx: WorkerContext, run_id: str, item_key: str) -> 
         profile, fetched_at = await _fetch(ctx, item_key), utcnow()
     try:
         outcome = await services.store.employees.upsert(
-            int(profile["id"]), profile, run_id=run_id, fetched_at=fetched_at
+            int(profile["id"]), profile, run_id=run_id, fetched_at=fetched_at, by=item_key.partition(":")[0]
         )
     except BaseException:
         # Paid for but not written (MongoDB away, or the job's deadline hit mid-write): keep it so

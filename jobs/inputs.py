@@ -63,8 +63,11 @@ def normalise_name(text: str) -> str:
 
 
 def _slug_from_url(url: str) -> str:
-    parts = urlsplit(url if "://" in url else f"https://{url}")
-    host = (parts.hostname or "").lower()
+    try:
+        parts = urlsplit(url if "://" in url else f"https://{url}")
+        host = (parts.hostname or "").lower()
+    except ValueError as exc:  # e.g. "Invalid IPv6 URL" for a stray '[': a bad line, not a crash
+        raise InputError(f"not a profile URL ({exc})") from exc
     if not any(host == h or host.endswith("." + h) for h in _PROFILE_HOSTS):
         raise InputError("not a linkedin.com profile URL")
     segments = [s for s in parts.path.split("/") if s]

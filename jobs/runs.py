@@ -131,8 +131,13 @@ async def get_status(services: Services, run_id: str) -> RunStatus | None:
     return None if run is None else await status_of(services, run)
 
 
-async def status_of(services: Services, run: Run) -> RunStatus:
-    live = await services.progress.counts(run.run_id)
+async def status_of(
+    services: Services, run: Run, *, running: int | None = None, live: dict[str, int] | None = None
+) -> RunStatus:
+    """`running` (the number of running runs) and `live` (the run's counters in Redis): when the
+    caller has read them already (a page reads them once for all its runs)."""
+    if live is None:
+        live = await services.progress.counts(run.run_id)
     counts = live or dict(run.final_counts)
     details = run.details()
     if run.query_json is not None:
@@ -148,11 +153,13 @@ async def status_of(services: Services, run: Run) -> RunStatus:
         duplicates=run.duplicates,
         counts=counts,
         details=details,
-        eta_s=await _eta_s(services, run, counts),
+        eta_s=await _eta_s(services, run, counts, running),
     )
 
 
-async def _eta_s(services: Services, run: Run, counts: dict[str, int]) -> float | None:
+async def _eta_s(
+    services: Services, run: Run, counts: dict[str, int], running: int | None = None
+) -> float | None:
     """Remaining collect jobs over this run's share of the collect budget.
 
     The feeder gives every running run an equal share of the queue window, so a run's share of
@@ -164,8 +171,9 @@ async def _eta_s(services: Services, run: Run, counts: dict[str, int]) -> float 
     remaining = (run.accepted if expected is None else expected) - counts.get("processed", 0)
     settings = services.settings
     rate_per_s = settings.collect_rps * (1 - settings.rate_safety_margin)
-    running = max(1, await services.store.runs.count_in_state(RunState.RUNNING))
-    return max(0, remaining) / (rate_per_s / running)
+    if running is None:
+        running = await services.store.runs.count_in_state(RunState.RUNNING)
+    return max(0, remaining) / (rate_per_s / max(1, running))
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,7 +189,17 @@ async def list_runs(services: Services, *, state: str | None, limit: int, cursor
     runs = await services.store.runs.list_runs(
         state=None if state is None else RunState(state), before=before, limit=limit + 1
     )
-    statuses = [await status_of(services, run) for run in runs[:limit]]
+    # One count of running runs for the page's ETAs and one round trip for its counters, not one
+    # of each per run (the dashboard reads this page every few seconds).
+    page = runs[:limit]
+    running = None
+    if any(run.state is RunState.RUNNING for run in page):
+        running = await services.store.runs.count_in_state(RunState.RUNNING)
+    lives = await services.progress.counts_many([run.run_id for run in page])
+    statuses = [
+        await status_of(services, run, running=running, live=live)
+        for run, live in zip(page, lives, strict=True)
+    ]
     last = runs[limit - 1] if len(runs) > limit else None
     return RunPage(statuses, None if last is None else encode_cursor(last.created_at, last.run_id))
 

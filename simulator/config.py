@@ -45,6 +45,9 @@ class SimulatorConfig(BaseModel):
     collect_cost: int = Field(default=1, ge=0)
     search_cost: int = Field(default=1, ge=0)
 
+    # The network between client and API: each request is delayed by a random 0..J ms *before* the
+    # rate window counts it, so slots a client spaced evenly arrive unevenly (and sometimes reordered).
+    arrival_jitter_ms: float = Field(default=0, ge=0)
     latency_ms_min: float = Field(default=0, ge=0)
     latency_ms_max: float = Field(default=0, ge=0)
     error_rate_5xx: float = Field(default=0, ge=0, le=1)

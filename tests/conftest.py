@@ -31,6 +31,11 @@ from worker.runtime import Services
 TEST_API_KEY = "test-key-0123456789abcdef01234567"
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    # tests/browser: also save the overview screenshot here (README: regenerating docs/dashboard.png).
+    parser.addoption("--dashboard-screenshot", default=None, help="copy the dashboard screenshot to PATH")
+
+
 def with_overrides(settings: Settings, **changes: object) -> Settings:
     """A validated copy (model_copy would skip validation, e.g. leave a str where a SecretStr goes)."""
     return Settings.model_validate({**settings.model_dump(), **changes})

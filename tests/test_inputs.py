@@ -81,3 +81,9 @@ def test_binary_and_overlong_lines_are_rejected_without_losing_their_neighbours(
 
 def test_windows_line_endings_are_accepted() -> None:
     assert parse(b"1\r\n2\r\n", "ids") == [Item(1, "id:1"), Item(2, "id:2")]
+
+
+def test_a_value_urllib_cannot_split_is_a_rejected_line_not_a_crash() -> None:
+    # Found by schemathesis: a stray '[' made urlsplit raise "Invalid IPv6 URL" (an HTTP 500).
+    (record,) = parse_lines([(1, "x [@y/in/z")], "names")
+    assert isinstance(record, Rejected) and "not a profile URL" in record.reason

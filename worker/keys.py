@@ -21,6 +21,8 @@ COLLECT_JOB = "collect"
 SEARCH_PAGE_JOB = "search_page"
 FEEDER_JOB = "feeder_tick"
 FEEDER_EVERY_S = 5
+RECONCILER_JOB = "reconciler_tick"
+RECONCILER_EVERY_S = 3
 
 
 def key_fingerprint(api_key: str) -> str:
@@ -34,6 +36,16 @@ def limiter_tat_key(api_key: str, endpoint_class: EndpointClass) -> str:
 
 def limiter_cooldown_key(api_key: str, endpoint_class: EndpointClass) -> str:
     return f"{PREFIX}:limiter:{key_fingerprint(api_key)}:{endpoint_class}:cooldown"
+
+
+def limiter_margin_key(api_key: str, endpoint_class: EndpointClass) -> str:
+    """The fleet's adaptive safety margin for the bucket (a hash; see worker/gcra.lua)."""
+    return f"{PREFIX}:limiter:{key_fingerprint(api_key)}:{endpoint_class}:margin"
+
+
+def limiter_jitter_key(api_key: str, endpoint_class: EndpointClass) -> str:
+    """Each worker process's latest jitter report for the bucket (a hash, reporter id -> spread)."""
+    return f"{PREFIX}:limiter:{key_fingerprint(api_key)}:{endpoint_class}:jitter"
 
 
 def run_counts_key(run_id: str) -> str:
@@ -80,6 +92,34 @@ def stash_key(item_key: str) -> str:
 def job_starts_key(job_id: str) -> str:
     """Starts of a job not matched by an end: each one left over is a worker that died running it."""
     return f"{PREFIX}:job_starts:{job_id}"
+
+
+# --- Fleet-wide live figures for the dashboard (worker.fleet_stats writes them, worker.fleet_view reads).
+# Short-lived by design: the history that matters (runs, syncs, changes) lives in MongoDB.
+FLEET_PREFIX = f"{PREFIX}:fleet"
+FLEET_WORKERS = f"{FLEET_PREFIX}:workers"  # hash worker id -> JSON heartbeat
+FLEET_CREDITS = f"{FLEET_PREFIX}:credits"  # hash: remaining, at_s (the last x-credits-remaining)
+FLEET_CREDIT_SAMPLES = f"{FLEET_PREFIX}:credits:samples"  # zset at_s -> "at_s:remaining:worker"
+
+
+def fleet_grants_key(endpoint_class: str, minute: int) -> str:
+    """Hash second-of-epoch -> slots granted fleet-wide in that second (one hash per minute)."""
+    return f"{FLEET_PREFIX}:grants:{endpoint_class}:{minute}"
+
+
+def fleet_429_key(endpoint_class: str, minute: int) -> str:
+    """Upstream 429 answers fleet-wide in one minute (a counter)."""
+    return f"{FLEET_PREFIX}:429:{endpoint_class}:{minute}"
+
+
+def fleet_waits_key(endpoint_class: str, minute: int) -> str:
+    """A list of limiter waits (seconds) sampled in one minute, for p50/p95."""
+    return f"{FLEET_PREFIX}:waits:{endpoint_class}:{minute}"
+
+
+def fleet_cooldown_key(endpoint_class: str) -> str:
+    """A copy of the limiter's cool-down end (µs, Redis time) while one is active; expires with it."""
+    return f"{FLEET_PREFIX}:cooldown:{endpoint_class}"
 
 
 # Syncs: the scheduler's lease (one planner fleet-wide) and the credit budgets per period.

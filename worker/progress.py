@@ -101,6 +101,16 @@ class RunProgress:
             raw = await self._redis.hgetall(keys.run_counts_key(run_id))  # type: ignore[misc]
         return {_text(k): int(v) for k, v in raw.items()}
 
+    async def counts_many(self, run_ids: Sequence[str]) -> list[dict[str, int]]:
+        """`counts` of many runs in one round trip (a page of runs)."""
+        if not run_ids:
+            return []
+        async with redis_boundary("progress read"), self._redis.pipeline(transaction=False) as pipe:
+            for run_id in run_ids:
+                pipe.hgetall(keys.run_counts_key(run_id))
+            replies = await pipe.execute()
+        return [{_text(k): int(v) for k, v in raw.items()} for raw in replies]
+
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value

@@ -42,7 +42,7 @@ async def test_every_route_is_documented_and_every_documented_route_exists(api: 
     doc = (await api.get("/openapi.json", token=None)).body
 
     assert routed(api) == documented(doc)
-    assert len(routed(api)) == 18  # 11 run, employee and service routes, 7 sync routes
+    assert len(routed(api)) == 27  # 11 API routes, 6 dashboard JSON routes, 3 dashboard files, 7 sync routes
 
 
 async def test_the_document_is_openapi_3_1_with_bearer_auth_except_on_public_routes(api: Api) -> None:

@@ -36,7 +36,7 @@ class DeadLetter:
         }
 
 
-def _from_doc(doc: Doc) -> DeadLetter:
+def from_doc(doc: Doc) -> DeadLetter:
     return DeadLetter(
         letter_id=str(doc["_id"]),
         run_id=str(doc["run_id"]),
@@ -86,7 +86,7 @@ class DeadLetters:
             query["reason"] = {"$regex": re.escape(reason_contains), "$options": "i"}
         async with translated("list dead-letters"):
             cursor = self._collection.find(query).sort("at", ASCENDING).limit(limit)
-            return [_from_doc(doc) async for doc in cursor]
+            return [from_doc(doc) async for doc in cursor]
 
     async def delete(self, letter_id: str) -> None:
         async with translated("delete dead-letter"):
@@ -100,3 +100,4 @@ class DeadLetters:
     async def ensure_indexes(self) -> None:
         async with translated("create_index"):
             await self._collection.create_index([("run_id", ASCENDING)])
+            await self._collection.create_index([("at", ASCENDING)])  # the dashboard's pages

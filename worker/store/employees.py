@@ -1,11 +1,12 @@
 """The sink: idempotent upserts of profiles into `employees`, with change detection by content hash.
 
 Document shape: `{_id: <employee id>, profile: {...as the API returned it...}, sync: {hash, synced_at,
-changed_at, first_seen_at, deleted_at, run_id}}`. `synced_at` is when the written profile was *fetched*
-(not when it was written): a write of an older fetch than the stored one is skipped, so a late
-writer (a stashed profile, a slow job) never replaces a newer profile. "Changed" is decided by
-comparing a SHA-256 of the canonical JSON we store ourselves, never by `modified_count` (servers
-disagree on it).
+changed_at, first_seen_at, deleted_at, run_id}, history: [...last 50 collects], collects: n}`
+(the sync history, `worker.store.history`, pushed by the same write). `synced_at` is when the
+written profile was *fetched* (not when it was written): a write of an older fetch than the stored
+one is skipped, so a late writer (a stashed profile, a slow job) never replaces a newer profile.
+"Changed" is decided by comparing a SHA-256 of the canonical JSON we store ourselves, never by
+`modified_count` (servers disagree on it).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
 from worker.store.base import Doc, translated
+from worker.store.history import event, push
 
 # A duplicate-key race can only repeat if other writers keep changing the same profile meanwhile.
 _MAX_RACE_ATTEMPTS = 4
@@ -58,9 +60,16 @@ class EmployeeSink:
         self._changes = changes
 
     async def upsert(
-        self, employee_id: int, profile: dict[str, Any], *, run_id: str, fetched_at: datetime
+        self,
+        employee_id: int,
+        profile: dict[str, Any],
+        *,
+        run_id: str,
+        fetched_at: datetime,
+        by: str | None = None,
     ) -> SinkOutcome:
-        """Write one profile. Replaying the same profile only moves `synced_at`.
+        """Write one profile. Replaying the same profile only moves `synced_at`. Each write also adds
+        the collect to the profile's sync history (`worker.store.history`; `by`: `id` or `name`).
 
         Read the stored hash by `_id`, then write with a compare-and-set on that hash (or an insert
         that fails on a duplicate `_id`), so concurrent writers of one id never lose an update or
@@ -70,17 +79,19 @@ class EmployeeSink:
         for _ in range(_MAX_RACE_ATTEMPTS):
             current = await self._read_sync(employee_id)
             if current is None:
-                if await self._insert(employee_id, profile, digest, run_id, now):
+                if await self._insert(employee_id, profile, digest, run_id, now, by):
                     return SinkOutcome.INSERTED
                 continue  # another worker inserted it first: compare against theirs
             stored_at = current.get("synced_at")
             if stored_at is not None and stored_at > now:
                 return SinkOutcome.UNCHANGED  # a newer fetch is already stored: ours is stale
             if current.get("hash") == digest and current.get("deleted_at") is None:
-                if await self._touch(employee_id, digest, run_id, now):
+                if await self._touch(employee_id, digest, run_id, now, by):
                     return SinkOutcome.UNCHANGED
                 continue  # tombstoned or replaced meanwhile: compare again
-            before = await self._replace_if(employee_id, current.get("hash"), profile, digest, run_id, now)
+            before = await self._replace_if(
+                employee_id, current.get("hash"), profile, digest, run_id, now, by
+            )
             if before is not None:
                 await self._record_change(employee_id, before, profile, digest, run_id, now)
                 return SinkOutcome.CHANGED
@@ -94,10 +105,17 @@ class EmployeeSink:
         return None if doc is None else dict(doc.get("sync") or {})
 
     async def _insert(
-        self, employee_id: int, profile: dict[str, Any], digest: str, run_id: str, now: datetime
+        self,
+        employee_id: int,
+        profile: dict[str, Any],
+        digest: str,
+        run_id: str,
+        now: datetime,
+        by: str | None,
     ) -> bool:
         sync = {**_sync_fields(digest, run_id, now), "first_seen_at": now}
-        doc = {"_id": employee_id, "profile": profile, "sync": sync}
+        history = [event(SinkOutcome.INSERTED.value, run_id, now, by)]
+        doc = {"_id": employee_id, "profile": profile, "sync": sync, "history": history, "collects": 1}
         try:
             async with translated("insert employee"):
                 await self._employees.insert_one(doc)
@@ -105,12 +123,15 @@ class EmployeeSink:
             return False
         return True
 
-    async def _touch(self, employee_id: int, digest: str, run_id: str, now: datetime) -> bool:
+    async def _touch(self, employee_id: int, digest: str, run_id: str, now: datetime, by: str | None) -> bool:
         """Move synced_at of a live, unchanged profile (conditional, so it never revives a tombstone)."""
         async with translated("touch employee"):
             result = await self._employees.update_one(
                 {"_id": employee_id, "sync.hash": digest, "sync.deleted_at": None},
-                {"$set": {"sync.synced_at": now, "sync.run_id": run_id}},
+                {
+                    "$set": {"sync.synced_at": now, "sync.run_id": run_id},
+                    **push(event(SinkOutcome.UNCHANGED.value, run_id, now, by)),
+                },
             )
         return result.matched_count == 1
 
@@ -122,13 +143,17 @@ class EmployeeSink:
         digest: str,
         run_id: str,
         now: datetime,
+        by: str | None,
     ) -> Doc | None:
         """Compare-and-set on the stored hash; returns the document before, or None if it moved."""
         fields = {f"sync.{k}": v for k, v in _sync_fields(digest, run_id, now).items()}
         async with translated("update employee"):
             return await self._employees.find_one_and_update(
                 {"_id": employee_id, "sync.hash": expected_hash},
-                {"$set": {"profile": profile, **fields}},
+                {
+                    "$set": {"profile": profile, **fields},
+                    **push(event(SinkOutcome.CHANGED.value, run_id, now, by)),
+                },
                 projection={"profile": True, "sync.hash": True},
                 return_document=ReturnDocument.BEFORE,
             )
@@ -156,13 +181,18 @@ class EmployeeSink:
             )
 
     async def tombstone(self, employee_id: int, *, run_id: str, now: datetime) -> bool:
-        """Mark a known profile deleted upstream; the document is kept. True if it was live before."""
+        """Mark a known profile deleted upstream; the document is kept. True if it was live before.
+        Either way a mirrored profile's history gets the `not_found` collect."""
+        history = push(event("not_found", run_id, now, "id"))
         async with translated("tombstone employee"):
             result = await self._employees.update_one(
                 {"_id": employee_id, "sync.deleted_at": None},
-                {"$set": {"sync.deleted_at": now, "sync.synced_at": now, "sync.run_id": run_id}},
+                {"$set": {"sync.deleted_at": now, "sync.synced_at": now, "sync.run_id": run_id}, **history},
             )
-        return result.matched_count == 1
+            if result.matched_count == 1:
+                return True
+            await self._employees.update_one({"_id": employee_id}, history)  # already a tombstone
+        return False
 
     async def fresh_ids(self, employee_ids: Sequence[int], *, synced_since: datetime) -> set[int]:
         """The ids among these whose live profile was synced at or after `synced_since`."""

@@ -12,8 +12,10 @@ from pymongo.errors import ConfigurationError
 
 from worker.errors import ConfigError
 from worker.store.base import Doc, translated
+from worker.store.dashboard import DashboardQueries
 from worker.store.deadletters import DeadLetters
 from worker.store.employees import EmployeeSink
+from worker.store.history import SyncHistory
 from worker.store.runs import RunStore
 from worker.store.syncs import SyncStore
 
@@ -34,6 +36,8 @@ class MongoStore:
         self.employees = EmployeeSink(self._db[EMPLOYEES], self._db[CHANGES])
         self.runs = RunStore(self._db[RUNS], self._db[RUN_INPUTS])
         self.dead_letters = DeadLetters(self._db[DEAD_LETTERS])
+        self.history = SyncHistory(self._db[EMPLOYEES])
+        self.dashboard = DashboardQueries(self._db[EMPLOYEES], self._db[DEAD_LETTERS])
         self.syncs = SyncStore(self._db[SYNCS], self._db[SYNC_MEMBERS])
 
     @classmethod

@@ -1,0 +1,301 @@
+"""The JSON behind the dashboard (`GET /ui`): fleet figures, dead letters, freshness, search, history.
+
+Every endpoint needs the bearer token (the auth middleware), answers one bounded read, and is
+documented in the OpenAPI document (`api.dashboard_openapi`). Runs and run control are the API's own
+`/v1/runs` routes: the page uses them as any client would.
+
+What a refresh costs: `/v1/dashboard/fleet` is one Redis TIME, one pipeline and the queue's two
+reads; the aggregates that need not be exact to the second are cached (runs by state 5 s, dead-letter
+reasons 10 s, freshness 30 s), so 10,000 letters cost one group-by per cache period, not one per
+viewer per refresh. `bench/dashboard.py` measures it.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+from multidict import MultiMapping
+
+from api.errors import ApiError, json_response
+from api.jsonbody import read_json
+from api.state import SERVICES, SETTINGS
+from api.validation import invalid_body, invalid_parameter, parse_employee_id, parse_run_id, preview
+from jobs.deadletter import requeue_dead_letters
+from jobs.inputs import MAX_EMPLOYEE_ID
+from worker import keys
+from worker.fleet_view import read_fleet
+from worker.run_model import utcnow
+from worker.runtime import Services
+from worker.store.dashboard import LetterFilter
+from worker.store.deadletters import DeadLetter
+
+LETTERS_LIMIT_DEFAULT, LETTERS_LIMIT_MAX = 25, 200
+REQUEUE_MAX = 10_000
+REASONS_CACHE_S = 10.0
+RUN_STATES_CACHE_S = 5.0
+FRESHNESS_CACHE_S = 30.0
+CHANGES_SHOWN = 50
+MAX_QUERY_CHARS = 200
+_RUN_ID = re.compile(r"[0-9a-f]{32}")
+_DIGITS = re.compile(r"[0-9]{1,19}")
+_NAME = re.compile(r"[A-Za-z0-9%._~-]{1,100}")
+_PROFILE_URL = re.compile(r"(?:https?://)?(?:[a-z]{2,3}\.)?linkedin\.com/in/([^/?#]+)/?", re.IGNORECASE)
+
+
+class TtlCache:
+    """A few seconds of memory for the aggregates that do not need to be exact to the second."""
+
+    def __init__(self) -> None:
+        self._entries: dict[str, tuple[float, Any]] = {}
+
+    async def get(self, name: str, ttl_s: float, compute: Callable[[], Awaitable[Any]]) -> Any:
+        now = time.monotonic()
+        hit = self._entries.get(name)
+        if hit is not None and now - hit[0] < ttl_s:
+            return hit[1]
+        value = await compute()
+        self._entries[name] = (now, value)
+        return value
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+CACHE = web.AppKey("dashboard_cache", TtlCache)
+
+
+def add_dashboard_routes(app: web.Application) -> None:
+    app[CACHE] = TtlCache()
+    app.router.add_get("/v1/dashboard/fleet", fleet)
+    app.router.add_get("/v1/dashboard/dead-letters", dead_letters)
+    app.router.add_post("/v1/dashboard/dead-letters/requeue", requeue)
+    app.router.add_get("/v1/dashboard/freshness", freshness)
+    app.router.add_get("/v1/dashboard/search", search)
+    app.router.add_get("/v1/employees/{id}/history", employee_history)
+
+
+def _only(query: MultiMapping[str], allowed: tuple[str, ...]) -> None:
+    for name in query:
+        if name not in allowed:
+            raise invalid_parameter(
+                f"unknown query parameter {preview(name)!r}; expected {', '.join(allowed)}"
+            )
+        if len(query.getall(name)) > 1:
+            raise invalid_parameter(f"query parameter {preview(name)!r} given more than once")
+
+
+# --- fleet -----------------------------------------------------------------------------------
+
+
+async def fleet(request: web.Request) -> web.Response:
+    """Rate vs limit per class, 429s and cool-downs, credits, queue, live workers, runs by state."""
+    _only(request.query, ())
+    settings, services = request.app[SETTINGS], request.app[SERVICES]
+    limits: dict[str, float] = {cls: settings.rate_per_s(cls) for cls in keys.ENDPOINT_CLASSES}
+    view = (await read_fleet(services.redis, limits)).as_dict()
+    view["credits"]["exhausted"] = await services.credits.exhausted()
+    view["queue"] = {
+        "depth": await services.queue.depth(keys.JOB_QUEUE),
+        "oldest_age_s": await services.queue.oldest_due_age_s(keys.JOB_QUEUE),
+        "window": settings.queue_window,
+    }
+    by_state = await request.app[CACHE].get(
+        "runs_by_state", RUN_STATES_CACHE_S, services.store.runs.count_runs_by_state
+    )
+    view["runs_by_state"] = {state.value: count for state, count in by_state.items()}
+    view["rate_safety_margin"] = settings.rate_safety_margin
+    return json_response(view)
+
+
+# --- dead letters ----------------------------------------------------------------------------
+
+
+async def dead_letters(request: web.Request) -> web.Response:
+    """One page of letters (newest first, optionally of one reason or run), their count, and the
+    reasons with their counts (cached for REASONS_CACHE_S)."""
+    query = request.query
+    _only(query, ("reason", "run_id", "limit", "cursor"))
+    services = request.app[SERVICES]
+    if query.get("reason") == "":
+        raise invalid_parameter("reason must not be empty (leave it out for every reason)")
+    where = LetterFilter(reason=query.get("reason"), run_id=_optional_run_id(query.get("run_id")))
+    limit = _letters_limit(query.get("limit"))
+    before = None if query.get("cursor") is None else _decode_cursor(query["cursor"])
+    letters = await services.store.dashboard.letters_page(where, before=before, limit=limit + 1)
+    page, more = letters[:limit], len(letters) > limit
+    reasons = await request.app[CACHE].get(
+        "reasons", REASONS_CACHE_S, services.store.dashboard.letters_by_reason
+    )
+    total = await services.store.dashboard.count_letters(where)
+    return json_response(
+        {
+            "total": total,
+            "letters": [_letter(letter) for letter in page],
+            "next_cursor": _encode_cursor(page[-1]) if more and page else None,
+            "reasons": [{"reason": reason, "count": count} for reason, count in reasons],
+        }
+    )
+
+
+def _letter(letter: DeadLetter) -> dict[str, Any]:
+    data = letter.as_dict()
+    data["id"] = data.pop("_id")
+    return data
+
+
+def _optional_run_id(text: str | None) -> str | None:
+    return None if text is None else parse_run_id(text)
+
+
+def _letters_limit(text: str | None) -> int:
+    if text is None:
+        return LETTERS_LIMIT_DEFAULT
+    if not _DIGITS.fullmatch(text) or not 1 <= int(text) <= LETTERS_LIMIT_MAX:
+        raise invalid_parameter(f"limit must be an integer from 1 to {LETTERS_LIMIT_MAX}")
+    return int(text)
+
+
+# `<letter time in µs since the epoch>-<letter id as hex>`: every string of this shape is a position
+# in the newest-first order (the document can say exactly which cursors are valid).
+LETTER_CURSOR_PATTERN = "^[0-9]{1,17}-([0-9a-f]{2}){1,600}$"
+_LETTER_CURSOR = re.compile(LETTER_CURSOR_PATTERN)
+
+
+def _encode_cursor(letter: DeadLetter) -> str:
+    at_us = round(letter.at.timestamp() * 1_000_000)
+    return f"{at_us}-{letter.letter_id.encode().hex()}"
+
+
+def _decode_cursor(text: str) -> tuple[datetime, str]:
+    if not _LETTER_CURSOR.fullmatch(text):
+        raise invalid_parameter("invalid cursor; pass next_cursor from the previous page unchanged")
+    at_us, _, hex_id = text.partition("-")
+    # Bytes that are not UTF-8 still name a position (between the real ids around it).
+    letter_id = bytes.fromhex(hex_id).decode("utf-8", "replace")
+    return datetime.fromtimestamp(int(at_us) / 1_000_000, UTC), letter_id
+
+
+async def requeue(request: web.Request) -> web.Response:
+    """Put letters back to work: all of one reason and/or run (at most REQUEUE_MAX per call)."""
+    settings = request.app[SETTINGS]
+    body = await read_json(request, settings.api_max_body_bytes)
+    if not isinstance(body, dict) or not body or set(body) - {"reason", "run_id"}:
+        raise invalid_body("send an object with reason and/or run_id (nothing else)")
+    if any(value is None for value in body.values()):
+        raise invalid_body("reason and run_id must not be null (leave a field out instead)")
+    reason, run_id = body.get("reason"), body.get("run_id")
+    if reason is not None and not (isinstance(reason, str) and reason):
+        raise invalid_body("reason must be a non-empty string")
+    if run_id is not None and not (isinstance(run_id, str) and _RUN_ID.fullmatch(run_id)):
+        raise invalid_body("run_id must be 32 lower-case hex characters")
+    services = request.app[SERVICES]
+    requeued = await requeue_dead_letters(services, run_id=run_id, reason=reason, limit=REQUEUE_MAX)
+    return json_response({"requeued": requeued})
+
+
+# --- freshness -------------------------------------------------------------------------------
+
+FRESHNESS_AGES_S = (3600, 86_400, 7 * 86_400, 30 * 86_400)  # the histogram's upper edges
+
+
+async def freshness(request: web.Request) -> web.Response:
+    """How stale the mirror is: live profiles per sync-age bucket and the share over max-age."""
+    _only(request.query, ())
+    services, settings = request.app[SERVICES], request.app[SETTINGS]
+    max_age_s = int(settings.freshness_ttl_s)
+    ages = tuple(sorted({*FRESHNESS_AGES_S, max_age_s}))
+
+    async def compute() -> dict[str, Any]:
+        total, within = await services.store.dashboard.staleness(utcnow(), ages)
+        return _freshness_body(total, ages, within, max_age_s)
+
+    return json_response(await request.app[CACHE].get("freshness", FRESHNESS_CACHE_S, compute))
+
+
+def _freshness_body(total: int, ages: tuple[int, ...], within: list[int], max_age_s: int) -> dict[str, Any]:
+    buckets: list[dict[str, int | None]] = []
+    previous = 0
+    for age_s, count in zip(ages, within, strict=True):
+        buckets.append({"le_s": age_s, "count": count - previous})
+        previous = count
+    buckets.append({"le_s": None, "count": total - previous})
+    fresh = within[ages.index(max_age_s)]
+    return {
+        "available": total > 0,
+        "total": total,
+        "max_age_s": max_age_s,
+        "buckets": buckets,
+        "over_max_age": total - fresh,
+        "over_max_age_share": round((total - fresh) / total, 4) if total else 0.0,
+    }
+
+
+# --- search and a profile's history ----------------------------------------------------------
+
+
+async def search(request: web.Request) -> web.Response:
+    """`q`: a run id, an employee id, a shorthand name or a profile URL; returns what it names."""
+    _only(request.query, ("q",))
+    text = (request.query.get("q") or "").strip()
+    if not text or len(text) > MAX_QUERY_CHARS:
+        raise invalid_parameter(f"q must be 1 to {MAX_QUERY_CHARS} characters")
+    return json_response({"q": text, "matches": await _matches(request.app[SERVICES], text)})
+
+
+async def _matches(services: Services, text: str) -> list[dict[str, Any]]:
+    lowered = text.lower()
+    if _RUN_ID.fullmatch(lowered):
+        run = await services.store.runs.get(lowered)
+        return [] if run is None else [{"kind": "run", "id": run.run_id, "label": f"{run.kind} run"}]
+    if _DIGITS.fullmatch(text) and 1 <= int(text) <= MAX_EMPLOYEE_ID:
+        doc = await services.store.employees.get(int(text))
+        return [] if doc is None else [_employee_match(doc)]
+    url = _PROFILE_URL.fullmatch(text)
+    name = url.group(1) if url else text
+    if not _NAME.fullmatch(name):
+        return []
+    matches = []
+    for employee_id in await services.store.dashboard.ids_by_shorthand_name(name):
+        doc = await services.store.employees.get(employee_id)
+        if doc is not None:
+            matches.append(_employee_match(doc))
+    return matches
+
+
+def _employee_match(doc: dict[str, Any]) -> dict[str, Any]:
+    profile = doc.get("profile") or {}
+    label = str(profile.get("full_name") or profile.get("name") or f"employee {doc['_id']}")
+    return {"kind": "employee", "id": doc["_id"], "label": label}
+
+
+async def employee_history(request: web.Request) -> web.Response:
+    """A profile's sync history: each collect (changed or not, by which run) and its change records."""
+    employee_id = parse_employee_id(request.match_info["id"])
+    services = request.app[SERVICES]
+    doc = await services.store.employees.get(employee_id)
+    if doc is None:
+        raise ApiError(404, "employee_not_found", f"employee {employee_id} is not mirrored")
+    events, collects = await services.store.history.of(employee_id)
+    changes = (await services.store.employees.changes_of(employee_id))[-CHANGES_SHOWN:]
+    profile = doc.get("profile") or {}
+    return json_response(
+        {
+            "id": employee_id,
+            "mirrored": True,
+            "name": profile.get("full_name"),
+            "shorthand_names": profile.get("shorthand_names") or [],
+            "sync": doc.get("sync") or {},
+            "collects_total": collects,
+            "collects": events,
+            "changes": [_change(c) for c in reversed(changes)],
+        }
+    )
+
+
+def _change(doc: dict[str, Any]) -> dict[str, Any]:
+    return {"at": doc.get("at"), "run_id": doc.get("run_id"), "fields": list(doc.get("fields") or [])}

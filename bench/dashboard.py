@@ -1,0 +1,237 @@
+"""What one dashboard refresh costs the API: CPU of the API process per request, and wall time.
+
+    uv run python -m bench dashboard [--runs 1000] [--dead-letters 2000] [--calls 100]
+
+Seeds MongoDB with RUNS runs (20 of them running, with live counters in Redis) and DEAD_LETTERS
+letters, writes two minutes of fleet figures for 8 workers to Redis, starts the real API process
+(`employee-sync api`), and calls each JSON endpoint the page polls CALLS times. The API's CPU is read
+from /proc/<pid>/stat before and after (user + system, 10 ms ticks: hence many calls), so the figure
+is the API's own work (HTTP handling, the Redis and MongoDB clients, JSON), not the stores'. The
+Mongo-wire server stands in for MongoDB and its inserts slow down as a collection grows, so 10,000
+letters take many minutes to seed there; pass `--dead-letters 10000` with MONGODB_URL set to a real
+MongoDB for that size.
+
+The page polls the fleet figures and the runs page every 3 s, dead letters every 10 s, freshness
+every 30 s; a "refresh" below is one fleet call plus one runs page, with the slower panels added in
+proportion.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import statistics
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import redis
+from pymongo import AsyncMongoClient
+
+from config import Settings
+from devstack import processes as svc
+from jobs.runs import new_run_id
+from worker.fleet_stats import FleetRecorder
+from worker.run_model import Run, RunKind, RunState
+from worker.runtime import Services
+from worker.store.mongo import DEAD_LETTERS
+
+TOKEN = "bench-dashboard-token-0123456789"
+ENDPOINTS = {
+    "baseline: /healthz (no work)": "/healthz",
+    "fleet": "/v1/dashboard/fleet",
+    "runs page (20)": "/v1/runs?limit=20",
+    "dead letters page (25)": "/v1/dashboard/dead-letters?limit=25",
+    "freshness": "/v1/dashboard/freshness",
+}
+PER_REFRESH = {
+    "baseline: /healthz (no work)": 0.0,
+    "fleet": 1.0,
+    "runs page (20)": 1.0,
+    "dead letters page (25)": 0.3,
+    "freshness": 0.1,
+}
+_TICK_S = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True)
+class Row:
+    name: str
+    cpu_ms: float  # API process CPU per call
+    wall_p50_ms: float
+    first_wall_ms: float  # the first call: caches cold
+
+
+def _cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _TICK_S  # utime + stime
+
+
+def _get(url: str) -> None:
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {TOKEN}"})
+    with urllib.request.urlopen(request, timeout=60) as resp:
+        json.load(resp)
+
+
+def measure(base: str, pid: int, path: str, calls: int, name: str) -> Row:
+    walls = []
+    started = time.perf_counter()
+    _get(base + path)
+    first = time.perf_counter() - started
+    cpu_before = _cpu_s(pid)
+    for _ in range(calls):
+        t = time.perf_counter()
+        _get(base + path)
+        walls.append(time.perf_counter() - t)
+    cpu = _cpu_s(pid) - cpu_before
+    return Row(name, 1000 * cpu / calls, 1000 * statistics.median(walls), 1000 * first)
+
+
+async def seed(settings: Settings, runs: int, letters: int) -> None:
+    services = await Services.open(settings)
+    try:
+        await services.redis.flushdb()
+        created = datetime.now(UTC) - timedelta(hours=1)
+        for n in range(runs):
+            run = Run(run_id=new_run_id(), kind=RunKind.IDS, source="bench", accepted=1000)
+            run.created_at = created + timedelta(seconds=n)
+            run.inputs_complete = True
+            run.state = RunState.RUNNING if n >= runs - 20 else RunState.FINISHED
+            await services.store.runs.create(run)
+            if run.state is RunState.RUNNING:
+                await services.progress.add(run.run_id, {"processed": 400, "inserted": 300, "unchanged": 100})
+        await _seed_letters(settings, letters)
+        await _seed_fleet(services)
+    finally:
+        await services.close()
+
+
+async def _seed_letters(settings: Settings, count: int) -> None:
+    client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(
+        settings.mongodb_url, tz_aware=True, socketTimeoutMS=600_000
+    )
+    start = datetime.now(UTC) - timedelta(days=1)
+    reasons = ["upstream 400: invalid id", "upstream 403: forbidden", "worker died while running it"]
+    try:
+        collection = client[settings.mongodb_database][DEAD_LETTERS]
+        for offset in range(0, count, 500):
+            await collection.insert_many(
+                [
+                    {
+                        "_id": f"{'b' * 32}:id:{n}", "run_id": "b" * 32, "item_key": f"id:{n}",
+                        "reason": reasons[n % 3], "error_type": "PermanentError", "status": 400,
+                        "attempts": 1, "at": start + timedelta(seconds=n),
+                    }
+                    for n in range(offset, min(count, offset + 500))
+                ]
+            )  # fmt: skip
+    finally:
+        await client.close()
+
+
+async def _seed_fleet(services: Services) -> None:
+    """Two minutes of grants at ~52/s spread over 8 workers, their waits, credits and heartbeats."""
+    recorders = [
+        FleetRecorder(
+            services.redis, api_key="bench", concurrency=20, host="bench", pid=n, flush_every_s=3600
+        )
+        for n in range(8)
+    ]
+    for recorder in recorders:
+        await recorder.flush()
+    now = int(recorders[0].now_s())
+    for second in range(now - 130, now):
+        for n in range(52):
+            recorders[n % 8]._grants[("collect", second)] += 1
+    for n, recorder in enumerate(recorders):
+        for _ in range(150):
+            recorder.observe_grant("collect", 0.01 * (n + 1))
+        recorder.observe_response("collect", 200, 500_000 - n)
+        await recorder.flush()
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench dashboard", description=__doc__)
+    parser.add_argument("--runs", type=int, default=1000)
+    parser.add_argument("--dead-letters", type=int, default=2000)
+    parser.add_argument("--calls", type=int, default=100)
+    args = parser.parse_args(argv)
+    external = os.environ.get("MONGODB_URL")
+    with svc.redis_available("redis://127.0.0.1:6379/0"), _claimed_db() as redis_url:
+        return _bench(args, external, redis_url)
+
+
+@contextlib.contextmanager
+def _claimed_db() -> Iterator[str]:
+    """A Redis database nobody else uses now, claimed with the test suite's lease (tests/conftest.py),
+    so the bench never flushes a database a test session is using."""
+    lease = redis.Redis.from_url("redis://127.0.0.1:6379/0")
+    token = uuid.uuid4().hex
+    db = next((d for d in range(1, 16) if lease.set(f"es-test-suite:db:{d}", token, nx=True, ex=3600)), None)
+    if db is None:
+        raise RuntimeError("every Redis database 1..15 is claimed")
+    try:
+        yield f"redis://127.0.0.1:6379/{db}"
+    finally:
+        redis.Redis.from_url(f"redis://127.0.0.1:6379/{db}").flushdb()
+        if lease.get(f"es-test-suite:db:{db}") == token.encode():
+            lease.delete(f"es-test-suite:db:{db}")
+        lease.close()
+
+
+def _bench(args: argparse.Namespace, external: str | None, redis_url: str) -> int:
+    mongo_port = svc.free_port()
+    mongo = None if external else svc.start_mongo_wire(mongo_port)
+    settings = Settings.model_validate(
+        {
+            "redis_url": redis_url,
+            "mongodb_url": external or f"mongodb://127.0.0.1:{mongo_port}",
+            "mongodb_database": f"bench_{uuid.uuid4().hex[:8]}",
+        }
+    )
+    try:
+        t = time.perf_counter()
+        asyncio.run(seed(settings, args.runs, args.dead_letters))
+        seeded_s = time.perf_counter() - t
+        print(f"seeded {args.runs:,} runs and {args.dead_letters:,} dead letters in {seeded_s:.0f} s")
+        rows = _measure_api(settings, args.calls)
+    finally:
+        if mongo is not None:
+            svc.stop(mongo)
+    _print(rows, args)
+    return 0
+
+
+def _measure_api(settings: Settings, calls: int) -> list[Row]:
+    port = svc.free_port()
+    env = {
+        "REDIS_URL": settings.redis_url,
+        "MONGODB_URL": settings.mongodb_url,
+        "MONGODB_DATABASE": settings.mongodb_database,
+        "API_TOKENS": TOKEN,
+        "LOG_LEVEL": "WARNING",
+    }
+    api = svc.spawn(svc.employee_sync_argv("api", "--port", str(port)), env=env)
+    try:
+        svc.wait_for_port("127.0.0.1", port, timeout_s=30, proc=api)
+        base = f"http://127.0.0.1:{port}"
+        return [measure(base, api.pid, path, calls, name) for name, path in ENDPOINTS.items()]
+    finally:
+        svc.stop(api)
+
+
+def _print(rows: list[Row], args: argparse.Namespace) -> None:
+    print(f"\n{args.runs:,} runs (20 running), {args.dead_letters:,} dead letters, {args.calls} calls each")
+    print("| endpoint | API CPU per call | wall p50 | first call (caches cold) |")
+    print("|---|---|---|---|")
+    for r in rows:
+        print(f"| {r.name} | {r.cpu_ms:.2f} ms | {r.wall_p50_ms:.1f} ms | {r.first_wall_ms:.1f} ms |")
+    per_refresh = sum(r.cpu_ms * PER_REFRESH[r.name] for r in rows)
+    print(f"| **one refresh** (fleet + runs, slower panels in proportion) | **{per_refresh:.2f} ms** | | |")
