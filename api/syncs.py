@@ -34,7 +34,7 @@ from worker.errors import InputError
 from worker.freshness import freshness_of
 from worker.runtime import Services
 from worker.store.syncs import SyncExistsError
-from worker.sync_model import Sync, SyncSource, SyncState
+from worker.sync_model import MAX_CREDITS_PER_DAY, MAX_DURATION_S, Sync, SyncSource, SyncState
 
 _NAME_PATTERN = "^[a-z0-9][a-z0-9_.-]{0,63}$"
 _FIELDS = {
@@ -93,6 +93,9 @@ def parse_sync_body(body: object) -> SyncRequest:
     if len(given) != 1:
         raise _bad(f"send exactly one of employee_ids, shorthand_names or query (got {len(given)})")
     source = _SOURCES[given[0]]
+    nulls = sorted(k for k, v in body.items() if v is None)
+    if nulls:
+        raise _bad(f"{', '.join(nulls)}: null is not allowed (leave the field out for its default)")
     credits = body.get("credits_per_day")
     if isinstance(credits, float) and credits.is_integer():
         credits = int(credits)  # as in JSON Schema, 50.0 is the integer 50
@@ -187,7 +190,7 @@ def sync_schemas() -> dict[str, Schema]:
     duration = {
         "oneOf": [
             {"type": "string", "pattern": "^[0-9]+(\\.[0-9]+)?[smhdSMHD]$"},
-            {"type": "number", "exclusiveMinimum": 0},
+            {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_DURATION_S},
         ],
         "description": "'90s', '15m', '6h', '7d', or seconds",
     }
@@ -206,7 +209,7 @@ def sync_schemas() -> dict[str, Schema]:
             },
             "max_age": duration,
             "every": duration,
-            "credits_per_day": {"type": "integer", "minimum": 1},
+            "credits_per_day": {"type": "integer", "minimum": 1, "maximum": MAX_CREDITS_PER_DAY},
             "webhooks": {"type": "boolean"},
             "sweep_check": {
                 "type": "boolean",

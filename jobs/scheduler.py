@@ -141,7 +141,7 @@ async def scheduler_tick(ctx: WorkerContext) -> int:
         structlog.contextvars.bind_contextvars(sync=sync.name)
         try:
             log.info("sync.tick", outcome=await tick_sync(ctx, sync))
-        except EmployeeSyncError as exc:
+        except (EmployeeSyncError, ArithmeticError, ValueError) as exc:  # one sync never starves the rest
             log.warning("sync.tick_failed", error=str(exc))
             with contextlib.suppress(TransientError):
                 await services.store.syncs.record_tick(

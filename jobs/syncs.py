@@ -25,6 +25,7 @@ from worker.sync_model import (
     Sync,
     SyncSource,
     SyncState,
+    check_duration_s,
     check_name,
     parse_duration_s,
 )
@@ -59,9 +60,7 @@ def _duration(value: str | float | None, default_s: float, what: str) -> float:
     if isinstance(value, bool):
         raise InputError(f"{what}: expected a duration like 7d, got {value!r}")
     if isinstance(value, int | float):
-        if value <= 0:
-            raise InputError(f"{what}: must be more than zero, got {value!r}")
-        return float(value)
+        return check_duration_s(float(value), what, value)
     return parse_duration_s(value, what)
 
 

@@ -25,6 +25,8 @@ _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 
 DEFAULT_MAX_AGE_S = 7 * 86_400
 DEFAULT_EVERY_S = 6 * 3600
+MAX_DURATION_S = 3650 * 86_400  # ten years: due times stay representable
+MAX_CREDITS_PER_DAY = 10**12  # far above any plan; keeps the number inside MongoDB's 64-bit integers
 
 
 def parse_duration_s(text: str, what: str) -> float:
@@ -36,9 +38,12 @@ def parse_duration_s(text: str, what: str) -> float:
     if unit.lower() not in _UNITS_S:
         shown = unit or "(none)"
         raise InputError(f"{what}: unknown duration unit {shown!r} in {text!r}; use s, m, h or d")
-    seconds = float(number) * _UNITS_S[unit.lower()]
-    if seconds <= 0:
-        raise InputError(f"{what}: must be more than zero, got {text!r}")
+    return check_duration_s(float(number) * _UNITS_S[unit.lower()], what, text)
+
+
+def check_duration_s(seconds: float, what: str, shown: object) -> float:
+    if not 0 < seconds <= MAX_DURATION_S:
+        raise InputError(f"{what}: must be more than zero and at most 3650d, got {shown!r}")
     return seconds
 
 
@@ -102,8 +107,10 @@ class Sync:
                 f"--max-age ({format_duration(self.max_age_s)}) is shorter than --every "
                 f"({format_duration(self.every_s)}): profiles would go over max-age between ticks"
             )
-        if self.credits_per_day is not None and self.credits_per_day < 1:
-            raise InputError("--credits-per-day must be at least 1")
+        if self.credits_per_day is not None and not 1 <= self.credits_per_day <= MAX_CREDITS_PER_DAY:
+            raise InputError(
+                f"--credits-per-day must be 1..{MAX_CREDITS_PER_DAY}, got {self.credits_per_day}"
+            )
         if self.source is SyncSource.QUERY and not self.query_json:
             raise InputError("a query sync needs a query")
 
