@@ -13,11 +13,14 @@ import signal
 import structlog
 from aiohttp import web
 
+from api import webhook_openapi
 from api.auth import TokenChecker, auth_middleware
+from api.changes import add_changes_routes
 from api.errors import error_middleware
 from api.openapi import build_openapi
 from api.routes import add_routes
 from api.state import OPENAPI, SERVICES, SETTINGS
+from api.webhooks import add_webhook_routes
 from config import Settings
 from worker.runtime import Services
 
@@ -50,8 +53,10 @@ def create_app(settings: Settings, services: Services, *, insecure: bool = False
     )
     app[SETTINGS] = settings
     app[SERVICES] = services
-    app[OPENAPI] = build_openapi()
+    app[OPENAPI] = webhook_openapi.extend(build_openapi())
     add_routes(app)
+    add_webhook_routes(app)
+    add_changes_routes(app)
     return app
 
 

@@ -16,6 +16,8 @@ from jobs.producers import Receipt, enqueue_lines
 from jobs.runs import RunStatus, get_status
 from jobs.search import search_page, start_search_run
 from jobs.search_input import parse_search_body
+from jobs.subscriptions import subscriptions_tick
+from jobs.webhooks import webhook_expand, webhook_tick
 from worker import keys
 from worker.metrics import Metrics
 from worker.queue import POISON_HANDLER, JobFunction, WorkerOptions, run_worker
@@ -23,7 +25,16 @@ from worker.runtime import Services, shutdown, startup
 from worker.store.deadletters import DeadLetter
 
 # Everything the fleet can run, by job name. The worker package never imports jobs itself.
-JOB_FUNCTIONS: dict[str, JobFunction] = {keys.COLLECT_JOB: collect, keys.SEARCH_PAGE_JOB: search_page}
+JOB_FUNCTIONS: dict[str, JobFunction] = {
+    keys.COLLECT_JOB: collect,
+    keys.SEARCH_PAGE_JOB: search_page,
+    keys.WEBHOOK_EXPAND_JOB: webhook_expand,
+}
+PERIODIC_JOBS: tuple[tuple[str, JobFunction, int], ...] = (
+    (keys.FEEDER_JOB, feeder_tick, keys.FEEDER_EVERY_S),
+    (keys.WEBHOOK_TICK_JOB, webhook_tick, keys.WEBHOOK_TICK_EVERY_S),
+    (keys.SUBSCRIPTIONS_TICK_JOB, subscriptions_tick, keys.SUBSCRIPTIONS_TICK_EVERY_S),
+)
 
 MAX_PRINTED_REJECTIONS = 1000
 
@@ -42,7 +53,7 @@ async def run_fleet_worker(
         drain_timeout_s=settings.drain_timeout_s,
         max_worker_deaths=settings.max_worker_deaths,
         burst=burst,
-        periodic=((keys.FEEDER_JOB, feeder_tick, keys.FEEDER_EVERY_S),),
+        periodic=PERIODIC_JOBS,
     )
     try:
         await run_worker(
