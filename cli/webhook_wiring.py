@@ -74,6 +74,8 @@ async def print_changes(
             printed += len(page.changes)
             cursor = page.next_cursor
             if page.has_more:
+                if not page.changes:  # the next events are settling: wait for them, don't spin
+                    await asyncio.sleep(min(interval_s, settings.changes_settle_s))
                 continue
             if not follow:
                 return printed

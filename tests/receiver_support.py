@@ -3,8 +3,10 @@ and plain HTTP calls to both (nothing mocked)."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -90,3 +92,38 @@ async def api_server(settings: Settings, services: Services, port: int) -> Async
 
 def free_port() -> int:
     return svc.free_port()
+
+
+def cli_env(settings: Settings) -> dict[str, str]:
+    return {
+        "REDIS_URL": settings.redis_url,
+        "MONGODB_URL": settings.mongodb_url,
+        "MONGODB_DATABASE": settings.mongodb_database,
+        "CORESIGNAL_API_KEY": settings.coresignal_api_key.get_secret_value(),
+        "CORESIGNAL_BASE_URL": settings.coresignal_base_url,
+        "WEBHOOK_PUBLIC_BASE_URL": settings.webhook_public_base_url or "",
+        "LOG_JSON": "true",
+        "LOG_LEVEL": "WARNING",
+    }
+
+
+async def cli(settings: Settings, *args: str) -> Any:
+    """Run `employee-sync ARGS --json` as a process; returns its parsed output."""
+    return json.loads(await cli_text(settings, *args))
+
+
+async def cli_lines(settings: Settings, *args: str) -> list[Any]:
+    """`employee-sync ARGS --json` printing JSON lines."""
+    return [json.loads(line) for line in (await cli_text(settings, *args)).splitlines() if line.strip()]
+
+
+async def cli_text(settings: Settings, *args: str) -> str:
+    proc = await asyncio.create_subprocess_exec(
+        *svc.employee_sync_argv(*args, "--json"),
+        env={**os.environ, **cli_env(settings)},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await proc.communicate()
+    assert proc.returncode == 0, err.decode()
+    return out.decode()

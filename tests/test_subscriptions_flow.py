@@ -3,23 +3,21 @@ one-year limit; role_ended / role_changed news reaches the feed. Simulator, real
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from cli.wiring import run_fleet_worker
 from config import Settings
-from devstack import processes as svc
 from jobs import subscriptions
 from simulator.app import RunningSimulator
 from tests.conftest import MakeSimulator, enqueue_ids
 from tests.receiver_support import (
     api_server,
+    cli,
     credits_charged,
     everyone,
     free_port,
@@ -60,34 +58,6 @@ async def hook_services(hook_settings: Settings) -> AsyncIterator[Services]:
 async def base(hook_settings: Settings, hook_services: Services, port: int) -> AsyncIterator[str]:
     async with api_server(hook_settings, hook_services, port) as url:
         yield url
-
-
-def cli_env(settings: Settings) -> dict[str, str]:
-    return {
-        "REDIS_URL": settings.redis_url,
-        "MONGODB_URL": settings.mongodb_url,
-        "MONGODB_DATABASE": settings.mongodb_database,
-        "CORESIGNAL_API_KEY": settings.coresignal_api_key.get_secret_value(),
-        "CORESIGNAL_BASE_URL": settings.coresignal_base_url,
-        "WEBHOOK_PUBLIC_BASE_URL": settings.webhook_public_base_url or "",
-        "LOG_JSON": "true",
-        "LOG_LEVEL": "WARNING",
-    }
-
-
-async def cli(settings: Settings, *args: str) -> Any:
-    """Run `employee-sync ARGS --json` as a process; returns its parsed output."""
-    import os
-
-    proc = await asyncio.create_subprocess_exec(
-        *svc.employee_sync_argv(*args, "--json"),
-        env={**os.environ, **cli_env(settings)},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await proc.communicate()
-    assert proc.returncode == 0, err.decode()
-    return json.loads(out)
 
 
 async def world_now(sim: RunningSimulator) -> datetime:

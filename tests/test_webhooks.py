@@ -21,6 +21,8 @@ from tests.conftest import MakeSimulator, enqueue_ids
 from tests.receiver_support import (
     TOKEN,
     api_server,
+    cli,
+    cli_lines,
     credits_charged,
     everyone,
     free_port,
@@ -248,3 +250,41 @@ def api_env(settings: Settings) -> dict[str, str]:
         "WEBHOOK_PUBLIC_BASE_URL": settings.webhook_public_base_url or "",
         "LOG_JSON": "true",
     }
+
+
+async def test_metrics_replay_and_the_changes_command(
+    hook_settings: Settings, hook_services: Services, simulator: RunningSimulator, base: str
+) -> None:
+    mirrored = everyone()[:10]
+    await enqueue_ids(hook_services, mirrored)
+    await run_fleet_worker(hook_settings, burst=True)
+    created = await subscribe_over_http(base, mirrored)
+    url = str(created["webhook_url"])
+    await sim_admin(
+        simulator, "POST", "mutate", {"ids": mirrored[:3], "kind": "role_started", "deliver": False}
+    )
+    body = json.dumps([{"member_id": i, "status": "changed"} for i in mirrored[:3]]).encode()
+    assert (await http("POST", url, data=body, token=None)).status == 202
+    assert (await http("POST", url + "x", data=body, token=None)).status == 404
+    assert (await http("POST", url, data=b"[{}]", token=None)).status == 400
+    await run_fleet_worker(hook_settings, burst=True, metrics=hook_services.metrics)
+
+    scraped = (await http("GET", f"{base}/metrics")).text
+    for line in (
+        'employee_sync_webhook_requests_total{code="202"} 1.0',
+        'employee_sync_webhook_requests_total{code="404"} 1.0',
+        'employee_sync_webhook_requests_total{code="400"} 1.0',
+        'employee_sync_webhook_notices_total{notice_status="changed"} 3.0',
+        "employee_sync_webhook_inbox_backlog 0.0",
+        f'employee_sync_subscription_silent{{subscription="{created["id"]}"}} 0.0',
+    ):
+        assert line in scraped, line
+    assert f'employee_sync_subscription_expires_in_seconds{{subscription="{created["id"]}"}}' in scraped
+
+    spent = await credits_charged(simulator)
+    assert await cli(hook_settings, "webhooks", "replay") == {"replayed": 1}
+    await run_fleet_worker(hook_settings, burst=True)
+    assert await credits_charged(simulator) == spent  # refreshed after the notice: nothing to buy again
+    lines = await cli_lines(hook_settings, "changes", "--type", "role_started")
+    assert sorted(event["employee_id"] for event in lines) == sorted(mirrored[:3])
+    assert {event["source"] for event in lines} == {"webhook"}

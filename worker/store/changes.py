@@ -8,13 +8,13 @@ Order and paging. `_id` is a sequence number allocated from a counter document (
 order is total and stable, and a cursor is simply "the last sequence number I saw". Allocation
 and insert are two steps, so a reader could see seq 7 before seq 6 lands and page past it. A
 **settle window** closes that gap: a page serves only events allocated at least `settle_s` ago and
-stops at the first younger one, and a writer inserts under a deadline well inside the window
-(`WRITE_DEADLINE_S`). So when a reader passes seq N, every lower number is either written or was
-abandoned (a writer that died between the two steps leaves a harmless gap). If a write ever lands
-later than the deadline (a stalled process), the writer re-sequences its event to a new number
-instead of leaving it behind the readers: at-least-once in that corner, never silently lost.
-The guarantee holds while writer/reader clock skew stays under `settle_s - 2 x WRITE_DEADLINE_S`
-(1 s with the default CHANGES_SETTLE_S of 2 s).
+stops at the first younger one. A write normally lands within milliseconds of its allocation, so
+when a reader passes seq N every lower number is written or was abandoned (a writer that died
+between the two steps leaves a harmless gap): no skip, no repeat. A write that lands later than
+`WRITE_DEADLINE_S` after its allocation (a stalled process, an overloaded server) re-sequences its
+event to a fresh number, so a reader that already passed the old number still gets it: at-least-once
+in that corner (a reader may see it twice, with one id), never silently lost. Exactly-once holds
+while writer/reader clock skew stays under `settle_s - WRITE_DEADLINE_S` (1.5 s by default).
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-import pymongo
 from pymongo import ASCENDING, ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 
@@ -101,9 +100,10 @@ class ChangeFeed:
     async def _insert(self, doc: Doc, started: float) -> int:
         """Insert at the allocated number, or re-sequence if the write came later than the deadline."""
         seq = int(doc["_id"])
+        # No client-side timeout here: an insert abandoned half-way would lose the event (the
+        # profile is already replaced, so a retry sees it unchanged). A slow one re-sequences.
         async with translated("record change"):
-            with pymongo.timeout(WRITE_DEADLINE_S * 2):
-                await self._changes.insert_one(doc)
+            await self._changes.insert_one(doc)
         if time.monotonic() - started > WRITE_DEADLINE_S:
             seq = await self._resequence(seq)
         return seq

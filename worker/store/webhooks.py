@@ -154,6 +154,13 @@ class WebhookStore:
             cursor = self._inbox.find(query, {"received_at": True, "run_id": True}).limit(limit)
             return [(str(d["_id"]), d["received_at"], str(d["run_id"])) async for d in cursor]
 
+    async def received_by_run(self) -> dict[str, datetime]:
+        """Refresh run id -> when its body was received (benchmarks, small inboxes)."""
+        query = {"run_id": {"$ne": None}}
+        async with translated("read inbox"):
+            cursor = self._inbox.find(query, {"received_at": True, "run_id": True})
+            return {str(d["run_id"]): d["received_at"] async for d in cursor}
+
     async def lag_recorded(self, inbox_id: str) -> None:
         async with translated("update inbox"):
             await self._inbox.update_one({"_id": inbox_id}, {"$set": {"lag_recorded": True}})
