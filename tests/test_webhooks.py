@@ -15,7 +15,7 @@ import pytest
 from cli.wiring import run_fleet_worker
 from config import Settings
 from devstack import processes as svc
-from jobs.webhooks import webhook_tick
+from jobs.webhooks import observe_lag, webhook_tick
 from simulator.app import RunningSimulator
 from tests.conftest import MakeSimulator, enqueue_ids
 from tests.receiver_support import (
@@ -280,6 +280,8 @@ async def test_metrics_replay_and_the_changes_command(
     ):
         assert line in scraped, line
     assert f'employee_sync_subscription_expires_in_seconds{{subscription="{created["id"]}"}}' in scraped
+    assert await observe_lag(hook_services) + await observe_lag(hook_services) <= 1  # observed once
+    assert hook_services.metrics.webhooks.lag._sum.get() > 0
 
     spent = await credits_charged(simulator)
     assert await cli(hook_settings, "webhooks", "replay") == {"replayed": 1}
