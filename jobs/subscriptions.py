@@ -21,6 +21,7 @@ from typing import Any, Literal
 import structlog
 
 from jobs.webhook_notices import new_token, receiver_url, token_hash
+from jobs.webhooks import warn_silent
 from worker import keys
 from worker.client import CoresignalClient, SubscriptionClient, SubscriptionInfo, SubscriptionSelection
 from worker.errors import InputError, PermanentError, SubscriptionNotFoundError, SubscriptionRenewalError
@@ -32,6 +33,7 @@ log = structlog.get_logger("employee_sync.subscriptions")
 
 type SubscriptionType = Literal["experience", "profile"]
 LEASE_TTL_MS = 55_000
+RENEW_ADDS = timedelta(days=91)  # what one renew adds upstream (spec §9)
 DAY_S = 86_400.0
 
 
@@ -197,13 +199,25 @@ async def renew_due(
         expiring_at = doc.get("expiring_at")
         if not isinstance(expiring_at, datetime) or expiring_at - now > before:
             continue
+        if _past_lifetime(doc, expiring_at, settings.subscription_max_lifetime_days):
+            done.append(await _recreated(services, subs, doc))  # a renew would be refused: save the call
+            continue
         try:
             await renew(services, subs, doc["_id"])
             done.append(f"renewed {doc['_id']}")
         except (SubscriptionRenewalError, SubscriptionNotFoundError):
-            new_doc = await recreate(services, subs, doc)
-            done.append(f"recreated {doc['_id']} as {new_doc['_id']}")
+            done.append(await _recreated(services, subs, doc))
     return done
+
+
+def _past_lifetime(doc: Doc, expiring_at: datetime, max_days: float) -> bool:
+    lineage = doc.get("lineage_started_at")
+    return isinstance(lineage, datetime) and expiring_at + RENEW_ADDS > lineage + timedelta(days=max_days)
+
+
+async def _recreated(services: Services, subs: SubscriptionClient, doc: Doc) -> str:
+    new_doc = await recreate(services, subs, doc)
+    return f"recreated {doc['_id']} as {new_doc['_id']}"
 
 
 async def subscriptions_tick(ctx: WorkerContext) -> str:
@@ -217,7 +231,8 @@ async def subscriptions_tick(ctx: WorkerContext) -> str:
     # The lease is left to expire rather than released: a minute between passes paces the
     # upstream's 9 subscription calls a minute even with many workers ticking.
     done = await renew_due(services, SubscriptionClient(ctx["client"]))
-    return f"renewer: {len(done)} done"
+    silent = await warn_silent(services, utcnow())  # once a minute fleet-wide: the lease holder
+    return f"renewer: {len(done)} done, {silent} silent"
 
 
 def open_client(services: Services) -> CoresignalClient:

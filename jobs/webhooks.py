@@ -158,6 +158,19 @@ async def webhook_tick(ctx: WorkerContext) -> str:
     return f"queued {queued} expansions, {observed} lags, pruned {pruned} changes"
 
 
+async def warn_silent(services: Services, now: datetime) -> int:
+    """Log (and count) subscriptions that delivered nothing for longer than cadence + slack; the
+    `subscription_silent` gauge says the same at every scrape."""
+    silent = 0
+    for sub in await services.store.webhooks.subscriptions():
+        last = sub.get("last_delivery_at") or sub.get("created_at")
+        limit_s = float(sub.get("silence_after_s") or 0)
+        if isinstance(last, datetime) and limit_s and (now - last).total_seconds() > limit_s:
+            silent += 1
+            log.warning("subscription.silent", subscription=sub["_id"], last_delivery_at=last.isoformat())
+    return silent
+
+
 async def observe_lag(services: Services) -> int:
     observed = 0
     for entry_id, received_at, run_id in await services.store.webhooks.lag_unrecorded():
