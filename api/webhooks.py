@@ -78,7 +78,7 @@ async def _receive(request: web.Request) -> web.Response:
     if subscription is None or not same_hash(str(subscription.get("token_hash", "")), hashed):
         raise ApiError(404, "not_found", "no such webhook")
     try:
-        body = await read_body(request, settings.webhook_max_body_bytes)
+        body = await _read_bounded(request, settings.webhook_max_body_bytes)
         notices = parse_notices(body, settings.webhook_max_notices)
     except TooManyNoticesError as exc:
         raise ApiError(413, "too_large", str(exc)) from exc
@@ -86,6 +86,16 @@ async def _receive(request: web.Request) -> web.Response:
         raise ApiError(400, "invalid_body", str(exc)) from exc
     receipt = await webhooks.receive(services, subscription, body, notices)
     return json_response({"accepted": receipt.notices, "duplicate": receipt.duplicate}, 202)
+
+
+async def _read_bounded(request: web.Request, max_bytes: int) -> bytes:
+    try:
+        return await read_body(request, max_bytes)
+    except ApiError as exc:  # its message names API_MAX_BODY_BYTES; ours is another limit
+        if exc.status != 413:
+            raise
+        message = f"body is larger than {max_bytes} bytes (WEBHOOK_MAX_BODY_BYTES)"
+        raise ApiError(413, "too_large", message, {"limit_bytes": max_bytes}) from exc
 
 
 # --- subscription management -------------------------------------------------------------

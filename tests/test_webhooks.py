@@ -166,6 +166,7 @@ async def test_the_same_batch_twice_is_collected_once(
         (b'[{"member_id": 1, "status": "changed", "extra": 1}]', 400),
         (b"\xff\xfe[]", 400),
         (b"[" + b",".join(b'{"member_id": 1, "status": "changed"}' for _ in range(40_000)) + b"]", 413),
+        (b"[" + b",".join(b'{"member_id":1,"status":"a"}' for _ in range(10_001)) + b"]", 413),  # notices
     ],
 )
 async def test_bad_bodies_are_refused_and_nothing_is_stored(
