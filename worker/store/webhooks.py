@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from pymongo import ASCENDING
+from pymongo import ASCENDING, WriteConcern
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
@@ -56,6 +56,8 @@ class WebhookStore:
     ) -> None:
         self._subs = subscriptions
         self._inbox = inbox
+        # The 202 promises the body survives a crash: acknowledged once journaled on a majority.
+        self._durable_inbox = inbox.with_options(write_concern=WriteConcern(w="majority", j=True))
         self._notices = notices
 
     # --- subscriptions ----------------------------------------------------------------------
@@ -109,7 +111,7 @@ class WebhookStore:
         }
         try:
             async with translated("write inbox"):
-                await self._inbox.insert_one(doc)
+                await self._durable_inbox.insert_one(doc)
         except DuplicateKeyError:
             return False
         async with translated("update subscription"):
