@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from bench import chaos, dashboard, enqueue, peers, rate, soak
+from bench import chaos, dashboard, enqueue, peers, rate, soak, webhooks
 
 BENCHMARKS = {
     "rate": rate.main,
@@ -13,6 +13,7 @@ BENCHMARKS = {
     "peers": peers.main,
     "soak": soak.main,
     "dashboard": dashboard.main,
+    "webhooks": webhooks.main,
 }
 
 if __name__ == "__main__":

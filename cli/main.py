@@ -370,6 +370,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--workers", type=int, default=3)
     demo.add_argument("--concurrency", type=int, default=25)
     demo.set_defaults(handler=cmd_demo)
+
+    from cli.webhook_commands import add_commands
+
+    add_commands(sub)  # webhooks, subscriptions, changes
     return parser
 
 

@@ -17,6 +17,8 @@ from jobs.reconciler import reconciler_tick
 from jobs.runs import RunStatus, get_status
 from jobs.search import search_page, start_search_run
 from jobs.search_input import parse_search_body
+from jobs.subscriptions import subscriptions_tick
+from jobs.webhooks import webhook_expand, webhook_tick
 from worker import keys
 from worker.fleet_stats import track_in_flight
 from worker.metrics import Metrics
@@ -29,7 +31,14 @@ from worker.store.deadletters import DeadLetter
 JOB_FUNCTIONS: dict[str, JobFunction] = {
     keys.COLLECT_JOB: track_in_flight(collect),
     keys.SEARCH_PAGE_JOB: track_in_flight(search_page),
+    keys.WEBHOOK_EXPAND_JOB: track_in_flight(webhook_expand),
 }
+PERIODIC_JOBS: tuple[tuple[str, JobFunction, int], ...] = (
+    (keys.FEEDER_JOB, feeder_tick, keys.FEEDER_EVERY_S),
+    (keys.RECONCILER_JOB, reconciler_tick, keys.RECONCILER_EVERY_S),
+    (keys.WEBHOOK_TICK_JOB, webhook_tick, keys.WEBHOOK_TICK_EVERY_S),
+    (keys.SUBSCRIPTIONS_TICK_JOB, subscriptions_tick, keys.SUBSCRIPTIONS_TICK_EVERY_S),
+)
 
 MAX_PRINTED_REJECTIONS = 1000
 
@@ -49,10 +58,7 @@ async def run_fleet_worker(
         max_worker_deaths=settings.max_worker_deaths,
         lease_s=settings.job_lease_s,
         burst=burst,
-        periodic=(
-            (keys.FEEDER_JOB, feeder_tick, keys.FEEDER_EVERY_S),
-            (keys.RECONCILER_JOB, reconciler_tick, keys.RECONCILER_EVERY_S),
-        ),
+        periodic=PERIODIC_JOBS,
     )
     try:
         await run_worker(

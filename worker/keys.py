@@ -23,6 +23,14 @@ FEEDER_JOB = "feeder_tick"
 FEEDER_EVERY_S = 5
 RECONCILER_JOB = "reconciler_tick"
 RECONCILER_EVERY_S = 3
+# Webhooks: one expand job per inbox entry; a periodic sweep (pending entries, lag) and renewer.
+WEBHOOK_EXPAND_JOB = "webhook_expand"
+WEBHOOK_TICK_JOB = "webhook_tick"
+WEBHOOK_TICK_EVERY_S = 5
+SUBSCRIPTIONS_TICK_JOB = "subscriptions_tick"
+SUBSCRIPTIONS_TICK_EVERY_S = 60
+# Held by the one process renewing subscriptions (upstream allows 9 subscription calls a minute).
+SUBSCRIPTIONS_LEASE = f"{PREFIX}:subscriptions:renewer:lease"
 
 
 def key_fingerprint(api_key: str) -> str:
@@ -77,6 +85,11 @@ def item_of_collect_job(job_id: str) -> str | None:
     """The item key of a collect job id (None for other jobs)."""
     prefix = "collect:"
     return job_id[len(prefix) :] if job_id.startswith(prefix) else None
+
+
+def webhook_expand_job_id(inbox_id: str) -> str:
+    """One expand job per inbox entry: a sweep re-finding it while it is queued adds nothing."""
+    return f"webhook:expand:{inbox_id}"
 
 
 def search_page_job_id(run_id: str, page_no: int) -> str:

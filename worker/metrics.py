@@ -26,6 +26,7 @@ from prometheus_client import (
 )
 
 from worker import keys
+from worker.webhook_metrics import WebhookMetrics
 
 log = structlog.get_logger("employee_sync.metrics")
 
@@ -112,6 +113,7 @@ class Metrics:
             ["backend"],
             registry=r,
         )
+        self.webhooks = WebhookMetrics(r)
         self.credits_remaining.set(math.nan)
         for cls in keys.ENDPOINT_CLASSES:
             self.limiter_grants.labels(cls)

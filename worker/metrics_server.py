@@ -6,7 +6,8 @@ hooks) so that module imports nothing of the runtime.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Protocol
+from datetime import UTC, datetime
+from typing import Any, Protocol
 
 import structlog
 from aiohttp import web
@@ -24,9 +25,16 @@ class _RunCounts(Protocol):
     async def count_runs_by_state(self) -> Mapping[RunState, int]: ...
 
 
+class _Webhooks(Protocol):
+    async def backlog(self) -> int: ...
+    async def subscriptions(self) -> list[dict[str, Any]]: ...
+
+
 class _Store(Protocol):
     @property
     def runs(self) -> _RunCounts: ...
+    @property
+    def webhooks(self) -> _Webhooks: ...
 
 
 class ScrapeSources(Protocol):
@@ -64,6 +72,13 @@ async def refresh_scrape_gauges(services: ScrapeSources) -> None:
         for state, count in counts.items():
             metrics.runs.labels(state.value).set(count)
         metrics.backend_up.labels("mongodb").set(1)
+    try:  # the webhook inbox and subscriptions (worker.webhook_metrics)
+        metrics.webhooks.backlog.set(await services.store.webhooks.backlog())
+        subscriptions = await services.store.webhooks.subscriptions()
+    except TransientError as exc:
+        _backend_down(metrics, "mongodb", exc)
+    else:
+        metrics.webhooks.set_subscriptions(subscriptions, datetime.now(UTC))
 
 
 def _backend_down(metrics: Metrics, backend: str, exc: TransientError) -> None:

@@ -31,6 +31,7 @@ class RunKind(StrEnum):
     IDS = "ids"
     NAMES = "names"
     SEARCH = "search"
+    WEBHOOK = "webhook"  # a refresh of the ids a webhook notice named (source: webhook:<subscription>)
 
 
 class RunState(StrEnum):

@@ -23,6 +23,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
 from worker.store.base import Doc, translated
+from worker.store.changes import ChangeFeed
 from worker.store.history import event, push
 
 # A duplicate-key race can only repeat if other writers keep changing the same profile meanwhile.
@@ -55,9 +56,9 @@ def changed_fields(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
 
 
 class EmployeeSink:
-    def __init__(self, employees: AsyncCollection[Doc], changes: AsyncCollection[Doc]) -> None:
+    def __init__(self, employees: AsyncCollection[Doc], changes: ChangeFeed) -> None:
         self._employees = employees
-        self._changes = changes
+        self._feed = changes
 
     async def upsert(
         self,
@@ -167,18 +168,16 @@ class EmployeeSink:
         run_id: str,
         now: datetime,
     ) -> None:
-        old_profile = before.get("profile") or {}
-        async with translated("record change"):
-            await self._changes.insert_one(
-                {
-                    "employee_id": employee_id,
-                    "run_id": run_id,
-                    "at": now,
-                    "fields": changed_fields(old_profile, profile),
-                    "old_hash": (before.get("sync") or {}).get("hash"),
-                    "new_hash": digest,
-                }
-            )
+        """Every detected change, from any path, becomes a change-feed event (worker.store.changes)."""
+        await self._feed.record(
+            employee_id=employee_id,
+            run_id=run_id,
+            before=before.get("profile") or {},
+            after=profile,
+            detected_at=now,
+            old_hash=(before.get("sync") or {}).get("hash"),
+            new_hash=digest,
+        )
 
     async def tombstone(self, employee_id: int, *, run_id: str, now: datetime) -> bool:
         """Mark a known profile deleted upstream; the document is kept. True if it was live before.
@@ -229,6 +228,4 @@ class EmployeeSink:
 
     async def changes_of(self, employee_id: int | None = None) -> list[Doc]:
         """Change records, oldest first (all of them when no id is given)."""
-        query: Doc = {} if employee_id is None else {"employee_id": employee_id}
-        async with translated("read changes"):
-            return [doc async for doc in self._changes.find(query).sort("at", 1)]
+        return await self._feed.of_employee(employee_id)

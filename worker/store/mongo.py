@@ -12,17 +12,23 @@ from pymongo.errors import ConfigurationError
 
 from worker.errors import ConfigError
 from worker.store.base import Doc, translated
+from worker.store.changes import ChangeFeed
 from worker.store.dashboard import DashboardQueries
 from worker.store.deadletters import DeadLetters
 from worker.store.employees import EmployeeSink
 from worker.store.history import SyncHistory
 from worker.store.runs import RunStore
+from worker.store.webhooks import WebhookStore
 
 EMPLOYEES = "employees"
 RUNS = "runs"
 RUN_INPUTS = "run_inputs"
 CHANGES = "changes"
 DEAD_LETTERS = "dead_letters"
+COUNTERS = "counters"
+WEBHOOK_SUBSCRIPTIONS = "webhook_subscriptions"
+WEBHOOK_INBOX = "webhook_inbox"
+WEBHOOK_NOTICES = "webhook_notices"
 
 
 class MongoStore:
@@ -30,8 +36,12 @@ class MongoStore:
         self._client = client
         self._database = database
         self._db: AsyncDatabase[Doc] = client[database]
-        self.employees = EmployeeSink(self._db[EMPLOYEES], self._db[CHANGES])
         self.runs = RunStore(self._db[RUNS], self._db[RUN_INPUTS])
+        self.changes = ChangeFeed(self._db[CHANGES], self._db[COUNTERS], self.runs.kind_of)
+        self.employees = EmployeeSink(self._db[EMPLOYEES], self.changes)
+        self.webhooks = WebhookStore(
+            self._db[WEBHOOK_SUBSCRIPTIONS], self._db[WEBHOOK_INBOX], self._db[WEBHOOK_NOTICES]
+        )
         self.dead_letters = DeadLetters(self._db[DEAD_LETTERS])
         self.history = SyncHistory(self._db[EMPLOYEES])
         self.dashboard = DashboardQueries(self._db[EMPLOYEES], self._db[DEAD_LETTERS])
@@ -68,6 +78,8 @@ class MongoStore:
             await self._db[RUN_INPUTS].create_index([("run_id", ASCENDING), ("items", ASCENDING)])
             await self._db[CHANGES].create_index([("employee_id", ASCENDING)])
         await self.dead_letters.ensure_indexes()
+        await self.changes.ensure_indexes()
+        await self.webhooks.ensure_indexes()
 
     async def drop_database(self) -> None:
         """Tests and benchmarks: throw away everything this store holds."""

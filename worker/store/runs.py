@@ -104,6 +104,12 @@ class RunStore:
             doc = await self._runs.find_one({"_id": run_id})
         return None if doc is None else _from_doc(doc)
 
+    async def kind_of(self, run_id: str) -> str | None:
+        """The run's kind (the change feed's `source`); None for an unknown run id."""
+        async with translated("read run kind"):
+            doc = await self._runs.find_one({"_id": run_id}, {"kind": True})
+        return None if doc is None else str(doc.get("kind", RunKind.IDS.value))
+
     async def state_of(self, run_id: str) -> RunState | None:
         async with translated("read run state"):
             doc = await self._runs.find_one({"_id": run_id}, {"state": True})
