@@ -7,6 +7,8 @@ import sys
 from typing import BinaryIO
 
 from config import Settings
+from jobs.bulk import bulk_request
+from jobs.bulk_search import bulk_search
 from jobs.collect import collect
 from jobs.control import RecoveryReport, cancel_run, pause_run, recover_run
 from jobs.deadletter import list_dead_letters, on_poison_job, requeue_dead_letters
@@ -23,7 +25,12 @@ from worker.runtime import Services, shutdown, startup
 from worker.store.deadletters import DeadLetter
 
 # Everything the fleet can run, by job name. The worker package never imports jobs itself.
-JOB_FUNCTIONS: dict[str, JobFunction] = {keys.COLLECT_JOB: collect, keys.SEARCH_PAGE_JOB: search_page}
+JOB_FUNCTIONS: dict[str, JobFunction] = {
+    keys.COLLECT_JOB: collect,
+    keys.SEARCH_PAGE_JOB: search_page,
+    keys.BULK_REQUEST_JOB: bulk_request,
+    keys.BULK_SEARCH_JOB: bulk_search,
+}
 
 MAX_PRINTED_REJECTIONS = 1000
 

@@ -137,6 +137,8 @@ async def status_of(services: Services, run: Run) -> RunStatus:
     details = run.details()
     if run.query_json is not None:
         details["query"] = json.loads(run.query_json)
+    if run.bulk is not None:
+        details.update(await _bulk_details(services, run))
     return RunStatus(
         run_id=run.run_id,
         kind=run.kind.value,
@@ -152,6 +154,26 @@ async def status_of(services: Services, run: Run) -> RunStatus:
     )
 
 
+async def _bulk_details(services: Services, run: Run) -> dict[str, Any]:
+    """A bulk run's data requests by state, and the ones that need a person: `unknown` (maybe
+    billed, never resubmitted), `failed` (with the reason)."""
+    rows = await services.store.ledger.of_run(run.run_id)
+    states: dict[str, int] = {}
+    for row in rows:
+        states[row.state.value] = states.get(row.state.value, 0) + 1
+    attention = [
+        {"data_request": r.row_id, "state": r.state.value, "request_id": r.request_id, "reason": r.error}
+        for r in rows
+        if r.state.value in ("unknown", "failed") or (r.state.value == "submitting" and r.error)
+    ]
+    return {
+        "data_requests": states,
+        "data_requests_attention": attention[:20],
+        "records_ingested": sum(r.records_ingested for r in rows),
+        "bytes_downloaded": sum(r.bytes_downloaded for r in rows),
+    }
+
+
 async def _eta_s(services: Services, run: Run, counts: dict[str, int]) -> float | None:
     """Remaining collect jobs over this run's share of the collect budget.
 
@@ -163,6 +185,12 @@ async def _eta_s(services: Services, run: Run, counts: dict[str, int]) -> float 
     expected = run.expected_items()
     remaining = (run.accepted if expected is None else expected) - counts.get("processed", 0)
     settings = services.settings
+    if run.bulk is not None:
+        # A bulk run's time is the data requests' turnaround (the planner's time model), not a rate
+        # share: what is left of it since the run started, plus the per-record time of what is left.
+        elapsed_s = (utcnow() - run.created_at).total_seconds()
+        ready_s = max(0.0, settings.bulk_expected_ready_s - elapsed_s)
+        return ready_s + max(0, remaining) * settings.bulk_expected_per_record_s
     rate_per_s = settings.collect_rps * (1 - settings.rate_safety_margin)
     running = max(1, await services.store.runs.count_in_state(RunState.RUNNING))
     return max(0, remaining) / (rate_per_s / running)

@@ -1,7 +1,7 @@
 """The AsyncMongoClient lifecycle; the sink, run records and dead-letter hang off it.
 
 The client and the collections are private: callers use the intention-named methods of
-`employees`, `runs` and `dead_letters`, so MongoDB's query language stays inside this package.
+`employees`, `runs`, `dead_letters` and `ledger`, so MongoDB's query language stays inside this package.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from worker.store.base import Doc, translated
 from worker.store.deadletters import DeadLetters
 from worker.store.employees import EmployeeSink
+from worker.store.ledger import DataRequestLedger
 from worker.store.runs import RunStore
 
 EMPLOYEES = "employees"
@@ -19,6 +20,7 @@ RUNS = "runs"
 RUN_INPUTS = "run_inputs"
 CHANGES = "changes"
 DEAD_LETTERS = "dead_letters"
+DATA_REQUESTS = "data_requests"
 
 
 class MongoStore:
@@ -29,6 +31,7 @@ class MongoStore:
         self.employees = EmployeeSink(self._db[EMPLOYEES], self._db[CHANGES])
         self.runs = RunStore(self._db[RUNS], self._db[RUN_INPUTS])
         self.dead_letters = DeadLetters(self._db[DEAD_LETTERS])
+        self.ledger = DataRequestLedger(self._db[DATA_REQUESTS])
 
     @classmethod
     def open(cls, url: str, database: str, *, timeout_s: float = 5.0) -> MongoStore:
@@ -59,6 +62,7 @@ class MongoStore:
             await self._db[RUN_INPUTS].create_index([("run_id", ASCENDING), ("items", ASCENDING)])
             await self._db[CHANGES].create_index([("employee_id", ASCENDING)])
         await self.dead_letters.ensure_indexes()
+        await self.ledger.ensure_indexes()
 
     async def drop_database(self) -> None:
         """Tests and benchmarks: throw away everything this store holds."""
