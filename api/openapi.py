@@ -38,9 +38,17 @@ _TEXT = {"type": "string"}
 _ITEM = {"type": ["integer", "string"], "description": "any other value is rejected per item"}
 
 
+# How the run collects (the planner, `jobs.planner`); absent: collect, fresh profiles collected again.
+_VIA: Schema = {
+    "type": "string",
+    "enum": ["auto", "collect", "bulk"],
+    "description": "auto: skip fresh, then bulk when at least BULK_MIN_ITEMS are left; names stay on collect",
+}
+
+
 def _list_request(name: str, description: str) -> Schema:
     items = {"type": "array", "minItems": 1, "items": _ITEM, "description": description}
-    return _object({name: items}, required=[name])
+    return _object({name: items, "via": _VIA}, required=[name])
 
 
 def _schemas() -> dict[str, Schema]:
@@ -57,6 +65,7 @@ def _request_schemas() -> dict[str, Schema]:
                     {
                         "search": {"type": "object", "description": "an Elasticsearch DSL body with a query"},
                         "max_profiles": {"type": "integer", "minimum": 1, "maximum": MAX_PROFILES},
+                        "via": _VIA,
                     },
                     required=["search"],
                 ),

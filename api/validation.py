@@ -42,6 +42,7 @@ class RunRequest(BaseModel):
     shorthand_names: list[Any] | None = None
     search: dict[str, Any] | None = None
     max_profiles: Annotated[int, Field(ge=1, le=MAX_PROFILES)] | None = None
+    via: Literal["auto", "collect", "bulk"] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,12 +50,14 @@ class ListRun:
     field: str
     kind: Literal["ids", "names"]
     values: list[Any]
+    via: str | None = None  # None: a plain collect run (no planner)
 
 
 @dataclass(frozen=True, slots=True)
 class SearchRun:
     body: dict[str, Any]
     max_profiles: int | None
+    via: str | None = None
 
 
 def parse_run_request(value: object, max_items: int) -> ListRun | SearchRun:
@@ -76,7 +79,9 @@ def parse_run_request(value: object, max_items: int) -> ListRun | SearchRun:
     if chosen is None:
         raise invalid_body(f"{name} must be {_EXPECTED[name]}, not null")
     if name == "search":
-        return SearchRun(chosen, request.max_profiles)
+        return SearchRun(chosen, request.max_profiles, request.via)
+    if name == "shorthand_names" and request.via == "bulk":
+        raise invalid_body("shorthand_names stay on collect: via bulk takes employee_ids or search")
     if "max_profiles" in request.model_fields_set:
         raise invalid_body("max_profiles applies to search runs only")
     if not chosen:
@@ -84,7 +89,7 @@ def parse_run_request(value: object, max_items: int) -> ListRun | SearchRun:
     if len(chosen) > max_items:
         message = f"{name} has {len(chosen)} items; at most {max_items} per request (API_MAX_ITEMS)"
         raise ApiError(413, "too_large", message, {"limit_items": max_items, "items": len(chosen)})
-    return ListRun(name, LIST_KINDS[name], chosen)
+    return ListRun(name, LIST_KINDS[name], chosen, request.via)
 
 
 _EXPECTED = {
@@ -92,6 +97,7 @@ _EXPECTED = {
     "shorthand_names": "a JSON array",
     "search": "a JSON object (an ES-DSL body)",
     "max_profiles": "an integer",
+    "via": "one of auto, collect or bulk",
 }
 
 

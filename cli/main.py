@@ -55,6 +55,11 @@ def cmd_simulator(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_enqueue(settings: Settings, args: argparse.Namespace) -> int:
     from cli.wiring import enqueue_file
 
+    if args.kind == "names" and args.via == "bulk":
+        print("error: names stay on collect (bulk collect takes employee ids)", file=sys.stderr)
+        return EXIT_USAGE
+    if args.dry_run:
+        return cmd_plan(settings, args)
     if args.kind == "search":
         return _enqueue_search(settings, args)
     if args.max_profiles is not None:
@@ -65,8 +70,10 @@ def cmd_enqueue(settings: Settings, args: argparse.Namespace) -> int:
     if source != "-" and not Path(source).is_file():
         print(f"error: no such file: {source}", file=sys.stderr)
         return EXIT_USAGE
-    with _open_input(source) as stream:
-        receipt = _run_value(enqueue_file(settings, stream, args.kind, source=source, quiet=args.json))
+    with _open_input(source, seekable=args.via == "auto") as stream:
+        receipt = _run_value(
+            enqueue_file(settings, stream, args.kind, source=source, quiet=args.json, via=args.via)
+        )
     if args.json:
         _print_json({**receipt.as_dict(), "rejected_lines": [
             {"line": r.line, "value": r.value, "reason": r.reason} for r in receipt.rejected
@@ -95,9 +102,11 @@ def _enqueue_search(settings: Settings, args: argparse.Namespace) -> int:
     if args.max_profiles is not None and args.max_profiles < 1:
         print("error: --max-profiles must be at least 1", file=sys.stderr)
         return EXIT_USAGE
-    run_id = _run_value(enqueue_search(settings, text, max_profiles=args.max_profiles, source=source))
+    run_id = _run_value(
+        enqueue_search(settings, text, max_profiles=args.max_profiles, source=source, via=args.via)
+    )
     if args.json:
-        _print_json({"run_id": run_id, "kind": "search", "max_profiles": args.max_profiles})
+        _print_json({"run_id": run_id, "kind": "search", "max_profiles": args.max_profiles, "via": args.via})
     else:
         print(run_id)
     return EXIT_OK
@@ -135,12 +144,53 @@ def cmd_pause_or_cancel(settings: Settings, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _open_input(source: str) -> Any:
+def _open_input(source: str, *, seekable: bool = False) -> Any:
+    """The input as a binary stream; `seekable`: standard input is spooled (the planner reads twice)."""
     import contextlib
+    import shutil
+    import tempfile
 
     if source == "-":
-        return contextlib.nullcontext(sys.stdin.buffer)
+        if not seekable:
+            return contextlib.nullcontext(sys.stdin.buffer)
+        spool = tempfile.SpooledTemporaryFile(max_size=64 << 20)  # noqa: SIM115 - closed by the caller's with
+        shutil.copyfileobj(sys.stdin.buffer, spool)
+        spool.seek(0)
+        return spool
     return Path(source).open("rb")
+
+
+def cmd_plan(settings: Settings, args: argparse.Namespace) -> int:
+    """`plan ids FILE` / `plan search Q.json` (and `enqueue --dry-run`): print the plan, spend nothing."""
+    from cli.wiring import plan_file, plan_search_text
+
+    if args.kind == "search":
+        text, _ = _read_text(args.file)
+        if text is None:
+            return EXIT_USAGE
+        plan = _run_value(plan_search_text(settings, text, max_profiles=args.max_profiles, via=args.via))
+    else:
+        source = "-" if args.file == "-" else str(Path(args.file))
+        if source != "-" and not Path(source).is_file():
+            print(f"error: no such file: {source}", file=sys.stderr)
+            return EXIT_USAGE
+        with _open_input(source) as stream:
+            plan = _run_value(plan_file(settings, stream, args.kind, args.via))
+    if args.json:
+        _print_json(plan.as_dict())
+    else:
+        print(plan.render())
+    return EXIT_OK
+
+
+def _read_text(file: str) -> tuple[str | None, str]:
+    if file == "-":
+        return sys.stdin.read(), "-"
+    path = Path(file)
+    if not path.is_file():
+        print(f"error: no such file: {path}", file=sys.stderr)
+        return None, str(path)
+    return path.read_text(encoding="utf-8", errors="replace"), str(path)
 
 
 def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
@@ -228,6 +278,15 @@ def _run_value[T](coro: Coroutine[Any, Any, T]) -> T:
         raise SystemExit(130) from None
 
 
+def _via_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--via",
+        choices=["auto", "collect", "bulk"],
+        default="auto",
+        help="auto (default): skip fresh, then bulk when at least BULK_MIN_ITEMS are left, else collect",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="employee-sync", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -254,7 +313,19 @@ def build_parser() -> argparse.ArgumentParser:
     enqueue.add_argument("file", help="path, or - for standard input (search: a JSON body)")
     enqueue.add_argument("--max-profiles", type=int, help="search: stop after this many ids")
     enqueue.add_argument("--json", action="store_true")
+    _via_arguments(enqueue)
+    enqueue.add_argument(
+        "--dry-run", action="store_true", help="print the plan; create nothing, spend nothing"
+    )
     enqueue.set_defaults(handler=cmd_enqueue)
+
+    plan = sub.add_parser("plan", help="collect or bulk? items, fresh, credits, requests and time per path")
+    plan.add_argument("kind", choices=["ids", "names", "search"])
+    plan.add_argument("file", help="path, or - for standard input (search: a JSON body)")
+    plan.add_argument("--max-profiles", type=int, help="search: stop after this many ids")
+    plan.add_argument("--json", action="store_true")
+    _via_arguments(plan)
+    plan.set_defaults(handler=cmd_plan)
 
     status = sub.add_parser("status", help="show a run's progress")
     status.add_argument("run_id")

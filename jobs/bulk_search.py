@@ -19,9 +19,17 @@ from typing import Any
 import structlog
 
 from config.logging import redact_text
-from jobs.bulk_chain import ES_DSL, enqueue_requests, es_dsl_fingerprint, fail_run, plan_id_file
+from jobs.bulk_chain import (
+    ES_DSL,
+    enqueue_requests,
+    enqueue_search_plan,
+    es_dsl_fingerprint,
+    fail_run,
+    plan_id_file,
+)
 from jobs.control import pause_for_credits
 from jobs.runs import create_run, finish_if_complete
+from jobs.search_chain import enqueue_page
 from worker.errors import OutOfCreditsError, PermanentError, RateLimitedError, RetryJob, TransientError
 from worker.run_model import BulkPlan, DataRequest, Outcome, Run, RunKind, RunState, SearchCursor, utcnow
 from worker.runtime import Services, WorkerContext
@@ -33,13 +41,20 @@ STOPPED = "skipped: run not running"
 
 
 async def start_bulk_search_run(
-    services: Services, body: dict[str, Any], *, max_profiles: int | None, source: str
+    services: Services,
+    body: dict[str, Any],
+    *,
+    max_profiles: int | None,
+    source: str,
+    auto: bool = False,
+    matched: int | None = None,
 ) -> str:
-    """Create a bulk search run (the body already validated) and queue its planning job."""
-    from jobs.bulk_chain import enqueue_search_plan
+    """Create a bulk search run (the body already validated) and queue its planning job.
 
+    `auto`: the job decides after its count (below BULK_MIN_ITEMS the run becomes a plain search
+    run, collected profile by profile). `matched`: a count the caller already made (not redone)."""
     run = await create_run(services, RunKind.SEARCH, source)
-    plan = BulkPlan(source_kind="search")
+    plan = BulkPlan(source_kind="search", auto=auto, matched=matched)
     await services.store.runs.start_bulk(
         run.run_id, plan, query_json=json.dumps(body, sort_keys=True), max_profiles=max_profiles
     )
@@ -88,6 +103,10 @@ async def _plan(ctx: WorkerContext, run: Run) -> str:
         matched = await ctx["client"].count(body)
         await services.store.runs.record_bulk_plan(run.run_id, requests=0, planned=False, matched=matched)
     wanted = matched if run.max_profiles is None else min(matched, run.max_profiles)
+    if run.bulk.auto and wanted < settings.bulk_min_items:
+        if await services.store.runs.bulk_search_to_collect(run.run_id):
+            await enqueue_page(services, run.run_id, 0)
+        return f"planned: {wanted} < BULK_MIN_ITEMS {settings.bulk_min_items}: collect"
     if wanted == 0:
         await _publish(services, run.run_id, 0, requests=0, matched=matched, split=False)
         return "planned: nothing matches"

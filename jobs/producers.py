@@ -17,8 +17,10 @@ from datetime import timedelta
 from typing import Any
 
 from jobs.bulk_chain import employee_ids, plan_id_file
+from jobs.bulk_search import start_bulk_search_run
 from jobs.feeder import feed
 from jobs.inputs import InputKind, Rejected, parse_lines
+from jobs.plan_inputs import plan_lines
 from jobs.runs import create_run, finish_if_complete
 from jobs.search import start_search_run
 from jobs.search_input import validate_search_body
@@ -164,9 +166,18 @@ async def _publish(services: Services, receipt: Receipt) -> None:
 
 
 async def create_list_run(
-    services: Services, kind: InputKind, values: Sequence[object], *, source: str, intake: Intake = Intake()
+    services: Services, kind: InputKind, values: Sequence[object], *, source: str, via: str | None = None
 ) -> Receipt:
-    """A run from a JSON list; every bad element is rejected with its 0-based index as its `line`."""
+    """A run from a JSON list; every bad element is rejected with its 0-based index as its `line`.
+
+    `via` None: a plain collect run. Else the planner's rules (`jobs.planner`): fresh items are
+    skipped, and "auto" goes by bulk when at least BULK_MIN_ITEMS are left."""
+    intake = Intake()
+    if via is not None:
+        choice = via
+        if via == "auto":
+            choice = (await plan_lines(services, _as_lines(values), kind, via)).choice
+        intake = Intake(bulk=choice == "bulk", skip_fresh=True)
     return await enqueue_lines(
         services, _as_lines(values), kind, source=source, keep_rejected=len(values), intake=intake
     )
@@ -186,10 +197,15 @@ def _as_lines(values: Sequence[object]) -> Iterator[tuple[int, str | InputError]
 
 
 async def create_search_run(
-    services: Services, body: object, *, max_profiles: int | None, source: str
+    services: Services, body: object, *, max_profiles: int | None, source: str, via: str | None = None
 ) -> str:
+    """`via` "auto"/"bulk": a bulk search run (its job counts first; auto below BULK_MIN_ITEMS
+    turns it into a plain search run). None or "collect": a search run collected page by page."""
     if max_profiles is not None and max_profiles < 1:
         raise InputError("max_profiles must be at least 1")
-    return await start_search_run(
-        services, validate_search_body(body), max_profiles=max_profiles, source=source
-    )
+    valid = validate_search_body(body)
+    if via in ("auto", "bulk"):
+        return await start_bulk_search_run(
+            services, valid, max_profiles=max_profiles, source=source, auto=via == "auto"
+        )
+    return await start_search_run(services, valid, max_profiles=max_profiles, source=source)

@@ -180,6 +180,7 @@ class BulkPlan:
     planned: bool = False  # every data request of the run is in the ledger
     matched: int | None = None  # search: the pre-count (x-total-results)
     split: bool = False  # search over 10,000 matches: ids collected by pages, then id_file requests
+    auto: bool = False  # search: the planner decides after the count (below BULK_MIN_ITEMS: collect)
 
 
 @dataclass(slots=True)

@@ -232,6 +232,15 @@ class RunStore:
         async with translated("update bulk plan"):
             await self._runs.update_one({"_id": run_id}, {"$set": fields})
 
+    async def bulk_search_to_collect(self, run_id: str) -> bool:
+        """A bulk search the planner sent to collect after its count: a plain search run from now."""
+        fields: Doc = {"kind": RunKind.SEARCH.value, "bulk": None, "feed.done": False}
+        async with translated("update run"):
+            result = await self._runs.update_one(
+                {"_id": run_id, "kind": RunKind.BULK.value, "state": RunState.RUNNING.value}, {"$set": fields}
+            )
+        return result.matched_count == 1
+
     async def publish_size(self, run_id: str, accepted: int) -> None:
         """A run whose size is known only now (a bulk search: the pre-count, or what was delivered)."""
         async with translated("update run"):
