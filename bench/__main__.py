@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import sys
 
-from bench import chaos, enqueue, rate
+from bench import bulk, chaos, enqueue, rate
 
-BENCHMARKS = {"rate": rate.main, "enqueue": enqueue.main, "chaos": chaos.main}
+BENCHMARKS = {"rate": rate.main, "enqueue": enqueue.main, "chaos": chaos.main, "bulk": bulk.main}
 
 if __name__ == "__main__":
     name = sys.argv[1] if len(sys.argv) > 1 else ""

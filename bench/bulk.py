@@ -1,0 +1,211 @@
+"""Bulk benchmark: N profiles via collect vs via bulk, the batched sink vs raw bulk_write, and the
+memory of ingesting one 10,000-record file.
+
+    uv run python -m bench bulk [--profiles 500] [--sink-docs 2000] [--file-records 10000]
+
+Everything on loopback: the simulator as a subprocess (default rate limits: collect 54, bulk 27;
+data requests ready 2 s + 0.5 ms per record after their POST), real Redis, and MongoDB: the
+Mongo-wire server (mongoeco, in memory) on a free port unless MONGODB_URL names a real one. The
+table says which. The Mongo-wire server slows down as a collection grows, so its sink figures are
+not MongoDB figures; the ratio batched / raw on the same server is the meaningful number.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import io
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from config import Settings, configure_logging
+from devstack import processes as svc
+from jobs.inputs import read_lines
+from jobs.producers import Intake, enqueue_lines
+from simulator.population import Population
+from worker.run_model import utcnow
+from worker.runtime import Services
+
+API_KEY = "bench-key-0123456789abcdef0123456"
+
+
+@dataclass(frozen=True)
+class PathRow:
+    path: str
+    profiles: int
+    seconds: float
+    requests: dict[str, int]
+    credits: int
+    state: str
+
+
+def _sim(port: int, method: str, path: str, body: object = None) -> dict[str, Any]:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/_sim/{path}", data=data, method=method,
+        headers={"content-type": "application/json"},
+    )  # fmt: skip
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return dict(json.load(response))
+
+
+async def run_path(settings: Settings, sim_port: int, via: str, count: int) -> PathRow:
+    from cli.wiring import run_fleet_worker
+    from jobs.runs import get_status
+
+    _sim(sim_port, "POST", "reset")
+    services = await Services.open(settings)
+    try:
+        await services.redis.flushdb()
+        text = "\n".join(str(Population.id_at(i)) for i in range(count))
+        intake = Intake(bulk=via == "bulk")
+        started = time.perf_counter()
+        receipt = await enqueue_lines(
+            services, read_lines(io.BytesIO(text.encode())), "ids", source="bench", intake=intake
+        )
+        await run_fleet_worker(settings, burst=True)
+        elapsed = time.perf_counter() - started
+        status = await get_status(services, receipt.run_id)
+        stats = _sim(sim_port, "GET", "stats")
+        requests = {cls: int(v["accepted"]) for cls, v in stats["classes"].items() if v["accepted"]}
+        await services.store.drop_database()
+        return PathRow(
+            via, count, elapsed, requests, int(stats["credits_charged"]), str(status and status.state.value)
+        )
+    finally:
+        await services.close()
+
+
+async def sink_ratio(settings: Settings, docs: int, batch: int) -> tuple[float, float]:
+    """Documents/s: EmployeeSink.upsert_many vs raw PyMongo bulk_write of the same documents."""
+    from pymongo import AsyncMongoClient, InsertOne
+
+    population = Population(seed=42, size=docs)
+    found = (population.profile(Population.id_at(i)) for i in range(docs))
+    profiles = [p for p in found if p is not None]
+    services = await Services.open(settings)
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongodb_url)
+    try:
+        started = time.perf_counter()
+        for start in range(0, docs, batch):
+            await services.store.employees.upsert_many(
+                profiles[start : start + batch], run_id="bench", fetched_at=utcnow()
+            )
+        sink_s = time.perf_counter() - started
+        raw = client[settings.mongodb_database + "_raw"]["employees"]
+        started = time.perf_counter()
+        for start in range(0, docs, batch):
+            ops = [
+                InsertOne({"_id": p["id"], "profile": p, "sync": {"synced_at": utcnow()}})
+                for p in profiles[start : start + batch]
+            ]
+            await raw.bulk_write(ops, ordered=False)
+        raw_s = time.perf_counter() - started
+        await client.drop_database(settings.mongodb_database + "_raw")
+        await services.store.drop_database()
+        return docs / sink_s, docs / raw_s
+    finally:
+        await client.close()
+        await services.close()
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench bulk", description=__doc__)
+    parser.add_argument("--profiles", type=int, default=500)
+    parser.add_argument("--sink-docs", type=int, default=2_000)
+    parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument("--file-records", type=int, default=10_000)
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/13")
+    args = parser.parse_args(argv)
+    configure_logging("WARNING", json=False, secrets=[API_KEY])
+    external = os.environ.get("MONGODB_URL")
+    mongo_port = svc.free_port()
+    mongo = None if external else svc.start_mongo_wire(mongo_port)
+    mongo_url = external or f"mongodb://127.0.0.1:{mongo_port}"
+    server = "MongoDB at MONGODB_URL" if external else "Mongo-wire server (mongoeco, in memory)"
+    sim_port = svc.free_port()
+    population = max(args.profiles, args.file_records)
+    sim = svc.start_simulator(sim_port, extra=["--api-key", API_KEY, "--population", str(population)])
+    settings = Settings.model_validate({
+        "coresignal_api_key": API_KEY, "coresignal_base_url": f"http://127.0.0.1:{sim_port}/cdapi",
+        "redis_url": args.redis_url, "mongodb_url": mongo_url,
+        "mongodb_database": f"bench_{uuid.uuid4().hex[:8]}", "worker_concurrency": 20,
+        "bulk_poll_first_s": 0.5, "bulk_poll_cap_s": 2, "job_timeout_s": 60, "log_level": "WARNING",
+    })  # fmt: skip
+    try:
+        with svc.redis_available(args.redis_url):
+            rows = [
+                asyncio.run(run_path(settings, sim_port, via, args.profiles)) for via in ("collect", "bulk")
+            ]
+            sink_dps, raw_dps = asyncio.run(sink_ratio(settings, args.sink_docs, args.batch))
+            rss = _rss_of_ingest(settings, sim_port, args.file_records)
+    finally:
+        svc.stop(sim)
+        if mongo is not None:
+            svc.stop(mongo)
+    _print(rows, sink_dps, raw_dps, rss, server, args)
+    return 0
+
+
+def _print(
+    rows: list[PathRow], sink_dps: float, raw_dps: float, rss: dict[str, Any], server: str, args: Any
+) -> None:
+    print(f"MongoDB for every figure below: {server}\n")
+    print("| path | profiles | wall time | requests by class | credits | run |")
+    print("|---|---|---|---|---|---|")
+    for r in rows:
+        requests = ", ".join(f"{k} {v}" for k, v in sorted(r.requests.items()))
+        print(f"| {r.path} | {r.profiles:,} | {r.seconds:.1f} s | {requests} | {r.credits:,} | {r.state} |")
+    print(f"\n| sink, {args.sink_docs:,} new profiles in batches of {args.batch} | documents/s |")
+    print("|---|---|")
+    print(f"| EmployeeSink.upsert_many (read hashes + bulk_write) | {sink_dps:,.0f} |")
+    print(f"| raw PyMongo bulk_write (InsertOne) | {raw_dps:,.0f} |")
+    print(f"| ratio (goal >= 0.8) | {sink_dps / raw_dps:.2f} |")
+    print(f"\n| ingest of one {rss['records']:,}-record file | value |")
+    print("|---|---|")
+    for key in (
+        "compressed_bytes",
+        "records",
+        "batches_written",
+        "rss_before_mib",
+        "rss_peak_mib",
+        "seconds",
+    ):
+        print(f"| {key} | {rss[key]} |")
+    print(f"| writes | {rss['writes']} |")
+
+
+def _rss_of_ingest(settings: Settings, sim_port: int, records: int) -> dict[str, Any]:
+    """In a fresh process (so the peak is this ingest's): one data request, one file, streamed."""
+    fields = {**json.loads(settings.model_dump_json()), "coresignal_api_key": API_KEY, "api_tokens": ""}
+    env = {**os.environ, "BENCH_SETTINGS": json.dumps(fields), "BENCH_RECORDS": str(records)}
+    _sim(
+        sim_port,
+        "PATCH",
+        "config",
+        {"bulk_file_records": records, "bulk_base_delay_s": 0.5, "bulk_per_record_s": 0},
+    )
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.bulk_rss"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=3600,
+    )
+    if out.returncode != 0:
+        raise RuntimeError(f"bench.bulk_rss failed: {out.stderr[-2000:]}")
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    with contextlib.suppress(KeyboardInterrupt):
+        sys.exit(main(sys.argv[1:]))
