@@ -120,8 +120,8 @@ async def sink_ratio(settings: Settings, docs: int, batch: int) -> tuple[float, 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench bulk", description=__doc__)
     parser.add_argument("--profiles", type=int, default=500)
-    parser.add_argument("--sink-docs", type=int, default=2_000)
-    parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument("--sink-docs", type=int, default=1_000)
+    parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--file-records", type=int, default=10_000)
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/13")
     args = parser.parse_args(argv)
