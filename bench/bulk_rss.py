@@ -21,6 +21,7 @@ from config import Settings
 from simulator.population import Population
 from worker.bulk_files import FileDecoder
 from worker.client import CoresignalClient
+from worker.errors import StoreUnavailableError
 from worker.run_model import utcnow
 from worker.runtime import Services
 
@@ -78,7 +79,14 @@ async def main() -> dict[str, Any]:
 
 
 async def _write(services: Services, batch: list[dict[str, Any]], drop_each: bool) -> None:
-    await services.store.employees.upsert_many(batch, run_id="bench", fetched_at=utcnow())
+    for attempt in range(6):  # the Mongo-wire server can miss a heartbeat under load: as a job would, retry
+        try:
+            await services.store.employees.upsert_many(batch, run_id="bench", fetched_at=utcnow())
+            break
+        except StoreUnavailableError:
+            if attempt == 5:
+                raise
+            await asyncio.sleep(1 + attempt)
     if drop_each:
         await services.store.drop_database()
 

@@ -6,7 +6,9 @@ server slows down as a collection grows).
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 
 import pytest
 
@@ -14,7 +16,7 @@ from cli.wiring import run_fleet_worker
 from config import Settings
 from jobs.bulk_chain import ES_DSL, es_dsl_fingerprint
 from jobs.bulk_search import start_bulk_search_run
-from jobs.control import resume_run
+from jobs.control import pause_run, resume_run
 from jobs.runs import get_status
 from tests.bulk_support import bulk_settings, bulk_simulator, bulk_stats, enqueue_bulk_ids
 from tests.conftest import TEST_API_KEY, MakeSimulator, population_ids
@@ -222,3 +224,36 @@ async def simulator_stats(simulator: object) -> dict[str, object]:
     from tests.bulk_support import sim_get
 
     return dict(await sim_get(simulator, "stats"))  # type: ignore[arg-type]
+
+
+async def test_a_request_not_ready_by_the_deadline_fails_with_that_reason(
+    settings: Settings, services: Services, make_simulator: MakeSimulator
+) -> None:
+    simulator = await bulk_simulator(make_simulator, population=50, bulk_base_delay_s=600)
+    receipt = await enqueue_bulk_ids(services, population_ids(20))
+    await run_fleet_worker(bulk_settings(settings, simulator, bulk_ready_deadline_s=1.0), burst=True)
+    data = await _status(services, receipt.run_id)
+    assert (data["state"], data["failed"], data["data_requests"]) == ("finished", 20, {"failed": 1}), data
+    [attention] = data["data_requests_attention"]  # type: ignore[misc]
+    assert "BULK_READY_DEADLINE_S=1" in attention["reason"]
+
+
+async def test_pause_and_resume_while_polling_carry_on_without_a_second_post(
+    settings: Settings, services: Services, make_simulator: MakeSimulator
+) -> None:
+    simulator = await bulk_simulator(make_simulator, population=60, bulk_base_delay_s=3)
+    run_settings = bulk_settings(settings, simulator)
+    receipt = await enqueue_bulk_ids(services, population_ids(60))
+    worker = asyncio.create_task(run_fleet_worker(run_settings, burst=True))
+    deadline = time.monotonic() + 60
+    while not [r for r in await services.store.ledger.of_run(receipt.run_id) if r.request_id]:
+        assert time.monotonic() < deadline, "never submitted"
+        await asyncio.sleep(0.05)
+    await pause_run(services, receipt.run_id)
+    await asyncio.wait_for(worker, timeout=60)  # the paused run's job left the queue: the burst ends
+    assert (await _status(services, receipt.run_id))["state"] == "paused"
+    await resume_run(services, receipt.run_id)
+    await run_fleet_worker(run_settings, burst=True)
+    data = await _status(services, receipt.run_id)
+    assert (data["state"], data["inserted"]) == ("finished", 60), data
+    assert list((await bulk_stats(simulator))["posts_by_fingerprint"].values()) == [1]
