@@ -116,6 +116,12 @@ class Metrics:
             ["state"],
             registry=r,
         )
+        self.bulk_requests_now = Gauge(
+            f"{PREFIX}_bulk_data_requests_by_state",
+            "Data requests in the ledger by state (unknown: maybe billed, needs a person); read when scraped",
+            ["state"],
+            registry=r,
+        )
         self.bulk_polls = Counter(
             f"{PREFIX}_bulk_polls",
             "Polls of a data request's files: pending, ready, error (still pending), rate_limited",
