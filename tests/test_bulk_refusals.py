@@ -284,3 +284,15 @@ async def test_a_bulk_run_whose_queue_redis_lost_is_recovered_from_its_ledger(
     await run_fleet_worker(bulk_settings(settings, simulator), burst=True)
     data = await _status(services, receipt.run_id)
     assert (data["state"], data["inserted"]) == ("finished", 80), data
+
+
+async def test_ids_not_delivered_go_to_collect_when_the_setting_says_so(
+    settings: Settings, services: Services, make_simulator: MakeSimulator
+) -> None:
+    simulator = await bulk_simulator(make_simulator, population=20)
+    receipt = await enqueue_bulk_ids(services, population_ids(30))  # 10 do not exist
+    await run_fleet_worker(bulk_settings(settings, simulator, bulk_missing_via_collect=True), burst=True)
+    data = await _status(services, receipt.run_id)
+    assert (data["state"], data["inserted"], data["not_found"]) == ("finished", 20, 10), data
+    classes = (await simulator_stats(simulator))["classes"]
+    assert classes["collect"]["accepted"] == 10  # asked one by one: each a 404, nothing tombstoned
