@@ -235,6 +235,20 @@ def cmd_dead_letter(settings: Settings, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_data_requests(settings: Settings, args: argparse.Namespace) -> int:
+    from cli.wiring import data_requests
+
+    rows = _run_value(data_requests(settings, run_id=args.run, attention=args.attention, limit=args.limit))
+    if args.json:
+        _print_json(rows)
+        return EXIT_OK
+    for row in rows:
+        fields = (row["data_request"], row["state"], row["kind"], f"request_id={row['request_id']}")
+        progress = f"files {row['files_done']}/{row['files']}, records {row['records_ingested']}"
+        print("  ".join(str(f) for f in fields), progress, row["reason"] or "", sep="  ")
+    return EXIT_OK
+
+
 def cmd_ping(settings: Settings, args: argparse.Namespace) -> int:
     from cli.wiring import ping
 
@@ -364,6 +378,15 @@ def build_parser() -> argparse.ArgumentParser:
     dead.add_argument("--limit", type=int, default=100)
     dead.add_argument("--json", action="store_true")
     dead.set_defaults(handler=cmd_dead_letter)
+
+    ledger = sub.add_parser("data-requests", help="the bulk data-request ledger (billed requests)")
+    ledger.add_argument("--run", help="only this run's data requests")
+    ledger.add_argument(
+        "--attention", action="store_true", help="only failed, unknown (maybe billed) or stuck submitting"
+    )
+    ledger.add_argument("--limit", type=int, default=100)
+    ledger.add_argument("--json", action="store_true")
+    ledger.set_defaults(handler=cmd_data_requests)
 
     ping = sub.add_parser("ping", help="check that Redis and MongoDB answer (a health check)")
     ping.set_defaults(handler=cmd_ping)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from config import Settings
 from jobs.bulk import bulk_request
@@ -132,6 +132,22 @@ async def enqueue_search(
         return await start_bulk_search_run(
             services, body, max_profiles=max_profiles, source=source, auto=via == "auto"
         )
+    finally:
+        await services.close()
+
+
+async def data_requests(
+    settings: Settings, *, run_id: str | None, attention: bool, limit: int
+) -> list[dict[str, Any]]:
+    """The ledger's rows (attention: failed, unknown, or stuck submitting), described."""
+    from jobs.runs import describe_data_request, needs_attention
+    from worker.run_model import DataRequestState as S
+
+    states = [S.FAILED, S.UNKNOWN, S.SUBMITTING] if attention else None
+    services = await Services.open(settings)
+    try:
+        rows = await services.store.ledger.listed(run_id=run_id, states=states, limit=limit)
+        return [describe_data_request(r) for r in rows if not attention or needs_attention(r)]
     finally:
         await services.close()
 

@@ -22,6 +22,8 @@ from worker.run_model import (
     COUNTER_SHARED,
     DONE_OUTCOMES,
     RUN_STATES,
+    DataRequest,
+    DataRequestState,
     Outcome,
     Run,
     RunKind,
@@ -161,16 +163,40 @@ async def _bulk_details(services: Services, run: Run) -> dict[str, Any]:
     states: dict[str, int] = {}
     for row in rows:
         states[row.state.value] = states.get(row.state.value, 0) + 1
-    attention = [
-        {"data_request": r.row_id, "state": r.state.value, "request_id": r.request_id, "reason": r.error}
-        for r in rows
-        if r.state.value in ("unknown", "failed") or (r.state.value == "submitting" and r.error)
-    ]
+    attention = [describe_data_request(r) for r in rows if needs_attention(r)]
     return {
         "data_requests": states,
         "data_requests_attention": attention[:20],
         "records_ingested": sum(r.records_ingested for r in rows),
         "bytes_downloaded": sum(r.bytes_downloaded for r in rows),
+    }
+
+
+def needs_attention(row: DataRequest) -> bool:
+    """Failed, unknown (maybe billed), or `submitting` for over a minute (a POST's worker died and
+    its job has not run again yet: it will become unknown, never be resubmitted)."""
+    if row.state in (DataRequestState.FAILED, DataRequestState.UNKNOWN):
+        return True
+    started = row.submitting_at
+    return (
+        row.state is DataRequestState.SUBMITTING
+        and started is not None
+        and (utcnow() - started).total_seconds() > 60
+    )
+
+
+def describe_data_request(row: DataRequest) -> dict[str, Any]:
+    return {
+        "data_request": row.row_id,
+        "state": row.state.value,
+        "kind": row.kind,
+        "fingerprint": row.fingerprint,
+        "request_id": row.request_id,
+        "submitted_at": _iso(row.submitted_at or row.submitting_at),
+        "files": len(row.files),
+        "files_done": len(row.files_done),
+        "records_ingested": row.records_ingested,
+        "reason": row.error,
     }
 
 

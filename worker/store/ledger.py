@@ -15,7 +15,7 @@ from datetime import datetime
 from pymongo import ASCENDING, ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 
-from worker.run_model import DataRequest, DataRequestState, utcnow
+from worker.run_model import DataRequest, DataRequestState
 from worker.store.base import Doc, translated
 
 S = DataRequestState
@@ -217,15 +217,13 @@ class DataRequestLedger:
                 counts[str(row["_id"])] = int(row["n"])
         return counts
 
-    async def needing_attention(self, *, limit: int = 100) -> list[DataRequest]:
-        """Rows that may have been billed without a request id we can use: never resubmitted."""
-        query = {"state": {"$in": [S.SUBMITTING.value, S.UNKNOWN.value]}}
+    async def listed(
+        self, *, run_id: str | None, states: Sequence[S] | None, limit: int
+    ) -> list[DataRequest]:
+        """Rows, oldest first, of one run or all, in these states or any."""
+        query: Doc = {} if run_id is None else {"run_id": run_id}
+        if states is not None:
+            query["state"] = {"$in": [s.value for s in states]}
         async with translated("read data requests"):
             cursor = self._rows.find(query).sort("created_at", ASCENDING).limit(limit)
-            rows = [_from_doc(doc) async for doc in cursor]
-        # A `submitting` row younger than a minute is most likely a POST in flight right now.
-        return [r for r in rows if r.state is S.UNKNOWN or _older_than(r.submitting_at, 60)]
-
-
-def _older_than(at: datetime | None, seconds: float) -> bool:
-    return at is not None and (utcnow() - at).total_seconds() > seconds
+            return [_from_doc(doc) async for doc in cursor]
