@@ -67,6 +67,25 @@ async def bulk_request(ctx: WorkerContext, run_id: str, row_id: str) -> str:
     except TransientError as exc:  # our own stores away: retried until they are back
         retry = ctx["retry"].next_step(exc, min(ctx.get("job_try", 1), 16))
         raise (retry or RetryJob(ctx["settings"].retry_cap_s, str(exc))) from exc
+    except PermanentError as exc:  # e.g. 401 or 400 on a download: retrying the same cannot help
+        return await _fail_by_id(ctx, run_id, row_id, f"refused: {_reason(ctx, exc)}")
+    except RetryJob:
+        raise  # the job deferring itself (a poll, the next slice): not an error
+    except Exception as exc:  # a bug: retried a few times (the request is billed), then failed
+        log.exception("bulk.internal_error")
+        attempt = ctx.get("job_try", 1)
+        if attempt < ctx["settings"].max_tries:
+            raise RetryJob(ctx["retry"].delay_s(attempt), f"internal error: {exc!r}") from exc
+        return await _fail_by_id(ctx, run_id, row_id, f"internal error: {type(exc).__name__}: {exc}")
+
+
+async def _fail_by_id(ctx: WorkerContext, run_id: str, row_id: str, reason: str) -> str:
+    services = ctx["services"]
+    run = await services.store.runs.get(run_id)
+    row = await services.store.ledger.get(row_id)
+    if run is None or row is None:
+        return f"failed: {reason}"
+    return await _failed(ctx, run, row, reason, fail_run_too=row.kind == ES_DSL)
 
 
 async def _step(ctx: WorkerContext, run: Run, row: DataRequest) -> str:
