@@ -50,7 +50,7 @@ def create_app(settings: Settings, services: Services, *, insecure: bool = False
     )
     app[SETTINGS] = settings
     app[SERVICES] = services
-    app[OPENAPI] = build_openapi()
+    app[OPENAPI] = build_openapi(max_items=settings.api_max_items)
     add_routes(app)
     return app
 

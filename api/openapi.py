@@ -9,11 +9,12 @@ from __future__ import annotations
 from typing import Any
 
 from api.auth import UNAUTHORIZED_MESSAGE
-from api.validation import LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX, MAX_CURSOR_CHARS, MAX_PROFILES
+from api.cursor import CURSOR_PATTERN
+from api.request_schema import Schema, request_schemas
+from api.request_schema import object_schema as _object
+from api.validation import LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX
 from jobs.inputs import MAX_EMPLOYEE_ID
 from jobs.runs import RUN_STATES
-
-Schema = dict[str, Any]
 
 
 def _ref(name: str) -> Schema:
@@ -24,56 +25,8 @@ def _nullable(type_name: str, **extra: Any) -> Schema:
     return {"type": [type_name, "null"], **extra}
 
 
-def _object(
-    properties: dict[str, Schema], *, required: list[str] | None = None, closed: bool = True
-) -> Schema:
-    schema: Schema = {"type": "object", "properties": properties, "additionalProperties": not closed}
-    if required is not None:
-        schema["required"] = required
-    return schema
-
-
 _COUNT = {"type": "integer", "minimum": 0}
 _TEXT = {"type": "string"}
-_ITEM = {"type": ["integer", "string"], "description": "any other value is rejected per item"}
-
-
-# How the run collects (the planner, `jobs.planner`); absent: collect, fresh profiles collected again.
-_VIA: Schema = {
-    "type": "string",
-    "enum": ["auto", "collect", "bulk"],
-    "description": "auto: skip fresh, then bulk when at least BULK_MIN_ITEMS are left; names stay on collect",
-}
-
-
-def _list_request(name: str, description: str) -> Schema:
-    items = {"type": "array", "minItems": 1, "items": _ITEM, "description": description}
-    return _object({name: items, "via": _VIA}, required=[name])
-
-
-def _schemas() -> dict[str, Schema]:
-    return {**_request_schemas(), **_response_schemas()}
-
-
-def _request_schemas() -> dict[str, Schema]:
-    return {
-        "CreateRunRequest": {
-            "oneOf": [
-                _list_request("employee_ids", "Coresignal employee ids (integers or digit strings)"),
-                _list_request("shorthand_names", "shorthand names or linkedin.com/in/<name> profile URLs"),
-                _object(
-                    {
-                        "search": {"type": "object", "description": "an Elasticsearch DSL body with a query"},
-                        "max_profiles": {"type": "integer", "minimum": 1, "maximum": MAX_PROFILES},
-                        "via": _VIA,
-                    },
-                    required=["search"],
-                ),
-            ],
-            "description": "Exactly one of employee_ids, shorthand_names or search. Lists hold at most "
-            "API_MAX_ITEMS items and the body at most API_MAX_BODY_BYTES bytes (413 beyond).",
-        },
-    }
 
 
 def _response_schemas() -> dict[str, Schema]:
@@ -118,7 +71,7 @@ def _response_schemas() -> dict[str, Schema]:
 def _run_schema() -> Schema:
     counters = [
         "accepted", "rejected", "duplicates", "queued", "done", "inserted", "changed", "unchanged",
-        "not_found", "failed", "already_queued", "skipped_fresh", "upstream_429", "retries",
+        "not_found", "failed", "shared", "skipped_fresh", "upstream_429", "retries",
     ]  # fmt: skip
     properties: dict[str, Schema] = {
         "run_id": {"type": "string"},
@@ -171,7 +124,8 @@ _ERRORS = {
     "404": "run_not_found or employee_not_found",
     "409": "invalid_state: the run's state does not allow this",
     "413": "too_large: over API_MAX_BODY_BYTES or API_MAX_ITEMS",
-    "422": "invalid_query: the search body is not a query the API accepts",
+    "422": "no_valid_items (no run created; details.rejected lists every item and why) or "
+    "invalid_query (the search body is not a query the API accepts)",
     "500": "internal: a bug, logged with its traceback",
     "503": "unavailable: Redis or MongoDB is not answering",
 }
@@ -200,7 +154,7 @@ _EMPLOYEE_ID = {
     "name": "id",
     "in": "path",
     "required": True,
-    "schema": {"type": "string", "pattern": "^[0-9]+$", "description": f"1..{MAX_EMPLOYEE_ID}"},
+    "schema": {"type": "integer", "minimum": 1, "maximum": MAX_EMPLOYEE_ID},
 }
 _LIST_PARAMETERS = [
     {"name": "state", "in": "query", "schema": {"type": "string", "enum": list(RUN_STATES)}},
@@ -209,7 +163,13 @@ _LIST_PARAMETERS = [
         "in": "query",
         "schema": {"type": "integer", "minimum": 1, "maximum": LIST_LIMIT_MAX, "default": LIST_LIMIT_DEFAULT},
     },
-    {"name": "cursor", "in": "query", "schema": {"type": "string", "maxLength": MAX_CURSOR_CHARS}},
+    {
+        "name": "cursor",
+        "in": "query",
+        "description": "next_cursor of the previous page; any cursor of this shape is a position "
+        "in the newest-first order (created_at in microseconds since 1970, then the run id)",
+        "schema": {"type": "string", "pattern": CURSOR_PATTERN},
+    },
 ]
 
 
@@ -311,7 +271,8 @@ def _other_paths() -> dict[str, Schema]:
     }
 
 
-def build_openapi() -> dict[str, Any]:
+def build_openapi(*, max_items: int) -> dict[str, Any]:
+    """The document for an API taking at most `max_items` items per list (API_MAX_ITEMS)."""
     return {
         "openapi": "3.1.0",
         "info": {
@@ -324,6 +285,6 @@ def build_openapi() -> dict[str, Any]:
         "paths": _paths(),
         "components": {
             "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}},
-            "schemas": _schemas(),
+            "schemas": {**request_schemas(max_items), **_response_schemas()},
         },
     }

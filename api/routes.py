@@ -11,7 +11,9 @@ from typing import Any
 import structlog
 from aiohttp import web
 
+from api.cursor import from_control, to_control
 from api.errors import ApiError, error_response, json_response, unavailable_message
+from api.items import rejected_if_none_usable
 from api.jsonbody import read_json
 from api.state import OPENAPI, SERVICES, SETTINGS
 from api.validation import (
@@ -72,6 +74,9 @@ async def _create_search_run(services: Services, parsed: SearchRun) -> dict[str,
 
 
 async def _create_list_run(services: Services, parsed: ListRun) -> dict[str, Any]:
+    refused = rejected_if_none_usable(parsed.kind, parsed.values)
+    if refused is not None:  # checked before the producer: an empty run would be created otherwise
+        raise _nothing_usable(parsed, refused)
     receipt = await producers.create_list_run(
         services, parsed.kind, parsed.values, source=SOURCE, via=parsed.via
     )
@@ -83,6 +88,14 @@ async def _create_list_run(services: Services, parsed: ListRun) -> dict[str, Any
         "rejected": [_rejected(r, parsed.values) for r in receipt.rejected],
         "rejected_count": receipt.rejected_count,
     }
+
+
+def _nothing_usable(parsed: ListRun, refused: Sequence[Rejected]) -> ApiError:
+    what = "an employee id" if parsed.kind == "ids" else "a shorthand name or a profile URL"
+    count = len(parsed.values)
+    message = f"no run created: none of the {count} items of {parsed.field} is {what}"
+    rejected = [_rejected(r, parsed.values) for r in refused]
+    return ApiError(422, "no_valid_items", message, {"rejected": rejected, "rejected_count": len(rejected)})
 
 
 def _rejected(rejected: Rejected, values: Sequence[object]) -> dict[str, Any]:
@@ -105,13 +118,11 @@ async def get_run(request: web.Request) -> web.Response:
 
 async def list_runs(request: web.Request) -> web.Response:
     query = parse_list_query(request.query)
-    try:
-        page = await runs.list_runs(
-            request.app[SERVICES], state=query.state, limit=query.limit, cursor=query.cursor
-        )
-    except InputError as exc:  # a cursor that decodes to nothing we wrote
-        raise ApiError(400, "invalid_parameter", str(exc)) from exc
-    return json_response({"runs": [run.as_dict() for run in page.runs], "next_cursor": page.next_cursor})
+    cursor = None if query.cursor is None else to_control(query.cursor)
+    page = await runs.list_runs(request.app[SERVICES], state=query.state, limit=query.limit, cursor=cursor)
+    return json_response(
+        {"runs": [run.as_dict() for run in page.runs], "next_cursor": from_control(page.next_cursor)}
+    )
 
 
 def _control(action: RunAction) -> Callable[[web.Request], Awaitable[web.Response]]:

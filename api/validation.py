@@ -1,8 +1,9 @@
 """What a request may say: the body of POST /v1/runs, the list query, the ids in paths.
 
-Request-level problems (wrong types, both or none of the input kinds, unknown fields, too many items)
-are refused whole with a 4xx naming the field. Per-item problems in `employee_ids`/`shorthand_names`
-are not request errors: those items are passed on, and come back in `rejected` with their index.
+Request-level problems (wrong types, of a field or of a list item; both or none of the input kinds;
+unknown fields; too many items) are refused whole with a 4xx naming the field. An item of the right
+type that is not an id or a name is not a request error: it is passed on, and comes back in `rejected`
+with its index (api.items; a list with no usable item at all is a 422, in api.routes).
 """
 
 from __future__ import annotations
@@ -16,21 +17,21 @@ from multidict import MultiMapping
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import ErrorDetails
 
+from api.cursor import is_cursor
 from api.errors import ApiError
+from api.items import ListKind, Value, json_type, typed_items
 from jobs.inputs import MAX_EMPLOYEE_ID
 from jobs.runs import RUN_STATES
 
 # Far above any real search (the API pages 1,000 ids at a time) and well inside a BSON int64.
 MAX_PROFILES = 1_000_000_000
 LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX = 50, 200
-MAX_CURSOR_CHARS = 512
 MAX_PROBLEMS = 10  # listed per refused body: a body with 10,000 unknown keys gets a short answer
 LIST_PARAMETERS = ("state", "limit", "cursor")
-LIST_KINDS: Mapping[str, Literal["ids", "names"]] = {"employee_ids": "ids", "shorthand_names": "names"}
+LIST_KINDS: Mapping[str, ListKind] = {"employee_ids": "ids", "shorthand_names": "names"}
 INPUT_KINDS = ("employee_ids", "shorthand_names", "search")
 _RUN_ID = re.compile(r"[0-9a-f]{32}")  # jobs.runs.new_run_id: uuid4().hex
 _DIGITS = re.compile(r"[0-9]{1,25}")
-_CURSOR = re.compile(r"[A-Za-z0-9_=-]+")  # url-safe base64, as jobs.control writes it
 
 
 class RunRequest(BaseModel):
@@ -48,8 +49,8 @@ class RunRequest(BaseModel):
 @dataclass(frozen=True, slots=True)
 class ListRun:
     field: str
-    kind: Literal["ids", "names"]
-    values: list[Any]
+    kind: ListKind
+    values: list[Value]
     via: str | None = None  # None: a plain collect run (no planner)
 
 
@@ -64,12 +65,11 @@ def parse_run_request(value: object, max_items: int) -> ListRun | SearchRun:
     if not isinstance(value, dict):
         raise invalid_body(f"the body must be a JSON object, not {json_type(value)}")
     try:
-        request = RunRequest.model_validate(value)
+        request = RunRequest.model_validate(_integral_max_profiles(value))
     except ValidationError as exc:
-        problems = [_human(error) for error in exc.errors()[:MAX_PROBLEMS]]
-        if exc.error_count() > MAX_PROBLEMS:
-            problems.append(f"and {exc.error_count() - MAX_PROBLEMS} more problems")
-        raise invalid_body("; ".join(problems), {"problems": problems}) from exc
+        raise _refused([_human(error) for error in exc.errors()], exc.error_count()) from exc
+    if "via" in request.model_fields_set and request.via is None:
+        raise invalid_body("via must be one of auto, collect or bulk, not null; leave it out for collect")
     kinds = [name for name in INPUT_KINDS if name in request.model_fields_set]
     if len(kinds) != 1:
         found = "none" if not kinds else " and ".join(kinds)
@@ -79,6 +79,8 @@ def parse_run_request(value: object, max_items: int) -> ListRun | SearchRun:
     if chosen is None:
         raise invalid_body(f"{name} must be {_EXPECTED[name]}, not null")
     if name == "search":
+        if "max_profiles" in request.model_fields_set and request.max_profiles is None:
+            raise invalid_body("max_profiles must be an integer, not null; leave it out for no limit")
         return SearchRun(chosen, request.max_profiles, request.via)
     if name == "shorthand_names" and request.via == "bulk":
         raise invalid_body("shorthand_names stay on collect: via bulk takes employee_ids or search")
@@ -89,7 +91,27 @@ def parse_run_request(value: object, max_items: int) -> ListRun | SearchRun:
     if len(chosen) > max_items:
         message = f"{name} has {len(chosen)} items; at most {max_items} per request (API_MAX_ITEMS)"
         raise ApiError(413, "too_large", message, {"limit_items": max_items, "items": len(chosen)})
-    return ListRun(name, LIST_KINDS[name], chosen, request.via)
+    kind = LIST_KINDS[name]
+    values, problems = typed_items(name, kind, chosen)
+    if problems:
+        raise _refused(problems[:MAX_PROBLEMS], len(problems))
+    return ListRun(name, kind, values, request.via)
+
+
+def _integral_max_profiles(body: dict[str, Any]) -> dict[str, Any]:
+    """JSON has one number type: `954.0` is the integer 954 (JSON Schema agrees); `954.5` is not."""
+    value = body.get("max_profiles")
+    if isinstance(value, float) and value.is_integer():
+        return {**body, "max_profiles": int(value)}
+    return body
+
+
+def _refused(problems: list[str], count: int) -> ApiError:
+    """400 naming the first MAX_PROBLEMS problems: a body with 10,000 of them gets a short answer."""
+    listed = problems[:MAX_PROBLEMS]
+    if count > MAX_PROBLEMS:
+        listed.append(f"and {count - MAX_PROBLEMS} more problems")
+    return invalid_body("; ".join(listed), {"problems": listed})
 
 
 _EXPECTED = {
@@ -113,25 +135,6 @@ def _human(error: ErrorDetails) -> str:
     if field in _EXPECTED:
         return f"{field} must be {_EXPECTED[field]}, not {json_type(error.get('input'))}"
     return f"{field}: {error['msg']}"
-
-
-def json_type(value: object) -> str:
-    match value:
-        case None:
-            return "null"
-        case bool():
-            return "a boolean"
-        case int():
-            return "an integer"
-        case float():
-            return "a decimal number"
-        case str():
-            return "a string"
-        case list():
-            return "an array"
-        case dict():
-            return "an object"
-    return type(value).__name__
 
 
 def preview(text: str, limit: int = 60) -> str:
@@ -165,7 +168,7 @@ def parse_list_query(query: MultiMapping[str]) -> ListQuery:
     state, limit, cursor = query.get("state"), query.get("limit"), query.get("cursor")
     if state is not None and state not in RUN_STATES:
         raise invalid_parameter(f"unknown state {preview(state)!r}; one of {', '.join(RUN_STATES)}")
-    if cursor is not None and (len(cursor) > MAX_CURSOR_CHARS or not _CURSOR.fullmatch(cursor)):
+    if cursor is not None and not is_cursor(cursor):
         raise invalid_parameter("invalid cursor; pass next_cursor from the previous page unchanged")
     return ListQuery(state, _limit(limit), cursor)
 

@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import sys
 
-from bench import bulk, chaos, enqueue, rate
+from bench import bulk, chaos, enqueue, peers, rate, soak
 
-BENCHMARKS = {"rate": rate.main, "enqueue": enqueue.main, "chaos": chaos.main, "bulk": bulk.main}
+BENCHMARKS = {
+    "rate": rate.main,
+    "enqueue": enqueue.main,
+    "chaos": chaos.main,
+    "peers": peers.main,
+    "soak": soak.main,
+    "bulk": bulk.main,
+}
 
 if __name__ == "__main__":
     name = sys.argv[1] if len(sys.argv) > 1 else ""

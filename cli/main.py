@@ -1,4 +1,7 @@
-"""`employee-sync`: the composition root. Builds the settings once and wires worker, jobs and simulator."""
+"""`employee-sync`: the composition root. Builds the settings once and wires worker, jobs and simulator.
+
+(A note for developers; what users see is DESCRIPTION and EPILOG below.)
+"""
 
 from __future__ import annotations
 
@@ -12,8 +15,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from cli.failures import describe, listen_error, read_error
 from config import Settings, configure_logging
-from worker.errors import EmployeeSyncError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_SOME_REJECTED = 0, 1, 2, 3
 
@@ -30,6 +33,7 @@ def _print_json(data: Any) -> None:
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     from cli.wiring import run_fleet_worker
 
+    settings.require_api_key()  # before anything is opened: `configuration error: ...`, exit 2
     settings = settings.model_copy(
         update={"worker_concurrency": args.concurrency or settings.worker_concurrency}
     )
@@ -47,9 +51,15 @@ def cmd_simulator(settings: Settings, args: argparse.Namespace) -> int:
     }  # fmt: skip
     if args.api_key:
         fields["api_keys"] = args.api_key
-    config = SimulatorConfig(**{k: v for k, v in fields.items() if v is not None})
+    try:
+        config = SimulatorConfig(**{k: v for k, v in fields.items() if v is not None})
+    except ValidationError as exc:
+        for error in exc.errors():
+            flag = "--" + "-".join(str(error["loc"][0]).split("_")).replace("api-keys", "api-key")
+            print(f"error: {flag}: {_pydantic_message(error['msg'])}", file=sys.stderr)
+        return EXIT_USAGE
     print(f"simulator listening on http://{args.host}:{args.port}/cdapi", file=sys.stderr, flush=True)
-    return _run(serve(config, args.host, args.port))
+    return _serve(serve(config, args.host, args.port), args.host, args.port)
 
 
 def cmd_enqueue(settings: Settings, args: argparse.Namespace) -> int:
@@ -67,13 +77,16 @@ def cmd_enqueue(settings: Settings, args: argparse.Namespace) -> int:
         return EXIT_USAGE
 
     source = "-" if args.file == "-" else str(Path(args.file))
-    if source != "-" and not Path(source).is_file():
-        print(f"error: no such file: {source}", file=sys.stderr)
+    try:  # a pipe or process substitution (<(...)) is fine: only reading decides
+        with _open_input(source, seekable=args.via == "auto") as stream:
+            if hasattr(stream, "peek"):
+                stream.peek(1)  # an unreadable input fails here, before a run is created for it
+            receipt = _run_value(
+                enqueue_file(settings, stream, args.kind, source=source, quiet=args.json, via=args.via)
+            )
+    except OSError as exc:  # the stores' failures arrive translated: an OSError here is the input's
+        print(read_error(exc, source), file=sys.stderr)
         return EXIT_USAGE
-    with _open_input(source, seekable=args.via == "auto") as stream:
-        receipt = _run_value(
-            enqueue_file(settings, stream, args.kind, source=source, quiet=args.json, via=args.via)
-        )
     if args.json:
         _print_json({**receipt.as_dict(), "rejected_lines": [
             {"line": r.line, "value": r.value, "reason": r.reason} for r in receipt.rejected
@@ -91,14 +104,12 @@ def cmd_enqueue(settings: Settings, args: argparse.Namespace) -> int:
 def _enqueue_search(settings: Settings, args: argparse.Namespace) -> int:
     from cli.wiring import enqueue_search
 
-    if args.file == "-":
-        text, source = sys.stdin.read(), "-"
-    else:
-        path = Path(args.file)
-        if not path.is_file():
-            print(f"error: no such file: {path}", file=sys.stderr)
-            return EXIT_USAGE
-        text, source = path.read_text(encoding="utf-8", errors="replace"), str(path)
+    source = "-" if args.file == "-" else str(Path(args.file))
+    try:
+        text = sys.stdin.read() if source == "-" else Path(source).read_text("utf-8", errors="replace")
+    except OSError as exc:
+        print(read_error(exc, source), file=sys.stderr)
+        return EXIT_USAGE
     if args.max_profiles is not None and args.max_profiles < 1:
         print("error: --max-profiles must be at least 1", file=sys.stderr)
         return EXIT_USAGE
@@ -145,19 +156,20 @@ def cmd_pause_or_cancel(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _open_input(source: str, *, seekable: bool = False) -> Any:
-    """The input as a binary stream; `seekable`: standard input is spooled (the planner reads twice)."""
+    """The input as a binary stream. `seekable` (the planner reads the input twice): standard input
+    and pipes (`<(...)`) are spooled to a temporary file first."""
     import contextlib
     import shutil
     import tempfile
 
-    if source == "-":
-        if not seekable:
-            return contextlib.nullcontext(sys.stdin.buffer)
-        spool = tempfile.SpooledTemporaryFile(max_size=64 << 20)  # noqa: SIM115 - closed by the caller's with
-        shutil.copyfileobj(sys.stdin.buffer, spool)
-        spool.seek(0)
-        return spool
-    return Path(source).open("rb")
+    if not seekable or (source != "-" and Path(source).is_file()):
+        return contextlib.nullcontext(sys.stdin.buffer) if source == "-" else Path(source).open("rb")
+    spool = tempfile.SpooledTemporaryFile(max_size=64 << 20)  # noqa: SIM115 - closed by the caller's with
+    with contextlib.ExitStack() as stack:
+        stream = sys.stdin.buffer if source == "-" else stack.enter_context(Path(source).open("rb"))
+        shutil.copyfileobj(stream, spool)
+    spool.seek(0)
+    return spool
 
 
 def cmd_plan(settings: Settings, args: argparse.Namespace) -> int:
@@ -271,7 +283,7 @@ def cmd_api(settings: Settings, args: argparse.Namespace) -> int:
         json=settings.log_json,
         secrets=settings.secrets(),
     )
-    return _run(serve(settings, args.host, args.port, insecure=args.insecure_no_auth))
+    return _serve(serve(settings, args.host, args.port, insecure=args.insecure_no_auth), args.host, args.port)
 
 
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
@@ -283,6 +295,21 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
 def _run(coro: Coroutine[Any, Any, Any]) -> int:
     _run_value(coro)
     return EXIT_OK
+
+
+def _serve(coro: Coroutine[Any, Any, Any], host: str, port: int) -> int:
+    """Run a server; an address in use (or an unknown host) is one line, not a traceback."""
+    try:
+        return _run(coro)
+    except OSError as exc:
+        failure = listen_error(exc, host, port)
+        if failure is None:
+            raise
+        raise failure from exc
+
+
+def _pydantic_message(message: str) -> str:
+    return message.removeprefix("Value error, ")
 
 
 def _run_value[T](coro: Coroutine[Any, Any, T]) -> T:
@@ -301,12 +328,46 @@ def _via_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+DESCRIPTION = """\
+Keep a MongoDB mirror of Coresignal's Clean Employee API up to date, at exactly the rate the API
+allows, from as many worker processes as you start. Give it employee ids, profile names/URLs or an
+ES-DSL search; a run collects each profile once and reports its progress.
+
+first steps:
+  employee-sync ping                       check that Redis and MongoDB answer
+  employee-sync worker                     start a worker (start as many as you like, on any host)
+  employee-sync enqueue ids ids.txt        create a run from employee ids, one per line
+                                           (or: enqueue names FILE, enqueue search QUERY.json)
+  employee-sync status RUN_ID --follow     watch a run until it finishes
+  employee-sync demo                       everything on one machine, with a local simulator"""
+
+EPILOG = """\
+settings come from the environment or ./.env: CORESIGNAL_API_KEY (needed by workers), REDIS_URL,
+MONGODB_URL, CORESIGNAL_BASE_URL (must end in /cdapi) and the tunables listed in the README.
+`employee-sync COMMAND --help` describes one command."""
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="employee-sync", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(
+        prog="employee-sync",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", title="commands")
 
     worker = sub.add_parser("worker", help="run one worker process (run as many as you like)")
-    worker.add_argument("--concurrency", type=int, help="jobs in flight in this process")
+    worker.add_argument("--concurrency", type=_positive_int, help="jobs in flight in this process")
     worker.add_argument("--burst", action="store_true", help="exit when the queue is empty")
     worker.set_defaults(handler=cmd_worker)
 
@@ -350,7 +411,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     runs = sub.add_parser("runs", help="list runs, newest first")
     runs.add_argument("--state", help="only runs in this state (running, finished, ...)")
-    runs.add_argument("--limit", type=int, default=20)
+    runs.add_argument("--limit", type=_positive_int, default=20)
     runs.add_argument("--json", action="store_true")
     runs.set_defaults(handler=cmd_runs)
 
@@ -375,7 +436,7 @@ def build_parser() -> argparse.ArgumentParser:
     dead.add_argument("action", choices=["list", "requeue"])
     dead.add_argument("--run")
     dead.add_argument("--reason", help="only entries whose reason contains this text")
-    dead.add_argument("--limit", type=int, default=100)
+    dead.add_argument("--limit", type=_positive_int, default=100)
     dead.add_argument("--json", action="store_true")
     dead.set_defaults(handler=cmd_dead_letter)
 
@@ -414,7 +475,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValidationError as exc:
         for error in exc.errors():
             field = ".".join(str(p) for p in error["loc"]).upper()
-            print(f"configuration error: {field}: {error['msg']}", file=sys.stderr)
+            print(f"configuration error: {field}: {_pydantic_message(error['msg'])}", file=sys.stderr)
         return EXIT_USAGE
     configure_logging(
         settings.log_level,
@@ -424,9 +485,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Callable[[Settings, argparse.Namespace], int] = args.handler
     try:
         return handler(settings, args)
-    except EmployeeSyncError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+    except Exception as exc:  # every failure is one line (a bug: a redacted traceback), never a raw one
+        message, code = describe(exc, settings)
+        print(message, file=sys.stderr)
+        return code
 
 
 if __name__ == "__main__":

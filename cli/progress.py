@@ -82,7 +82,7 @@ def summary_line(status: RunStatus) -> str:
         f"run {status.run_id} {status.state}: {status.processed}/{status.accepted} processed{took}; "
         f"inserted {c.get('inserted', 0)}, changed {c.get('changed', 0)}, unchanged {c.get('unchanged', 0)}, "
         f"not found {c.get('not_found', 0)}, failed {c.get('failed', 0)}, "
-        f"skipped fresh {c.get('skipped_fresh', 0)}, already queued {c.get('already_queued', 0)}, "
+        f"skipped fresh {c.get('skipped_fresh', 0)}, shared with other runs {c.get('shared', 0)}, "
         f"429s {c.get('upstream_429', 0)}, retries {c.get('retries', 0)}"
     )
     reason = status.details.get("error") or status.details.get("pause_reason")

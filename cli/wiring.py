@@ -17,6 +17,7 @@ from jobs.inputs import InputKind, Rejected, read_lines
 from jobs.plan_inputs import plan_lines, plan_query
 from jobs.planner import Plan
 from jobs.producers import Intake, Receipt, enqueue_lines
+from jobs.reconciler import reconciler_tick
 from jobs.runs import RunStatus, get_status
 from jobs.search import search_page, start_search_run
 from jobs.search_input import parse_search_body
@@ -43,15 +44,19 @@ async def run_fleet_worker(
     """`metrics`: record into this registry (an embedding process, a test) instead of a new one."""
     settings.require_api_key()
     options = WorkerOptions(
-        redis_url=settings.redis_url,
+        redis=settings.redis_target(),
         queue_name=keys.JOB_QUEUE,
         concurrency=settings.worker_concurrency,
         job_timeout_s=settings.job_timeout_s,
         max_tries=settings.max_tries,
         drain_timeout_s=settings.drain_timeout_s,
         max_worker_deaths=settings.max_worker_deaths,
+        lease_s=settings.job_lease_s,
         burst=burst,
-        periodic=((keys.FEEDER_JOB, feeder_tick, keys.FEEDER_EVERY_S),),
+        periodic=(
+            (keys.FEEDER_JOB, feeder_tick, keys.FEEDER_EVERY_S),
+            (keys.RECONCILER_JOB, reconciler_tick, keys.RECONCILER_EVERY_S),
+        ),
     )
     try:
         await run_worker(

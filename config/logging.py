@@ -16,11 +16,16 @@ _URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s
 REDACTED = "***"
 
 
+def mask_url_credentials(text: str) -> str:
+    """`scheme://user:password@host` → `scheme://user:***@host`, wherever it appears in `text`."""
+    return _URL_CREDENTIALS.sub(rf"\g<scheme>\g<user>:{REDACTED}@", text)
+
+
 def redact_text(text: str, secrets: Iterable[str]) -> str:
     for secret in secrets:
         if secret:
             text = text.replace(secret, REDACTED)
-    return _URL_CREDENTIALS.sub(rf"\g<scheme>\g<user>:{REDACTED}@", text)
+    return mask_url_credentials(text)
 
 
 class _Redactor:
@@ -54,11 +59,13 @@ def configure_logging(level: str = "INFO", *, json: bool | None = None, secrets:
     renderer: Processor = (
         structlog.processors.JSONRenderer()
         if render_json
-        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        else structlog.dev.ConsoleRenderer(
+            colors=sys.stderr.isatty(), exception_formatter=structlog.dev.plain_traceback
+        )
     )
+    # Tracebacks become plain text *before* the redactor, in both modes: the console renderer's own
+    # (rich) formatter would run after it and print every frame's locals, Settings and all (review #13).
     tail: list[Processor] = [structlog.processors.format_exc_info, redactor, renderer]
-    if not render_json:
-        tail = [redactor, renderer]  # the console renderer formats exceptions itself
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),

@@ -117,7 +117,8 @@ async def take_out_queued(services: Services, run_id: str) -> int:
             heir, rest = waiting[0], waiting[1:]
             await services.waiters.add(item_key, rest)
             spec = JobSpec(job_id, (heir, item_key))
-            await services.queue.enqueue_many(keys.JOB_QUEUE, keys.COLLECT_JOB, [spec])
+            if (await services.queue.enqueue_many(keys.JOB_QUEUE, keys.COLLECT_JOB, [spec]))[0]:
+                await services.waiters.forget_outcomes([item_key])
     return len(removed)
 
 

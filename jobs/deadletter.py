@@ -55,12 +55,14 @@ async def _requeue(services: Services, letter: DeadLetter) -> bool:
     added = await services.queue.enqueue_many(
         keys.JOB_QUEUE, keys.COLLECT_JOB, [JobSpec(job_id, (owner, item_key))]
     )
-    if not added[0]:
-        (args,) = await services.queue.job_args([job_id])
-        if args is not None and args[0] != owner:
-            outcome = await services.waiters.wait_for(item_key, owner)
-            if outcome is not None:
-                await services.progress.record(owner, item_key, outcome)
+    if added[0]:
+        await services.waiters.forget_outcomes([item_key])  # e.g. the marker of the job that failed
+        return True
+    (args,) = await services.queue.job_args([job_id])
+    if args is not None and args[0] != owner:
+        outcome = await services.waiters.wait_for(item_key, owner)
+        if outcome is not None:
+            await record_outcome(services, owner, item_key, outcome)
     return True
 
 

@@ -111,6 +111,7 @@ async def enqueue_items(services: Services, run_id: str, items: list[str], *, ag
     """Queue collect jobs for a run's items; an item already queued for another run is waited on."""
     specs = [JobSpec(keys.collect_job_id(key), (run_id, key)) for key in items]
     added = await services.queue.enqueue_many(keys.JOB_QUEUE, keys.COLLECT_JOB, specs)
+    await services.waiters.forget_outcomes([key for key, ok in zip(items, added, strict=True) if ok])
     duplicates = [key for key, ok in zip(items, added, strict=True) if not ok]
     if not duplicates:
         return len(items)

@@ -176,14 +176,14 @@ async def create_list_run(
     if via is not None:
         choice = via
         if via == "auto":
-            choice = (await plan_lines(services, _as_lines(values), kind, via)).choice
+            choice = (await plan_lines(services, list_as_lines(values), kind, via)).choice
         intake = Intake(bulk=choice == "bulk", skip_fresh=True)
     return await enqueue_lines(
-        services, _as_lines(values), kind, source=source, keep_rejected=len(values), intake=intake
+        services, list_as_lines(values), kind, source=source, keep_rejected=len(values), intake=intake
     )
 
 
-def _as_lines(values: Sequence[object]) -> Iterator[tuple[int, str | InputError]]:
+def list_as_lines(values: Sequence[object]) -> Iterator[tuple[int, str | InputError]]:
     for index, value in enumerate(values):
         if isinstance(value, bool) or not isinstance(value, int | str):
             yield index, InputError(f"expected a string or an integer, got {type(value).__name__}")

@@ -231,20 +231,20 @@ class RunPage:
 async def list_runs(services: Services, *, state: str | None, limit: int, cursor: str | None) -> RunPage:
     if state is not None and state not in RUN_STATES:
         raise InputError(f"unknown state {state!r}; one of {', '.join(RUN_STATES)}")
-    before = None if cursor is None else _decode_cursor(cursor)
+    before = None if cursor is None else decode_cursor(cursor)
     runs = await services.store.runs.list_runs(
         state=None if state is None else RunState(state), before=before, limit=limit + 1
     )
     statuses = [await status_of(services, run) for run in runs[:limit]]
     last = runs[limit - 1] if len(runs) > limit else None
-    return RunPage(statuses, None if last is None else _encode_cursor(last.created_at, last.run_id))
+    return RunPage(statuses, None if last is None else encode_cursor(last.created_at, last.run_id))
 
 
-def _encode_cursor(created_at: datetime, run_id: str) -> str:
+def encode_cursor(created_at: datetime, run_id: str) -> str:
     return base64.urlsafe_b64encode(f"{created_at.isoformat()}|{run_id}".encode()).decode()
 
 
-def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
         created, _, run_id = base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
         return datetime.fromisoformat(created), run_id

@@ -49,7 +49,7 @@ async def search_page(ctx: WorkerContext, run_id: str, page_no: int, wait_no: in
         return await _or_retry(ctx, pause_for_credits(services, run_id))
     except PermanentError as exc:
         await _or_retry(ctx, _fail(ctx, run_id, f"search page {page_no} refused: {exc}"))
-        return "failed"
+        return Outcome.FAILED.value
     except TransientError as exc:
         retry = ctx["retry"].next_step(exc, ctx.get("job_try", 1))
         if retry is not None:
@@ -57,7 +57,7 @@ async def search_page(ctx: WorkerContext, run_id: str, page_no: int, wait_no: in
         await _or_retry(
             ctx, _fail(ctx, run_id, f"search page {page_no} kept failing: {exc}; resume to continue")
         )
-        return "failed"
+        return Outcome.FAILED.value
 
 
 async def _or_retry[T](ctx: WorkerContext, step: Awaitable[T]) -> T:

@@ -18,14 +18,15 @@ GET   /_sim/stats                    200 {
                  "downloads_by_file": {"<request_id>/<file name>": n}, # file GETs started
                  "completed_by_file": {...},           # ... whose whole body was sent
                  "requests": {"<request_id>": {"kind", "fingerprint", "records", "files",
-                                               "error"}},
-                 "clock_offset_s": s}}                 # see POST /_sim/advance
-POST  /_sim/advance                  {"days": N} and/or {"seconds": N}: moves the bulk clock on
-                                     (`simulator.bulk`); 200 {"clock_offset_s": total}
+                                               "error"}}},
+        "webhooks": {"rounds", "posts", "notices", "retries", "failed_posts", "simulated",
+                     "answers": {"202": n, "500": n, "timeout": n, "error": n, ...}},
+        "world": {"changes": n, "pending": n}}     # see simulator.world_admin for /_sim/world
 POST  /_sim/reset                    200 {"status": "reset"}: clears stats, rate windows,
-                                     profile changes and cached search results; credits back
-                                     to config.credits; fault draws start again from the seed;
-                                     bulk data requests, their counts and clock offset cleared
+                                     profile changes, cached search results, the world (clock
+                                     offset, change history), subscriptions and bulk data
+                                     requests; credits back to config.credits; fault draws
+                                     start again from the seed
 GET   /_sim/config                   200 the config, without api_keys
 PATCH /_sim/config                   JSON subset of SimulatorConfig, e.g. {"credits": 5}
                                      200 new config without api_keys; 400 {"detail": [errors]}

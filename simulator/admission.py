@@ -1,9 +1,9 @@
 """What every billable API request goes through before its handler does real work.
 
-`admit` applies, in the API's order: authentication (401), the per-key rate limit (429), the
-credit balance (402), then injected faults (reset, slow, 503, malformed). An endpoint handler
-calls it first, before any `await` of its own (so arrival order is the order checked), and
-returns the response it gets back, if any:
+`admit` applies, in the API's order: arrival jitter (the network's, if configured), authentication
+(401), the per-key rate limit (429), the credit balance (402), then injected faults (reset, slow,
+503, malformed). An endpoint handler calls it first, before any `await` of its own (so arrival
+order is the order checked, jitter aside), and returns the response it gets back, if any:
 
     refusal = await admit(state, request, "search", state.config.search_cost)
     if refusal is not None:
@@ -60,11 +60,12 @@ async def admit(
     state: SimulatorState, request: web.Request, endpoint_class: str, cost: int
 ) -> web.Response | None:
     """None if the request may proceed; otherwise the response to return instead."""
+    arrival = await _jittered_arrival(state, request)
     api_key = request.headers.get("apikey", "")
     if api_key not in state.config.api_keys:
         return json_error(401, INVALID_KEY)
     limit = state.config.rps_for(endpoint_class)
-    decision = state.limiter.check(api_key, endpoint_class, limit, arrival_time(state, request))
+    decision = state.limiter.check(api_key, endpoint_class, limit, arrival)
     admission = Admission(endpoint_class, decision)
     request[ADMISSION] = admission
     if not decision.accepted:
@@ -73,6 +74,15 @@ async def admit(
     if not state.can_afford(cost):
         return json_error(402, INSUFFICIENT_CREDITS)
     return await _injected_fault(state, request, admission)
+
+
+async def _jittered_arrival(state: SimulatorState, request: web.Request) -> float:
+    """When the rate window counts this request: on arrival, or U(0, J) ms later with jitter J."""
+    jitter_ms = state.config.arrival_jitter_ms
+    if jitter_ms <= 0:
+        return arrival_time(state, request)
+    await asyncio.sleep(state.rng.uniform(0.0, jitter_ms) / 1000)
+    return state.clock()
 
 
 def format_retry_after(seconds: float) -> str:

@@ -5,9 +5,11 @@ A client's base URL is `http://HOST:PORT/cdapi`. API routes live under `/cdapi`:
 POST /cdapi/v2/employee_clean/search/es_dsl   `simulator.search` (spec §3)
 GET  /cdapi/v2/employee_clean/collect/{key}   `simulator.collect` (spec §4)
 POST/GET /cdapi/v2/data_requests/...          `simulator.bulk` (spec §8, bulk collect)
+/cdapi/v2/subscriptions/...                   `simulator.subscription_api` (spec §9)
 
-The control endpoints under `/_sim` are documented in `simulator.admin`. Other endpoint classes
-plug in with their own `add_routes(app)` and reuse `simulator.admission.admit`.
+The control endpoints under `/_sim` are documented in `simulator.admin` and, for the changing
+world (`/_sim/advance`, `/_sim/mutate`, `/_sim/deliver`, `/_sim/world`), `simulator.world_admin`.
+Other endpoint classes plug in with their own `add_routes(app)` and reuse `simulator.admission.admit`.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from simulator import admin, bulk, collect, search
+from simulator import admin, bulk, collect, search, subscription_api, world_admin
 from simulator.admission import ADMISSION, ARRIVAL, NOT_FOUND, new_correlation_id
 from simulator.config import SimulatorConfig
 from simulator.responses import json_error
@@ -43,6 +45,8 @@ def create_app(config: SimulatorConfig) -> web.Application:
     search.add_routes(app)
     admin.add_routes(app)
     bulk.add_routes(app)
+    subscription_api.add_routes(app)
+    world_admin.add_routes(app)
     return app
 
 

@@ -8,7 +8,7 @@ GET  /cdapi/v2/data_requests/{id}/files                   202 {"data_request_fil
 GET  /cdapi/v2/data_requests/{id}/files/{file_name}       200 the gzip file, streamed
      (application/octet-stream); 404 unknown/expired request, unknown file, or not ready yet;
      422 for a failed request; 503 when the "5xx" download fault is drawn
-POST /_sim/advance {"days": N} or {"seconds": N}          moves the bulk clock forward (admin)
+POST /_sim/advance (simulator.world_admin)                moves the world clock, which bulk reads too
 
 Every API route is in the "bulk" rate class (27 rps by default) and passes through `admit`, so
 401/429 and the generic injected faults apply as everywhere. Only the POST is billed.
@@ -17,13 +17,12 @@ Every API route is in the "bulk" rate class (27 rps by default) and passes throu
 from __future__ import annotations
 
 import asyncio
-import json
 
 from aiohttp import web
 
 from simulator.admission import ADMISSION, NOT_FOUND, admit, new_correlation_id
 from simulator.bulk_files import BATCH_RECORDS, draw_download_fault, file_chunks, pause_for_slow
-from simulator.bulk_store import BULK, SECONDS_PER_DAY, BulkRegistry, DataRequest
+from simulator.bulk_store import BULK, BulkRegistry, DataRequest
 from simulator.bulk_submit import bulk_now, submit_es_dsl, submit_id_file
 from simulator.responses import json_error, json_response
 from simulator.state import STATE, SimulatorState
@@ -128,22 +127,6 @@ def _api_headers(state: SimulatorState, request: web.Request) -> dict[str, str]:
     return headers
 
 
-async def advance_clock(request: web.Request) -> web.Response:
-    """Admin: move the bulk clock forward, e.g. past the 30-day expiry. Never backwards."""
-    try:
-        body = json.loads(await request.text())
-    except ValueError:
-        body = None
-    if not isinstance(body, dict) or not set(body) <= {"days", "seconds"} or not body:
-        return json_error(400, 'Body must be {"days": N} and/or {"seconds": N}')
-    values = [body.get("days", 0), body.get("seconds", 0)]
-    if not all(isinstance(v, int | float) and not isinstance(v, bool) and v >= 0 for v in values):
-        return json_error(400, "days and seconds must be non-negative numbers")
-    registry = request.app[BULK]
-    registry.clock_offset_s += float(values[0]) * SECONDS_PER_DAY + float(values[1])
-    return json_response({"clock_offset_s": registry.clock_offset_s})
-
-
 def add_routes(app: web.Application) -> None:
     app[BULK] = BulkRegistry()
     app.router.add_post(f"{SUBMIT_PREFIX}/id_file", submit_id_file)
@@ -151,4 +134,3 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get(FILES_ROUTE, list_files, allow_head=False)
     # `.+`: file names carry a `json/` prefix, so they contain a slash.
     app.router.add_get(FILES_ROUTE + "/{file_name:.+}", download_file, allow_head=False)
-    app.router.add_post("/_sim/advance", advance_clock)

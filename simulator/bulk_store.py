@@ -88,7 +88,6 @@ def file_names_for(records: int, records_per_file: int) -> list[str]:
 @dataclass(slots=True)
 class BulkRegistry:
     requests: dict[str, DataRequest] = field(default_factory=dict)
-    clock_offset_s: float = 0.0
     posts_by_fingerprint: Counter[str] = field(default_factory=Counter)
     created_by_fingerprint: Counter[str] = field(default_factory=Counter)
     downloads_by_file: Counter[str] = field(default_factory=Counter)
@@ -145,12 +144,10 @@ class BulkRegistry:
                 }
                 for r in self.requests.values()
             },
-            "clock_offset_s": self.clock_offset_s,
         }
 
     def reset(self) -> None:
         self.requests.clear()
-        self.clock_offset_s = 0.0
         for counter in (
             self.posts_by_fingerprint,
             self.created_by_fingerprint,

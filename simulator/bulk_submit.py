@@ -56,8 +56,8 @@ class Submission:
 
 
 def bulk_now(state: SimulatorState, registry: BulkRegistry) -> float:
-    """The bulk clock: the simulator's clock moved on by `POST /_sim/advance`."""
-    return state.clock() + registry.clock_offset_s
+    """The bulk clock: the simulator's clock moved on by the world clock (`POST /_sim/advance`)."""
+    return state.clock() + state.world_clock.offset_s
 
 
 async def submit_id_file(request: web.Request) -> web.Response:

@@ -14,7 +14,16 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from simulator.mutations import ChangeKind
+
 DEFAULT_API_KEY = "simulator-key-0000000000000000000"
+
+DEFAULT_KIND_WEIGHTS: dict[ChangeKind, float] = {
+    "role_started": 4.0,
+    "role_ended": 1.5,
+    "role_changed": 1.5,
+    "other": 3.0,
+}
 
 # Fields that change what a profile looks like; changing one rebuilds the population.
 POPULATION_FIELDS = frozenset({"seed", "population", "url_field_naming", "last_updated_format"})
@@ -36,6 +45,9 @@ class SimulatorConfig(BaseModel):
     collect_cost: int = Field(default=1, ge=0)
     search_cost: int = Field(default=1, ge=0)
 
+    # The network between client and API: each request is delayed by a random 0..J ms *before* the
+    # rate window counts it, so slots a client spaced evenly arrive unevenly (and sometimes reordered).
+    arrival_jitter_ms: float = Field(default=0, ge=0)
     latency_ms_min: float = Field(default=0, ge=0)
     latency_ms_max: float = Field(default=0, ge=0)
     error_rate_5xx: float = Field(default=0, ge=0, le=1)
@@ -64,6 +76,31 @@ class SimulatorConfig(BaseModel):
     bulk_download_5xx_rate: float = Field(default=0, ge=0, le=1)
     bulk_slow_rate: float = Field(default=0, ge=0, le=1)
     bulk_slow_chunk_s: float = Field(default=0.5, ge=0)
+    # -- the changing world and webhook subscriptions (spec §9; simulator.world, .subscriptions)
+    # Share of the population changing per simulated week, spread evenly over its days.
+    world_change_share_per_week: float = Field(default=0.05, ge=0, le=1)
+    # Relative weights of the change kinds the world draws (simulator.mutations).
+    world_kind_weights: dict[ChangeKind, float] = Field(default_factory=lambda: dict(DEFAULT_KIND_WEIGHTS))
+    # Notices are batched and sent every this many simulated days (weekly in the real API).
+    webhook_cadence_days: int = Field(default=7, ge=1)
+    webhook_batch_size: int = Field(default=1000, ge=1)  # notices per POST (GUESS)
+    webhook_retries: int = Field(default=0, ge=0)  # none documented: no retry by default
+    webhook_retry_delay_s: float = Field(default=1.0, ge=0)
+    webhook_timeout_s: float = Field(default=10.0, gt=0)
+    webhook_status: str = "changed"  # the older Clean page says "changed_experience"
+    # Promotions at the same company do not trigger experience webhooks (spec §9.2 default).
+    webhook_on_role_changed: bool = False
+    subscriptions_per_minute: int = Field(default=9, ge=1)
+    simulate_rps: int = Field(default=1, ge=1)
+    simulate_delay_s: float = Field(default=1.0, ge=0)
+    subscription_days: int = Field(default=91, ge=1)
+    subscription_renew_days: int = Field(default=91, ge=1)
+    subscription_max_lifetime_days: int = Field(default=365, ge=1)
+    # Renew within this many (world clock) seconds of creation: 409 "still initialising".
+    subscription_init_s: float = Field(default=0, ge=0)
+    subscription_max_ids: int = Field(default=300_000, ge=1)
+    subscriptions_max_per_key: int = Field(default=500, ge=1)
+    subscriptions_page_size: int = Field(default=1000, ge=1)
 
     def rps_for(self, endpoint_class: str) -> int:
         """Per-key limit of an endpoint class ("collect", "search", "bulk")."""

@@ -2,7 +2,8 @@
 
 Profiles are never stored; `profile(id)` regenerates one in O(1) from (seed, index, version) and
 keeps recent ones in a bounded LRU, because a search scans the whole population. The only state
-is two small maps: per-id versions (bumped by `mutate`) and removed ids.
+is two small maps: per-id change histories (`simulator.mutations.Change`, appended by `mutate` and
+`apply_change`; the version of a profile is the length of its history) and removed ids.
 
 Every change moves `generation` forward, so a cached search result keyed by it goes stale on
 its own. A search scans a `Snapshot`, a frozen copy of those maps: it may run in a worker thread
@@ -17,6 +18,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from simulator.careers import Naming
+from simulator.mutations import Change
 from simulator.profiles import DateFormat, ProfileOptions, build_profile
 from simulator.slugs import slug_from_key, suffix_candidates
 
@@ -41,7 +43,7 @@ class Population:
     ) -> None:
         self.size = size
         self._options = ProfileOptions(seed, naming, date_format)
-        self._versions: dict[int, int] = {}
+        self._changes: dict[int, tuple[Change, ...]] = {}
         self._removed: set[int] = set()
         # Per instance, not a decorated method: a class-level cache would outlive the app.
         # functools' LRU is thread-safe and `_build` is pure, so worker threads may share it.
@@ -71,7 +73,10 @@ class Population:
                 yield employee_id
 
     def version(self, employee_id: int) -> int:
-        return self._versions.get(employee_id, 0)
+        return len(self._changes.get(employee_id, ()))
+
+    def history(self, employee_id: int) -> tuple[Change, ...]:
+        return self._changes.get(employee_id, ())
 
     def profile(self, employee_id: int) -> dict[str, Any] | None:
         """The current document, or None if unknown or removed.
@@ -80,7 +85,13 @@ class Population:
         """
         if not self.exists(employee_id):
             return None
-        return self._cached_build(employee_id, self.version(employee_id))
+        return self._cached_build(employee_id, self.history(employee_id))
+
+    def profile_at(self, employee_id: int, version: int) -> dict[str, Any] | None:
+        """The document as it was after its first `version` changes (shared: do not modify)."""
+        if not self.exists(employee_id):
+            return None
+        return self._cached_build(employee_id, self.history(employee_id)[:version])
 
     def resolve(self, key: str) -> int | None:
         """Employee id for a collect key: an id, a shorthand name or a profile URL (spec §4)."""
@@ -98,11 +109,15 @@ class Population:
 
     def mutate(self, employee_id: int) -> int | None:
         """Give the employee a new job (a new version); returns the version, None if absent."""
+        return self.apply_change(employee_id, Change("role_started"))
+
+    def apply_change(self, employee_id: int, change: Change) -> int | None:
+        """Append one change to the history; returns the new version, None if absent."""
         if not self.exists(employee_id):
             return None
-        self._versions[employee_id] = self.version(employee_id) + 1
+        self._changes[employee_id] = (*self.history(employee_id), change)
         self._changed()
-        return self._versions[employee_id]
+        return len(self._changes[employee_id])
 
     def remove(self, employee_id: int) -> bool:
         if self.index_of(employee_id) is None:
@@ -119,23 +134,23 @@ class Population:
         return True
 
     def clear_changes(self) -> None:
-        self._versions.clear()
+        self._changes.clear()
         self._removed.clear()
         self._changed()
 
     def snapshot(self) -> Snapshot:
         """The population as it is now; O(number of changes), not O(size)."""
         return Snapshot(
-            self.generation, self.size, frozenset(self._removed), dict(self._versions), self._cached_build
+            self.generation, self.size, frozenset(self._removed), dict(self._changes), self._cached_build
         )
 
     def _changed(self) -> None:
         self.generation = next(_GENERATIONS)
 
-    def _build(self, employee_id: int, version: int) -> dict[str, Any]:
+    def _build(self, employee_id: int, changes: tuple[Change, ...]) -> dict[str, Any]:
         index = self.index_of(employee_id)
         assert index is not None  # callers check exists() first
-        return build_profile(self._options, index, employee_id, version)
+        return build_profile(self._options, index, employee_id, changes)
 
 
 class Snapshot:
@@ -145,20 +160,20 @@ class Snapshot:
     changes to the population do not show through.
     """
 
-    __slots__ = ("_build", "_removed", "_versions", "generation", "size")
+    __slots__ = ("_build", "_changes", "_removed", "generation", "size")
 
     def __init__(
         self,
         generation: int,
         size: int,
         removed: frozenset[int],
-        versions: Mapping[int, int],
-        build: Callable[[int, int], dict[str, Any]],
+        changes: Mapping[int, tuple[Change, ...]],
+        build: Callable[[int, tuple[Change, ...]], dict[str, Any]],
     ) -> None:
         self.generation = generation
         self.size = size
         self._removed = removed
-        self._versions = versions
+        self._changes = changes
         self._build = build
 
     def profiles(self) -> Iterator[dict[str, Any]]:
@@ -166,4 +181,4 @@ class Snapshot:
         for index in range(self.size):
             employee_id = Population.id_at(index)
             if employee_id not in self._removed:
-                yield self._build(employee_id, self._versions.get(employee_id, 0))
+                yield self._build(employee_id, self._changes.get(employee_id, ()))

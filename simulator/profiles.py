@@ -1,9 +1,10 @@
-"""One synthetic clean-employee document (spec §5), built from nothing but (seed, index, version).
+"""One synthetic clean-employee document (spec §5), built from (seed, index, change history).
 
 Everything about the person is drawn from `Random(f"{seed}:{index}")` before any change is
-applied; version v then replays job changes 1..v, each from its own `Random(f"{seed}:{index}:{k}")`.
-So a mutation changes the career and freshness of a profile but never its identity (names, and so
-its shorthand names, stay put), and no RNG state is shared between profiles.
+applied; the history (`simulator.mutations.Change`s, oldest first) is then replayed, change k from
+its own `Random(f"{seed}:{index}:{k}")`. So a change moves the career and freshness of a profile
+but never its identity (names, and so its shorthand names, stay put), no RNG state is shared
+between profiles, and the same history always rebuilds the same document.
 """
 
 from __future__ import annotations
@@ -24,6 +25,14 @@ from simulator.careers import (
     render_experience,
     role_months,
 )
+from simulator.mutations import (
+    Change,
+    Mutable,
+    apply_connections,
+    change_other,
+    change_role,
+    end_role,
+)
 from simulator.slugs import base36, profile_url
 from simulator.wordlists import (
     COMPANIES,
@@ -36,6 +45,7 @@ from simulator.wordlists import (
     MIDDLE_NAMES,
     PLACES,
     Department,
+    Place,
 )
 
 DateFormat = Literal["date", "datetime"]
@@ -64,7 +74,10 @@ def public_profile_id(employee_id: int) -> int:
     return 300_000_000 + (employee_id * 7919) % 100_000_000
 
 
-def build_profile(options: ProfileOptions, index: int, employee_id: int, version: int) -> dict[str, Any]:
+def build_profile(
+    options: ProfileOptions, index: int, employee_id: int, changes: tuple[Change, ...] = ()
+) -> dict[str, Any]:
+    """The document after replaying `changes` (oldest first) over the generated person."""
     rng = random.Random(f"{options.seed}:{index}")
     first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
     middle = rng.choice(MIDDLE_NAMES) if rng.random() < 0.15 else None
@@ -77,9 +90,14 @@ def build_profile(options: ProfileOptions, index: int, employee_id: int, version
     doc.update(extras.person_extras(rng, first_role_start=roles[0].date_from))
     tail = rng.choice(HEADLINE_TAILS)
 
-    for step in range(1, version + 1):
-        last_updated += CHANGE_STEP
-        change_job(roles, random.Random(f"{options.seed}:{index}:{step}"), last_updated)
+    state = Mutable(roles, tail, skills)
+    for step, change in enumerate(changes, start=1):
+        last_updated = _next_last_updated(last_updated, change.day)
+        _apply(change, state, random.Random(f"{options.seed}:{index}:{step}"), last_updated)
+    tail = state.tail
+    if state.place is not None:
+        doc.update(_location_of(PLACES[state.place]))
+    apply_connections(doc, state.connections_delta)
 
     doc.update(_current_job(roles, last_updated, tail))
     doc["last_updated"] = _format_date(last_updated, options.date_format)
@@ -120,8 +138,28 @@ def _identity(
     }
 
 
+def _next_last_updated(previous: date, day: date | None) -> date:
+    if day is None:
+        return previous + CHANGE_STEP
+    return max(day, previous + timedelta(days=1))
+
+
+def _apply(change: Change, state: Mutable, rng: random.Random, when: date) -> None:
+    if change.kind == "role_started":
+        change_job(state.roles, rng, when)
+    elif change.kind == "role_ended":
+        end_role(state.roles, when)
+    elif change.kind == "role_changed":
+        change_role(state.roles, rng)
+    else:
+        change_other(state, rng)
+
+
 def _location(rng: random.Random) -> dict[str, Any]:
-    place = rng.choice(PLACES)
+    return _location_of(rng.choice(PLACES))
+
+
+def _location_of(place: Place) -> dict[str, Any]:
     address = ", ".join(part for part in (place.city, place.state, place.country) if part)
     return {
         "location_raw_address": address,

@@ -61,7 +61,9 @@ class _Window:
 class SlidingWindowLimiter:
     """Pure bookkeeping: the caller passes arrival times, so tests need no real clock."""
 
-    def __init__(self) -> None:
+    def __init__(self, window_s: float = WINDOW_S) -> None:
+        # Other windows than one second serve e.g. the subscriptions' 9 requests per minute.
+        self.window_s = window_s
         self._windows: dict[tuple[str, str], _Window] = {}
 
     def check(self, key: str, endpoint_class: str, limit: int, now: float) -> Decision:
@@ -71,7 +73,7 @@ class SlidingWindowLimiter:
             # Arrivals handed over out of order (handlers interleaved): treat this one as
             # arriving with the latest, which can only make the limiter stricter.
             now = times[-1]
-        while times and times[0] <= now - WINDOW_S:
+        while times and times[0] <= now - self.window_s:
             times.popleft()
         if len(times) >= limit:
             window.stats.rejected_429 += 1

@@ -48,7 +48,8 @@ async def search(request: web.Request) -> web.Response:
         raw_text = await _body_text(request)
         body = _parse_json(raw_text)
         check_limits(raw_text, body)
-        compiled = compile_body(body)
+        # Date math ("now-7d") is on the world clock, which `POST /_sim/advance` moves.
+        compiled = compile_body(body, now=state.world_clock.now())
         items_per_page = clamp_items_per_page(request.query.get("items_per_page"))
         after = request.query.get("after")
         # Checks the cursor before paying for a scan: it is read even with no matches.

@@ -16,10 +16,14 @@ from typing import Any
 
 from aiohttp import web
 
+from simulator.clock import SimClock
 from simulator.config import POPULATION_FIELDS, SimulatorConfig
+from simulator.notifier import Notifier
 from simulator.population import Population
 from simulator.ratelimit import SlidingWindowLimiter, WindowStats
 from simulator.search_cache import SearchCache
+from simulator.subscriptions import SubscriptionStore
+from simulator.world import World
 
 ENDPOINT_CLASSES = ("collect", "search", "bulk")
 # What `x-credits-remaining` says when credits are unlimited: clients parse it as an int.
@@ -57,6 +61,17 @@ class SimulatorState:
     requests_total: int = 0
     status_counts: Counter[str] = field(default_factory=Counter)
     search_cache: SearchCache = field(default_factory=SearchCache)
+    # The world clock (`simulator.clock`): days for profile changes, subscriptions, bulk expiry.
+    world_clock: SimClock = field(default_factory=SimClock)
+    world: World = field(init=False)
+    subscriptions: SubscriptionStore = field(default_factory=SubscriptionStore)
+    notifier: Notifier = field(default_factory=Notifier)
+    # Subscription endpoints: 9 per minute; simulate: 1 per second (spec §7.1), per key.
+    subscription_limiter: SlidingWindowLimiter = field(default_factory=lambda: SlidingWindowLimiter(60.0))
+    simulate_limiter: SlidingWindowLimiter = field(default_factory=SlidingWindowLimiter)
+
+    def __post_init__(self) -> None:
+        self.world = World(self.world_clock)
 
     @classmethod
     def from_config(cls, config: SimulatorConfig) -> SimulatorState:
@@ -103,6 +118,7 @@ class SimulatorState:
         if changed & POPULATION_FIELDS:
             self.population = build_population(self.config)
             self.search_cache.clear()  # not needed for correctness (new generation); frees memory
+            self.world.reset()  # its history names profiles of the old population
         if "seed" in changed:
             self.rng.seed(fault_seed(self.config))
 
@@ -114,6 +130,12 @@ class SimulatorState:
         self.set_credits(self.config.credits)
         self.population.clear_changes()
         self.search_cache.clear()
+        self.world_clock.reset()
+        self.world.reset()
+        self.subscriptions.clear()
+        self.notifier.reset()
+        self.subscription_limiter.reset()
+        self.simulate_limiter.reset()
         # A reset run is then as reproducible as a fresh simulator.
         self.rng.seed(fault_seed(self.config))
 
@@ -140,6 +162,8 @@ class SimulatorState:
             "requests_total": self.requests_total,
             "credits_remaining": self.credits,
             "credits_charged": self.credits_charged,
+            "webhooks": self.notifier.stats.to_json(),
+            "world": {"changes": len(self.world.history), "pending": len(self.world.pending)},
         }
 
 

@@ -11,8 +11,11 @@ import subprocess
 import time
 import urllib.request
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import redis
 
 from config import Settings
 from devstack import processes as svc
@@ -130,17 +133,112 @@ def own_redis(log_dir: Path) -> Iterator[tuple[int, Any]]:
     procs = [svc.spawn(argv, log_path=log_dir / "own-redis.log")]
     svc.wait_for_port("127.0.0.1", port, timeout_s=10, proc=procs[0])
 
-    def restart(down_s: float) -> None:
+    async def restart(down_s: float) -> None:
         svc.stop(procs[-1])
-        time.sleep(down_s)
+        await asyncio.sleep(down_s)  # the workers keep running meanwhile: nothing here may block
         procs.append(svc.spawn(argv, log_path=log_dir / "own-redis.log"))
-        svc.wait_for_port("127.0.0.1", port, timeout_s=10, proc=procs[-1])
+        await asyncio.to_thread(svc.wait_for_port, "127.0.0.1", port, timeout_s=10, proc=procs[-1])
 
     try:
         yield port, restart
     finally:
         for proc in procs:
             svc.stop(proc)
+
+
+SENTINEL_MASTER = "es-primary"
+
+
+def sentinel_binary() -> list[str] | None:
+    """How to start a sentinel here: Debian's redis-sentinel, or redis-server in sentinel mode."""
+    if shutil.which("redis-sentinel"):
+        return [str(shutil.which("redis-sentinel"))]
+    server = shutil.which("redis-server")
+    return [server, "--sentinel"] if server else None
+
+
+@dataclass
+class SentinelSet:
+    """One primary, one replica and three sentinels on loopback ports (started by `sentinel_redis`)."""
+
+    primary: subprocess.Popen[bytes]
+    primary_port: int
+    replica_port: int
+    sentinel_ports: list[int]
+
+    @property
+    def url(self) -> str:
+        hosts = ",".join(f"127.0.0.1:{port}" for port in self.sentinel_ports)
+        return f"redis+sentinel://{hosts}/{SENTINEL_MASTER}/0"
+
+    def master_port(self) -> int | None:
+        """The primary's port as the sentinels' majority names it now."""
+        ports = []
+        for port in self.sentinel_ports:
+            with contextlib.suppress(redis.RedisError, OSError):
+                client = redis.Redis(port=port, socket_timeout=2)
+                addr = client.sentinel_get_master_addr_by_name(SENTINEL_MASTER)
+                client.close()
+                if addr:
+                    ports.append(int(addr[1]))
+        return max(set(ports), key=ports.count) if ports else None
+
+
+@contextlib.contextmanager
+def sentinel_redis(log_dir: Path, *, down_after_ms: int = 2500) -> Iterator[SentinelSet]:
+    """Real redis-server processes: a primary, its replica, three sentinels watching them (quorum 2)."""
+    sentinel = sentinel_binary()
+    server = shutil.which("redis-server")
+    assert sentinel is not None and server is not None
+    primary_port, replica_port = svc.free_port(), svc.free_port()
+    # --dir: a replica's full sync writes the received snapshot to its working directory.
+    base = [server, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(log_dir)]
+    procs = [svc.spawn([*base, "--port", str(primary_port)], log_path=log_dir / "primary.log")]
+    replica_args = ["--port", str(replica_port), "--replicaof", "127.0.0.1", str(primary_port)]
+    procs.append(svc.spawn([*base, *replica_args], log_path=log_dir / "replica.log"))
+    ports = [svc.free_port() for _ in range(3)]
+    try:
+        for port in (primary_port, replica_port):
+            svc.wait_for_port("127.0.0.1", port, timeout_s=10, proc=None)
+        for i, port in enumerate(ports):
+            conf = log_dir / f"sentinel-{i}.conf"  # a sentinel rewrites its config: one file each
+            conf.write_text(
+                f"port {port}\nbind 127.0.0.1\ndir {log_dir}\n"
+                f"sentinel monitor {SENTINEL_MASTER} 127.0.0.1 {primary_port} 2\n"
+                f"sentinel down-after-milliseconds {SENTINEL_MASTER} {down_after_ms}\n"
+                f"sentinel failover-timeout {SENTINEL_MASTER} 10000\n"
+            )
+            procs.append(
+                svc.spawn([sentinel[0], str(conf), *sentinel[1:]], log_path=log_dir / f"sentinel-{i}.log")
+            )
+            svc.wait_for_port("127.0.0.1", port, timeout_s=10, proc=procs[-1])
+        sentinels = SentinelSet(procs[0], primary_port, replica_port, ports)
+        _wait_until_watching(sentinels)
+        yield sentinels
+    finally:
+        for proc in procs:
+            svc.stop(proc)
+
+
+def _wait_until_watching(sentinels: SentinelSet) -> None:
+    """Until the replica is in sync and every sentinel knows it and the two other sentinels
+    (without that, a failover cannot be agreed)."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        with contextlib.suppress(redis.RedisError, OSError):
+            replica = redis.Redis(port=sentinels.replica_port, socket_timeout=2)
+            synced = replica.info("replication").get("master_link_status") == "up"
+            replica.close()
+            ready = synced
+            for port in sentinels.sentinel_ports:
+                client = redis.Redis(port=port, socket_timeout=2, decode_responses=True)
+                state = client.sentinel_master(SENTINEL_MASTER)
+                ready = ready and int(state["num-slaves"]) >= 1 and int(state["num-other-sentinels"]) >= 2
+                client.close()
+            if ready:
+                return
+        time.sleep(0.2)
+    raise RuntimeError("the sentinels did not see the replica and each other within 60 s")
 
 
 class TcpProxy:

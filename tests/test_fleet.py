@@ -57,8 +57,8 @@ async def test_a_worker_killed_with_sigkill_loses_no_job(
     sim_port: int, settings: Settings, services: Services, tmp_path: Path
 ) -> None:
     reset_sim(sim_port)
-    # A short job timeout makes arq hand an orphaned job to another worker after 4 + 10 s.
-    env = worker_env(settings, sim_port, JOB_TIMEOUT_S="4")
+    # The victim's jobs go to another worker once their lease (JOB_LEASE_S, 3 s) lapses.
+    env = worker_env(settings, sim_port)
     victim = start_worker(env, tmp_path / "victim.log")
     survivor = start_worker(env, tmp_path / "survivor.log")
     try:

@@ -10,14 +10,26 @@ from collections.abc import AsyncIterator
 import pytest
 import redis.asyncio as aioredis
 
+from worker import keys
 from worker.limiter import LimiterBusyError, RateLimiter
 
 KEY = "k" * 32
 
 
+async def known_idle_buckets(client: aioredis.Redis) -> None:
+    """Buckets that were used before and went idle (not lost), so a first slot is free at once.
+
+    A missing TAT means lost state and starts one horizon ahead (tested below); most tests here
+    are about what happens after that, so they start from an idle bucket instead.
+    """
+    for cls in keys.ENDPOINT_CLASSES:
+        await client.set(keys.limiter_tat_key(KEY, cls), "1", px=3_600_000)
+
+
 @pytest.fixture
 async def redis_client(clean_redis: str) -> AsyncIterator[aioredis.Redis]:
     client = aioredis.Redis.from_url(clean_redis)
+    await known_idle_buckets(client)
     yield client
     await client.aclose()
 
@@ -96,3 +108,82 @@ async def test_bucket_keys_do_not_contain_the_api_key(redis_client: aioredis.Red
     await limiter(redis_client, 10).acquire("collect")
     names = [k.decode() for k in await redis_client.keys("*")]
     assert names and not any(KEY in name for name in names)
+
+
+async def slots_of(fleet: list[RateLimiter], count: int) -> list[int]:
+    grants = await asyncio.gather(*(fleet[i % len(fleet)].acquire("collect") for i in range(count)))
+    return [g.slot_us for g in grants]
+
+
+async def server_now_us(client: aioredis.Redis) -> int:
+    seconds, micros = await client.time()
+    return int(seconds) * 1_000_000 + int(micros)
+
+
+async def test_a_flush_with_slots_booked_ahead_never_doubles_the_rate(redis_client: aioredis.Redis) -> None:
+    # Review #16: slots booked before a FLUSHDB still fire; bookings after it must not share their second.
+    fleet = [limiter(redis_client, 54, max_ahead_s=1.0) for _ in range(2)]
+    horizon = round(1.0 * 54 * 0.97) + 1  # slots within one horizon of now: all book at once
+    before = asyncio.create_task(slots_of(fleet, horizon))
+    tat_key = keys.limiter_tat_key(KEY, "collect")
+    deadline = time.monotonic() + 10
+    while int(await redis_client.get(tat_key) or 0) - await server_now_us(redis_client) < 950_000:
+        assert time.monotonic() < deadline, "the horizon was never booked"
+        await asyncio.sleep(0.01)
+    await redis_client.flushdb()
+    after = await slots_of(fleet, horizon)
+    slots = await before + after
+    assert max_in_any_window(slots) <= 54
+    assert min(after) > max(await before)
+
+
+async def test_a_lost_bucket_restarts_one_interval_past_the_horizon(redis_client: aioredis.Redis) -> None:
+    await redis_client.flushdb()
+    fresh = limiter(redis_client, 10, safety_margin=0.0, max_ahead_s=0.3)
+    now_us = await server_now_us(redis_client)
+    grant = await fresh.acquire("collect")
+    assert grant.slot_us >= now_us + 300_000 + 100_000
+
+
+async def test_a_penalty_after_a_flush_still_clears_the_old_horizon(redis_client: aioredis.Redis) -> None:
+    await redis_client.flushdb()
+    fresh = limiter(redis_client, 10, safety_margin=0.0, max_ahead_s=0.3)
+    now_us = await server_now_us(redis_client)
+    await fresh.penalize("collect", 0.05)  # a short cool-down must not pull the start into the horizon
+    grant = await fresh.acquire("collect")
+    assert grant.slot_us >= now_us + 300_000 + 100_000
+
+
+async def test_a_cool_down_that_fits_the_timeout_is_slept_through(redis_client: aioredis.Redis) -> None:
+    patient = limiter(redis_client, 100, max_ahead_s=0.1, acquire_timeout_s=2.0)
+    pause_s = await patient.penalize("collect", 0.4)
+    grant = await patient.acquire("collect")
+    cooldown = await redis_client.get(keys.limiter_cooldown_key(KEY, "collect"))
+    assert cooldown is not None and grant.slot_us >= int(cooldown)
+    assert grant.waited_s >= pause_s - 0.1  # it waited for the cool-down rather than giving up
+
+
+async def test_a_busy_limiter_says_how_long_until_a_booking_can_succeed(redis_client: aioredis.Redis) -> None:
+    slow = limiter(redis_client, 1, max_ahead_s=0.1, acquire_timeout_s=0.3)
+    pause_s = await slow.penalize("collect", 5)
+    with pytest.raises(LimiterBusyError) as raised:
+        await slow.acquire("collect")
+    # The remaining cool-down minus the horizon (plus the refusal pause's own jitter of <= 50 ms).
+    assert pause_s - 0.1 - 0.05 <= raised.value.retry_after_s <= pause_s
+
+
+@pytest.mark.parametrize("bad", [float("inf"), float("-inf"), float("nan")])
+async def test_penalize_refuses_a_non_finite_retry_after(redis_client: aioredis.Redis, bad: float) -> None:
+    with pytest.raises(ValueError, match="finite"):
+        await limiter(redis_client, 10).penalize("collect", bad)
+    assert await redis_client.get(keys.limiter_cooldown_key(KEY, "collect")) is None
+
+
+async def test_penalize_caps_a_huge_retry_after(redis_client: aioredis.Redis) -> None:
+    capped = limiter(redis_client, 10, retry_after_cap_s=120.0)
+    now_us = await server_now_us(redis_client)
+    assert await capped.penalize("collect", 280_000_000.0) == 120.0
+    cooldown = await redis_client.get(keys.limiter_cooldown_key(KEY, "collect"))
+    assert cooldown is not None and int(cooldown) - now_us <= 121_000_000
+    ttl_ms = await redis_client.pttl(keys.limiter_cooldown_key(KEY, "collect"))
+    assert 0 < ttl_ms <= 181_000  # the key goes away on its own a minute after the cool-down

@@ -71,3 +71,65 @@ def test_passwords_in_service_urls_are_masked() -> None:
         redact_text(text, [])
         == "connecting to redis://default:***@cache:6379/0 and mongodb://app:***@db:27017"
     )
+
+
+# -- console mode never prints a password (review #13) ----------------------------------------------
+
+REDIS_PASSWORD, MONGO_PASSWORD = "s3cretpw", "hunter2-p@ss"
+PASSWORDED = {
+    "redis_url": f"redis://:{REDIS_PASSWORD}@127.0.0.1:1/0",
+    "mongodb_url": f"mongodb://app:{MONGO_PASSWORD.replace('@', '%40')}@127.0.0.1:2",
+}
+
+
+def _passworded_settings() -> Settings:
+    return Settings.model_validate({"coresignal_api_key": TEST_API_KEY, **PASSWORDED})
+
+
+def _fail_holding(settings: Settings) -> None:
+    ctx = {"settings": settings, "url": settings.redis_url}  # frame locals a rich traceback would print
+    raise RuntimeError(f"could not reach {settings.mongodb_url} (ctx has {len(ctx)} entries)")
+
+
+def _assert_no_password(output: str) -> None:
+    for secret in (REDIS_PASSWORD, MONGO_PASSWORD, MONGO_PASSWORD.replace("@", "%40"), TEST_API_KEY):
+        assert secret not in output
+
+
+def test_a_console_mode_traceback_never_shows_a_settings_password(capsys: pytest.CaptureFixture[str]) -> None:
+    settings = _passworded_settings()
+    configure_logging("INFO", json=False, secrets=settings.secrets())
+    try:
+        _fail_holding(settings)
+    except RuntimeError:
+        structlog.get_logger("employee_sync.collect").exception("collect.internal_error")
+    err = capsys.readouterr().err
+    assert "collect.internal_error" in err and "Traceback (most recent call last)" in err
+    assert "_fail_holding" in err and "could not reach mongodb://app:***@127.0.0.1:2" in err
+    _assert_no_password(err)
+
+
+def test_a_third_party_logger_exception_in_console_mode_is_redacted_too(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    settings = _passworded_settings()
+    configure_logging("INFO", json=False, secrets=settings.secrets())
+    try:
+        _fail_holding(settings)
+    except RuntimeError:
+        logging.getLogger("arq.jobs").exception("job failed")  # arq logs failed jobs like this
+    err = capsys.readouterr().err
+    assert "job failed" in err and "RuntimeError: could not reach" in err
+    _assert_no_password(err)
+
+
+def test_settings_never_print_a_service_password() -> None:
+    settings = _passworded_settings()
+    for shown in (repr(settings), str(settings), f"{settings!r}"):
+        _assert_no_password(shown)
+        assert "redis://:***@127.0.0.1:1/0" in shown
+    assert settings.redis_url == PASSWORDED["redis_url"]  # masked in print only, not in use
+
+
+def test_the_decoded_spelling_of_a_password_is_a_secret_too() -> None:
+    assert {MONGO_PASSWORD, "hunter2-p%40ss", REDIS_PASSWORD} <= set(_passworded_settings().secrets())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 from collections.abc import AsyncIterator
 
 import pytest
@@ -80,9 +81,10 @@ async def test_a_small_run_is_not_starved_by_a_large_one(small_window: Settings,
     small = await enqueue_ids(windowed, population_ids(20, first=500))
     worker = asyncio.create_task(run_fleet_worker(with_overrides(small_window, collect_rps=60), burst=True))
     try:
+        deadline = time.monotonic() + 60
         while True:
             status = await get_status(windowed, small.run_id)
-            assert status is not None
+            assert status is not None and time.monotonic() < deadline, "the small run did not finish"
             if status.state == RunState.FINISHED:
                 break
             await asyncio.sleep(0.05)
@@ -147,7 +149,7 @@ async def test_runs_are_listed_newest_first_with_a_cursor_and_a_state_filter(win
 
     seen: list[str] = []
     cursor = None
-    while True:
+    for _ in range(10):  # 5 runs, 2 a page: 3 pages; more means the cursor loops
         page = await list_runs(windowed, state=None, limit=2, cursor=cursor)
         seen += [run.run_id for run in page.runs]
         if page.next_cursor is None:

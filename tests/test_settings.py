@@ -45,3 +45,19 @@ def test_environment_variables_are_read(monkeypatch: pytest.MonkeyPatch) -> None
     assert settings.collect_rps == 10
     assert settings.require_api_key() == "k" * 32
     assert "k" * 32 not in repr(settings)  # a SecretStr never prints
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["https://api.coresignal.com", "https://api.coresignal.com/v2", "http://127.0.0.1:8010/dbapi"],
+)
+def test_a_base_url_that_does_not_end_in_cdapi_is_refused(url: str) -> None:
+    # Every call to such a URL is a route 404 (spec §1); review #15 tombstoned the mirror on those.
+    with pytest.raises(ValidationError, match=r"CORESIGNAL_BASE_URL must end in /cdapi"):
+        Settings(coresignal_base_url=url)
+
+
+def test_a_refused_base_url_never_shows_its_credentials() -> None:
+    with pytest.raises(ValidationError) as caught:
+        Settings(coresignal_base_url="https://proxy-user:pr0xyPass@proxy.example/v2")
+    assert "pr0xyPass" not in str(caught.value)

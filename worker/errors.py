@@ -5,17 +5,22 @@
     │   ├── RateLimitedError           upstream 429; carries retry_after_s
     │   ├── UpstreamUnavailableError   5xx, timeout, connection error, malformed body
     │   │   └── SubmitOutcomeUnknownError  a bulk POST sent but unanswered: it may have been billed
+    │   ├── UpstreamRouteError         a 404 not from the API (wrong URL, a proxy), or a 3xx (not followed)
     │   ├── StoreUnavailableError      MongoDB not answering
+    │   ├── SubscriptionInitializingError  409 on a subscription just created: try again shortly
     │   ├── RedisUnavailableError      Redis not answering (queue, limiter, counters, credits flag, locks)
     │   └── CorruptFileError           a downloaded bulk file does not decode (truncated or corrupt gzip,
     │                                  bad JSON): download it again, a bounded number of times
     ├── PermanentError                 retrying cannot help; recorded in the dead-letter
     │   ├── AuthError                  401: the API key is wrong
-    │   ├── NotFoundError              404: no such employee (tombstone, not a failure)
+    │   ├── NotFoundError              the API's own 404: no such employee (tombstone, not a failure)
     │   │   ├── NoMatchingIdsError     bulk 404 at submit: no id exists / nothing matches (nothing billed)
     │   │   └── DataRequestNotFoundError  bulk 404 at files or download: unknown request or file, expired
     │   ├── BadRequestError            400/422 and other 4xx: the request itself is wrong
-    │   │   └── DataRequestTooLargeError  bulk 400 "too many ids" at submit, 422 "matched too many" at files
+    │   │   ├── DataRequestTooLargeError  bulk 400 "too many ids" at submit, 422 "matched too many" at files
+    │   │   └── SubscriptionRenewalError   400 on renew: expired, or the renewal would pass one year
+    │   │                                  (the subscription must be created anew)
+    │   ├── SubscriptionNotFoundError  404 on a webhook subscription: gone, or another key's
     │   ├── OutOfCreditsError          402: the account has no credits left
     │   ├── DataRequestConflictError   bulk 409: an identical data request is already in progress
     │   ├── StoreRejectedError         MongoDB refused this document (validation, too large, bad key)
@@ -24,6 +29,7 @@
     │   ├── RunNotFoundError           no run with that id
     │   └── RunStateError              the run's state does not allow that (e.g. pause a finished run)
     ├── MetricsPortError               a worker's METRICS_PORT cannot be bound (in use: one port per process)
+    ├── ConfigError                    a setting a driver refuses (e.g. a MONGODB_URL pymongo cannot parse)
     └── RetryJob                       control flow: run this job again after defer_s
 
 Third-party exceptions (aiohttp, pymongo, redis) are translated into these in the module that owns
@@ -53,6 +59,12 @@ class UpstreamUnavailableError(TransientError):
     """5xx, timeout, connection reset, or a body that is not the JSON we expect."""
 
 
+class UpstreamRouteError(TransientError):
+    """A 404 without the API's not-found answer: a route 404 (base URL missing /cdapi), an HTML page,
+    a proxy. Nothing may be tombstoned on it; retried, then dead-lettered (requeue once fixed).
+    Also a redirect, which the client never follows (the API key would go wherever it points)."""
+
+
 class StoreUnavailableError(TransientError):
     """MongoDB did not answer."""
 
@@ -76,7 +88,7 @@ class AuthError(PermanentError):
 
 
 class NotFoundError(PermanentError):
-    """The employee does not exist upstream (404)."""
+    """The employee does not exist upstream: the API's own 404 answer (see `worker.client`)."""
 
 
 class BadRequestError(PermanentError):
@@ -95,6 +107,18 @@ class WorkerDiedError(PermanentError):
     """The job killed (or outlived) its worker too many times; it goes to the dead-letter."""
 
 
+class SubscriptionNotFoundError(PermanentError):
+    """No such webhook subscription for this API key (404). Not an employee tombstone."""
+
+
+class SubscriptionRenewalError(BadRequestError):
+    """Renew refused (400): the subscription expired, or would live past its one-year limit."""
+
+
+class SubscriptionInitializingError(TransientError):
+    """The subscription was just created and is still initialising (409): renew again later."""
+
+
 class InputError(EmployeeSyncError):
     """Bad input handed to a producer; the message names the offending line or field."""
 
@@ -109,6 +133,10 @@ class RunStateError(InputError):
 
 class MetricsPortError(EmployeeSyncError):
     """A worker could not serve its metrics on METRICS_PORT (in use, or not allowed)."""
+
+
+class ConfigError(EmployeeSyncError):
+    """A setting that passed validation but a driver refuses; the message names the setting."""
 
 
 class RetryJob(EmployeeSyncError):

@@ -23,6 +23,8 @@ BULK_REQUEST_JOB = "bulk_request"
 BULK_SEARCH_JOB = "bulk_search"
 FEEDER_JOB = "feeder_tick"
 FEEDER_EVERY_S = 5
+RECONCILER_JOB = "reconciler_tick"
+RECONCILER_EVERY_S = 3
 
 
 def key_fingerprint(api_key: str) -> str:
@@ -36,6 +38,16 @@ def limiter_tat_key(api_key: str, endpoint_class: EndpointClass) -> str:
 
 def limiter_cooldown_key(api_key: str, endpoint_class: EndpointClass) -> str:
     return f"{PREFIX}:limiter:{key_fingerprint(api_key)}:{endpoint_class}:cooldown"
+
+
+def limiter_margin_key(api_key: str, endpoint_class: EndpointClass) -> str:
+    """The fleet's adaptive safety margin for the bucket (a hash; see worker/gcra.lua)."""
+    return f"{PREFIX}:limiter:{key_fingerprint(api_key)}:{endpoint_class}:margin"
+
+
+def limiter_jitter_key(api_key: str, endpoint_class: EndpointClass) -> str:
+    """Each worker process's latest jitter report for the bucket (a hash, reporter id -> spread)."""
+    return f"{PREFIX}:limiter:{key_fingerprint(api_key)}:{endpoint_class}:jitter"
 
 
 def run_counts_key(run_id: str) -> str:

@@ -34,7 +34,7 @@ PREFIX = "employee_sync"
 SINK_OUTCOMES = ("inserted", "changed", "unchanged", "tombstoned")
 
 # Limiter waits: a free slot is ~0 s, a full booking horizon is LIMITER_MAX_AHEAD_S (2 s), a 429
-# cool-down adds Retry-After (capped), and acquire gives up at 0.3 x JOB_TIMEOUT_S.
+# cool-down adds Retry-After (capped), and acquire gives up at 0.3 x JOB_TIMEOUT_S (5.4 s) plus one horizon.
 WAIT_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 15.0, 20.0, 30.0)
 
 # A data request is ready after a base delay plus a per-record time: seconds to hours.

@@ -13,9 +13,10 @@ import contextlib
 import json
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 import redis.asyncio as aioredis
 import structlog
@@ -27,6 +28,7 @@ from arq.jobs import serialize_job
 from arq.worker import Worker, func
 from redis.exceptions import RedisError
 
+from config.redis_target import RedisTarget
 from worker import keys
 from worker.errors import RedisUnavailableError, RetryJob
 from worker.redis_errors import redis_boundary
@@ -100,6 +102,18 @@ return removed
 
 _UNLOCK = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+# A job's lease is arq's in-progress key holding this start's token. Take it over from arq's
+# placeholder value (XX: only while it exists), then extend it only while it still holds our token,
+# so a start whose lease lapsed never extends the lease of the start that took the job over.
+# KEYS[1]: the in-progress key. ARGV: token, lease (ms). Returns 1 while the lease is ours.
+_TAKE_LEASE = """
+return redis.call('SET', KEYS[1], ARGV[1], 'XX', 'PX', ARGV[2]) and 1 or 0
+"""
+_EXTEND_LEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return 0
 """
 
@@ -180,6 +194,17 @@ class JobQueue:
                 removed += [g.decode() if isinstance(g, bytes) else str(g) for g in gone]
         return removed
 
+    async def owners(self, queue_name: str) -> Counter[str]:
+        """How many jobs (queued or running: a started job stays in the queue until it ends) each
+        owner (a job's first argument, a run id) has in the queue."""
+        async with redis_boundary("queue read"):
+            job_ids = [j.decode() for j in await self._redis.zrange(queue_name, 0, -1)]
+        found: Counter[str] = Counter()
+        for start in range(0, len(job_ids), 500):
+            args = await self.job_args(job_ids[start : start + 500])
+            found.update(str(a[0]) for a in args if a)
+        return found
+
     async def try_lock(self, name: str, ttl_ms: int) -> str | None:
         """A short fleet-wide lock (SET NX PX); returns the token to unlock with, or None if held."""
         token = uuid.uuid4().hex
@@ -245,18 +270,66 @@ async def _deaths_before(ctx: dict[str, Any]) -> int:
 async def _ended(ctx: dict[str, Any]) -> None:
     job_id = ctx.get("job_id")
     if job_id and "redis" in ctx:
-        with contextlib.suppress(RedisError, OSError):  # worst case: one death too many is counted
-            await ctx["redis"].delete(keys.job_starts_key(job_id))
+        # Worst case (Redis away right now): one death too many is counted for this job.
+        with contextlib.suppress(RedisUnavailableError):
+            async with redis_boundary("job end count"):
+                await ctx["redis"].delete(keys.job_starts_key(job_id))
+
+
+@contextlib.asynccontextmanager
+async def _leased(ctx: dict[str, Any], lease_s: float) -> AsyncIterator[None]:
+    """Hold the job's lease (arq's in-progress key, set by arq with a TTL of `lease_s`) while it runs.
+
+    A heartbeat extends it every third of `lease_s`, so a live job keeps it however long it runs,
+    and a job whose worker died is free for another worker `lease_s` after the last heartbeat
+    instead of arq's default of the job timeout + 10 s.
+    """
+    job_id, client = ctx.get("job_id"), ctx.get("redis")
+    if not job_id or client is None:
+        yield
+        return
+    key, token, lease_ms = in_progress_key_prefix + job_id, uuid.uuid4().hex, int(lease_s * 1000)
+    with contextlib.suppress(RedisUnavailableError):  # Redis away: arq's own TTL still holds the job
+        async with redis_boundary("take job lease"):
+            await client.register_script(_TAKE_LEASE)(keys=[key], args=[token, lease_ms])
+    heartbeat = asyncio.create_task(_heartbeat(client, key, token, lease_s))
+    try:
+        yield
+    finally:
+        heartbeat.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await heartbeat
+
+
+async def _heartbeat(client: aioredis.Redis, key: str, token: str, lease_s: float) -> None:
+    lease_ms, extend = int(lease_s * 1000), client.register_script(_EXTEND_LEASE)
+    warned = False
+    while True:
+        await asyncio.sleep(lease_s / 3)
+        try:
+            async with redis_boundary("extend job lease"):
+                held = await extend(keys=[key], args=[token, lease_ms])
+        except RedisUnavailableError as exc:
+            if not warned:  # once per job: a Redis outage would otherwise log every beat of every job
+                log.warning("job.lease_unconfirmed", error=str(exc))
+                warned = True
+            continue  # try again at the next beat
+        if not held:
+            # The lease lapsed (this process stalled past it, or Redis lost it): another worker may
+            # run the job too. The job goes on (its effects are idempotent); the lease is theirs now.
+            log.warning("job.lease_lost", lease_s=lease_s)
+            return
 
 
 def _as_arq_job(
-    name: str, job: JobFunction, timeout_s: float, max_deaths: int
+    name: str, job: JobFunction, timeout_s: float, max_deaths: int, lease_s: float
 ) -> Callable[..., Awaitable[str]]:
     """Bind log context per job, log one summary line, and turn RetryJob into arq's Retry.
 
     The job also gets a deadline a little inside arq's own: arq treats its timeout as a final
     failure (the job would be dropped), while an overrun here is retried like any transient error.
     A job whose worker died on it `max_deaths` times goes to the POISON_HANDLER instead of running.
+    While it runs, the job holds a lease of `lease_s` that a heartbeat keeps extending.
     """
 
     async def run(ctx: dict[str, Any], *args: Any) -> str:
@@ -266,16 +339,17 @@ def _as_arq_job(
         )  # fmt: skip
         observe: JobObserver = ctx.get(JOB_OBSERVER) or _ignore
         poison: PoisonHandler | None = ctx.get(POISON_HANDLER)
-        if poison is not None and await _deaths_before(ctx) >= max_deaths:
-            log.error("job.poison", deaths=max_deaths)
-            outcome = await poison(ctx, name, tuple(args))
-            await _ended(ctx)
-            observe(name, outcome)
-            return outcome
-        try:
-            return await _run_observed(ctx, name, job, timeout_s, args, observe)
-        finally:
-            await _ended(ctx)
+        async with _leased(ctx, lease_s):
+            if poison is not None and await _deaths_before(ctx) >= max_deaths:
+                log.error("job.poison", deaths=max_deaths)
+                outcome = await poison(ctx, name, tuple(args))
+                await _ended(ctx)
+                observe(name, outcome)
+                return outcome
+            try:
+                return await _run_observed(ctx, name, job, timeout_s, args, observe)
+            finally:
+                await _ended(ctx)
 
     run.__qualname__ = name
     return run
@@ -295,7 +369,10 @@ async def _run_observed(
         async with deadline:
             outcome = await job(ctx, *args)
     except RetryJob as retry:
-        log.info("job.retry", defer_s=round(retry.defer_s, 3), reason=retry.reason)
+        log.info(
+            "job.retry", defer_s=round(retry.defer_s, 3), reason=retry.reason,
+            duration_s=round(time.monotonic() - started, 3),
+        )  # fmt: skip
         observe(name, "retry")
         raise Retry(defer=retry.defer_s) from retry
     except TimeoutError:
@@ -303,7 +380,12 @@ async def _run_observed(
             observe(name, "error")
             raise
         defer_s = min(OVERRUN_RETRY_CAP_S, float(ctx.get("job_try", 1)))
-        log.warning("job.overran", timeout_s=timeout_s, defer_s=defer_s)
+        log.warning(
+            "job.overran",
+            timeout_s=timeout_s,
+            defer_s=defer_s,
+            duration_s=round(time.monotonic() - started, 3),
+        )
         observe(name, "retry")
         raise Retry(defer=defer_s) from None
     except asyncio.CancelledError:
@@ -323,13 +405,15 @@ def _ignore(job: str, outcome: str) -> None:
 
 @dataclass(frozen=True, slots=True)
 class WorkerOptions:
-    redis_url: str
+    redis: RedisTarget
     queue_name: str
     concurrency: int
     job_timeout_s: float
     max_tries: int
     drain_timeout_s: int
     max_worker_deaths: int = 3
+    # A running job's lease: a dead worker's jobs run again this long after its last heartbeat.
+    lease_s: float = 3.0
     poll_delay_s: float = 0.1
     burst: bool = False
     # Jobs run every `every_s` seconds by one worker of the fleet (arq cron with a unique job id).
@@ -374,25 +458,40 @@ async def run_worker(
         await on_shutdown(ctx)
 
 
+def _redis_settings(target: RedisTarget) -> RedisSettings:
+    """arq's connection settings: the URL, or the sentinels and the primary's name."""
+    if not target.uses_sentinel:
+        return RedisSettings.from_dsn(target.url)
+    return RedisSettings(
+        host=list(target.sentinels),
+        sentinel=True,
+        sentinel_master=target.master,
+        database=target.db,
+        username=target.username,
+        password=target.password,
+    )
+
+
 def _arq_worker(options: WorkerOptions, functions: Mapping[str, JobFunction], ctx: dict[str, Any]) -> Worker:
     inner_s = max(1.0, options.job_timeout_s - JOB_DEADLINE_MARGIN_S)
+
+    def wrap(name: str, job: JobFunction) -> Any:
+        return _as_arq_job(name, job, inner_s, options.max_worker_deaths, options.lease_s)
+
     crons = [
         cron(
-            cast(Any, _as_arq_job(name, job, inner_s, options.max_worker_deaths)),
+            wrap(name, job),
             name=name,
             second=set(range(0, 60, every_s)),
             unique=True,
         )
         for name, job, every_s in options.periodic
     ]
-    return Worker(
-        functions=[
-            func(cast(Any, _as_arq_job(name, job, inner_s, options.max_worker_deaths)), name=name)
-            for name, job in functions.items()
-        ],
+    worker = Worker(
+        functions=[func(wrap(name, job), name=name) for name, job in functions.items()],
         cron_jobs=crons,
         queue_name=options.queue_name,
-        redis_settings=RedisSettings.from_dsn(options.redis_url),
+        redis_settings=_redis_settings(options.redis),
         ctx=ctx,
         burst=options.burst,
         max_jobs=options.concurrency,
@@ -407,3 +506,9 @@ def _arq_worker(options: WorkerOptions, functions: Mapping[str, JobFunction], ct
         log_results=False,
         handle_signals=not options.burst,
     )
+    # arq sets a job's in-progress key with a TTL of the job timeout + 10 s when it starts the job,
+    # and another worker may start the job once that key is gone. A short TTL, kept alive by the
+    # job's heartbeat (`_leased`), turns it into a lease: a dead worker's jobs go within seconds.
+    # (arq 0.28 reads this attribute in `start_jobs`; tests/test_leases.py pins the behaviour.)
+    worker.in_progress_timeout_s = options.lease_s
+    return worker

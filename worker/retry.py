@@ -12,6 +12,7 @@ from worker.errors import (
     StoreUnavailableError,
     TransientError,
 )
+from worker.limiter import LimiterBusyError
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,14 +36,24 @@ class RetryPolicy:
             delay = max(delay, retry_after_s)
         return delay
 
+    def busy_delay_s(self, wait_s: float) -> float:
+        """The limiter's wait plus jitter that grows with it, so a long cool-down's jobs do not all
+        come back in the same instant (each would only be refused again)."""
+        wait_s = max(0.0, wait_s)
+        return wait_s + self.rng.uniform(0.0, max(self.base_s, 0.1 * wait_s))
+
     def next_step(self, error: Exception, attempt: int) -> RetryJob | None:
         """A RetryJob to raise, or None when the failure is final (permanent, or tries used up).
 
         Our own stores being away (MongoDB, Redis) is not the item's fault: those failures are
-        retried until the stores come back (backoff capped at `cap_s`), never dead-lettered.
+        retried until the stores come back (backoff capped at `cap_s`), never dead-lettered. Nor is
+        our own limiter's back-pressure (`LimiterBusyError`: a long 429 cool-down, or more jobs
+        in flight than the horizon holds): it is deferred by the wait the limiter reported.
         """
         if isinstance(error, PermanentError) or not isinstance(error, TransientError):
             return None
+        if isinstance(error, LimiterBusyError):
+            return RetryJob(self.busy_delay_s(error.retry_after_s), reason=str(error))
         if isinstance(error, StoreUnavailableError | RedisUnavailableError):
             return RetryJob(self.delay_s(min(attempt, 16)), reason=str(error))
         if attempt >= self.max_tries:

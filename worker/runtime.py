@@ -13,10 +13,12 @@ from worker import keys
 from worker.client import CoresignalClient
 from worker.credits import CreditsGate
 from worker.limiter import GrantObserver, RateLimiter
+from worker.limiter_margin import AdaptiveMargin, ResponseTee
 from worker.metrics import Metrics
 from worker.metrics_server import start_metrics_server
 from worker.progress import RunProgress
 from worker.queue import JOB_OBSERVER, JobQueue
+from worker.redis_connect import open_redis
 from worker.redis_errors import redis_boundary
 from worker.retry import RetryPolicy
 from worker.stash import ProfileStash
@@ -41,7 +43,7 @@ class Services:
     @classmethod
     async def open(cls, settings: Settings, *, metrics: Metrics | None = None) -> Services:
         """`metrics`: share one registry with an embedding process (tests, the demo); default a new one."""
-        client = aioredis.Redis.from_url(settings.redis_url, socket_timeout=10, health_check_interval=15)
+        client = open_redis(settings.redis_target(), socket_timeout=10, health_check_interval=15)
         store = MongoStore.open(settings.mongodb_url, settings.mongodb_database)
         services = cls(
             settings=settings,
@@ -85,6 +87,16 @@ class WorkerContext(TypedDict):
     job_try: NotRequired[int]
 
 
+def adaptive_margin(settings: Settings) -> AdaptiveMargin | None:
+    if settings.limiter_margin_mode == "fixed":
+        return None
+    return AdaptiveMargin(
+        floor=settings.limiter_margin_floor,
+        ceiling=settings.limiter_margin_ceiling,
+        narrow_per_s=settings.limiter_margin_narrow_per_s,
+    )
+
+
 def build_limiter(
     settings: Settings, client: aioredis.Redis, api_key: str, *, observer: GrantObserver | None = None
 ) -> RateLimiter:
@@ -93,8 +105,10 @@ def build_limiter(
         api_key,
         {cls: settings.rate_per_s(cls) for cls in keys.ENDPOINT_CLASSES},
         safety_margin=settings.rate_safety_margin,
+        margin=adaptive_margin(settings),
         max_ahead_s=settings.limiter_max_ahead_s,
         acquire_timeout_s=settings.job_timeout_s * 0.3,
+        retry_after_cap_s=settings.retry_after_cap_s,
         observer=observer,
     )
 
@@ -105,14 +119,18 @@ async def startup(ctx: dict[str, Any]) -> None:
     api_key = settings.require_api_key()
     services = await Services.open(settings, metrics=cast(Metrics | None, ctx.get("metrics")))
     ctx["services"] = services
+    limiter = build_limiter(settings, services.redis, api_key, observer=services.metrics)
+    ctx["limiter"] = limiter
     ctx["client"] = CoresignalClient.open(
         settings.coresignal_base_url,
         api_key,
         timeout_s=settings.request_timeout_s,
         limit=settings.worker_concurrency,
-        observer=services.metrics,
+        # The limiter learns the fleet's jitter from the responses to the slots it granted.
+        observer=ResponseTee(services.metrics, limiter),
+        secrets=settings.secrets(),
+        retry_after_cap_s=settings.retry_after_cap_s,
     )
-    ctx["limiter"] = build_limiter(settings, services.redis, api_key, observer=services.metrics)
     ctx["retry"] = RetryPolicy(settings.max_tries, settings.retry_base_s, settings.retry_cap_s)
     ctx[JOB_OBSERVER] = services.metrics.observe_job
     if settings.metrics_port is not None:

@@ -7,9 +7,12 @@ waiters and each of them counts the same outcome. If A's job leaves the queue wi
 
 The release leaves a one-minute marker with the outcome: a waiter that registers after the release
 (between A's release and arq deleting A's job key) reads the marker instead of waiting for ever.
+Queueing a new job for the item drops the marker: a waiter on the new job waits for its outcome.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import redis.asyncio as aioredis
 
@@ -59,6 +62,14 @@ class ItemWaiters:
                 args=[outcome, DONE_MARKER_TTL_S],
             )
         return sorted(_text(r) for r in raw or [])
+
+    async def forget_outcomes(self, item_keys: Sequence[str]) -> None:
+        """A new job was queued for these items: the last job's outcome no longer answers a waiter
+        (one registering now waits for the new job, not for the one that just finished)."""
+        if not item_keys:
+            return
+        async with redis_boundary("waiters forget"):
+            await self._redis.delete(*[keys.item_done_key(key) for key in item_keys])
 
     async def waiting(self, item_key: str) -> list[str]:
         async with redis_boundary("waiters read"):

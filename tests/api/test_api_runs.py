@@ -32,22 +32,56 @@ async def create(api: Api, body: dict[str, Any]) -> dict[str, Any]:
 
 
 async def test_an_id_run_is_created_with_per_item_rejections_and_read_back(api: Api) -> None:
-    body = {"employee_ids": [101, "102", 101, "abc", -5, 2**70, True, None, {"id": 1}, "7\n8"]}
+    body = {"employee_ids": [101, "102", 101, "abc", -5, 2**70, 0, "7\n8", 103.0, " 0042 "]}
     created = await create(api, body)
 
-    assert (created["kind"], created["accepted"], created["duplicates"]) == ("ids", 2, 1)
+    assert (created["kind"], created["accepted"], created["duplicates"]) == ("ids", 4, 1)
     rejected = {r["index"]: r for r in created["rejected"]}
-    assert sorted(rejected) == [3, 4, 5, 6, 7, 8, 9]
-    assert created["rejected_count"] == 7
+    assert sorted(rejected) == [3, 4, 5, 6, 7]
+    assert created["rejected_count"] == 5
     assert rejected[3]["value"] == "abc" and "not a positive integer" in rejected[3]["reason"]
-    assert "out of range" in rejected[5]["reason"]
-    assert (rejected[6]["value"], rejected[7]["value"], rejected[8]["value"]) == ("true", "null", '{"id":1}')
+    assert "out of range" in rejected[5]["reason"] and "out of range" in rejected[6]["reason"]
+    assert "line break" in rejected[7]["reason"]
     assert all(r["reason"] for r in created["rejected"])
 
     run = (await api.get(f"/v1/runs/{created['run_id']}")).body
     assert (run["run_id"], run["kind"], run["state"]) == (created["run_id"], "ids", "running")
-    assert (run["accepted"], run["rejected"], run["duplicates"], run["queued"]) == (2, 7, 1, 2)
+    assert (run["accepted"], run["rejected"], run["duplicates"], run["queued"]) == (4, 5, 1, 4)
     assert run["created_at"] is not None and run["finished_at"] is None
+
+
+async def test_an_integral_decimal_is_an_integer_as_json_schema_says(api: Api, services: Services) -> None:
+    created = await create(api, {"search": SEARCH_BODY, "max_profiles": 954.0})
+
+    assert (await api.get(f"/v1/runs/{created['run_id']}")).body["max_profiles"] == 954
+    ids = await create(api, {"employee_ids": [5.0, 1e3]})
+    assert (ids["accepted"], ids["rejected"]) == (2, [])
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        ({"employee_ids": [0, -1]}, "out of range"),
+        ({"employee_ids": ["abc", "", "#7", "1\n2", 2**64]}, "not a positive integer"),
+        ({"shorthand_names": ["x", "https://evil.example/in/ada", "  "]}, "not a shorthand name"),
+    ],
+)
+async def test_a_list_with_no_usable_item_is_a_422_and_creates_no_run(
+    api: Api, services: Services, body: dict[str, Any], reason: str
+) -> None:
+    reply = await api.post("/v1/runs", body)
+
+    error = assert_error(reply, 422, "no_valid_items")
+    items = next(iter(body.values()))
+    assert f"none of the {len(items)} items" in error["message"]
+    rejected = error["details"]["rejected"]
+    assert [r["index"] for r in rejected] == list(range(len(items)))
+    assert error["details"]["rejected_count"] == len(items)
+    assert reason in rejected[0]["reason"] and all(r["reason"] for r in rejected)
+    assert "Location" not in reply.headers
+    assert await services.store.runs.count_all() == 0
+    assert await services.queue.depth(keys.JOB_QUEUE) == 0
+    assert (await api.get("/v1/runs")).body == {"runs": [], "next_cursor": None}
 
 
 async def test_a_names_run_accepts_names_and_profile_urls(api: Api) -> None:
@@ -144,6 +178,27 @@ async def test_listing_filters_by_state_and_pages_with_the_cursor(api: Api) -> N
     everything = (await api.get("/v1/runs")).body
     assert [r["run_id"] for r in everything["runs"]] == run_ids[::-1]
     assert (await api.get("/v1/runs?state=finished")).body == {"runs": [], "next_cursor": None}
+
+
+async def test_any_well_formed_cursor_is_a_position_in_the_newest_first_order(api: Api) -> None:
+    run_ids = [(await create(api, {"employee_ids": [n]}))["run_id"] for n in (41, 42)]
+    first = (await api.get("/v1/runs?limit=1")).body
+    created_us = int(first["next_cursor"].split("-")[0])
+
+    assert first["next_cursor"] == f"{created_us}-{run_ids[1]}"
+    after_everything = f"99999999999999999-{'f' * 32}"
+    assert [r["run_id"] for r in (await api.get(f"/v1/runs?cursor={after_everything}")).body["runs"]] == (
+        run_ids[::-1]
+    )
+    before_everything = f"0-{'0' * 32}"
+    assert (await api.get(f"/v1/runs?cursor={before_everything}")).body == {"runs": [], "next_cursor": None}
+    # A cursor never handed out (run 1's instant, an id below every id) pages on from there.
+    older = (await api.get(f"/v1/runs?cursor={created_us}-{'0' * 32}")).body["runs"]
+    first_run = (await api.get(f"/v1/runs/{run_ids[0]}")).body
+    was_earlier = datetime.fromisoformat(first_run["created_at"]) < datetime.fromtimestamp(
+        created_us / 1e6, UTC
+    )
+    assert older == ([first_run] if was_earlier else [])
 
 
 async def test_a_mirrored_employee_is_returned_with_its_sync_metadata(api: Api, services: Services) -> None:

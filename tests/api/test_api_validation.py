@@ -35,10 +35,18 @@ GOOD_QUERY = {"query": {"term": {"location_country": "Germany"}}}
         ({"search": GOOD_QUERY, "max_profiles": "5"}, "max_profiles must be an integer, not a string"),
         ({"search": GOOD_QUERY, "max_profiles": 5.5}, "max_profiles must be an integer, not a decimal"),
         ({"search": GOOD_QUERY, "max_profiles": True}, "max_profiles must be an integer, not a boolean"),
+        ({"search": GOOD_QUERY, "max_profiles": None}, "max_profiles must be an integer, not null"),
         ({"search": GOOD_QUERY, "max_profiles": 0}, "max_profiles must be between 1 and"),
         ({"search": GOOD_QUERY, "max_profiles": 2**64}, "max_profiles must be between 1 and"),
         ({"employee_ids": [1], "max_profiles": 5}, "max_profiles applies to search runs only"),
         ({"employee_ids": []}, "employee_ids is empty"),
+        ({"employee_ids": [1, True]}, "employee_ids[1] must be an integer or a string, not a boolean"),
+        ({"employee_ids": [None, 2]}, "employee_ids[0] must be an integer or a string, not null"),
+        ({"employee_ids": [{"id": 1}]}, "employee_ids[0] must be an integer or a string, not an object"),
+        ({"employee_ids": [[1]]}, "employee_ids[0] must be an integer or a string, not an array"),
+        ({"employee_ids": [1.5]}, "employee_ids[0] must be an integer or a string, not a decimal number"),
+        ({"shorthand_names": [{}]}, "shorthand_names[0] must be a string, not an object"),
+        ({"shorthand_names": ["ada", 12345]}, "shorthand_names[1] must be a string, not an integer"),
         ({"shorthand_names": []}, "shorthand_names is empty"),
     ],
 )
@@ -195,7 +203,12 @@ async def test_control_routes_validate_the_run_id_too(api: Api, action: str) -> 
         ("cursor=", "invalid cursor"),
         ("cursor=!!!", "invalid cursor"),
         ("cursor=" + "A" * 600, "invalid cursor"),
-        ("cursor=bm90LWEtY3Vyc29y", "invalid cursor"),  # base64 of text that is not our cursor
+        ("cursor=bm90LWEtY3Vyc29y", "invalid cursor"),  # the old base64 form
+        ("cursor=12-" + "g" * 32, "invalid cursor"),
+        ("cursor=12-" + "A" * 32, "invalid cursor"),
+        ("cursor=12-" + "a" * 31, "invalid cursor"),
+        ("cursor=" + "1" * 18 + "-" + "a" * 32, "invalid cursor"),
+        ("cursor=-" + "a" * 32, "invalid cursor"),
         ("states=running", "unknown query parameter 'states'"),
     ],
 )
@@ -210,6 +223,14 @@ async def test_an_unknown_route_and_a_wrong_method_use_the_envelope(api: Api) ->
     reply = await api.request("DELETE", "/v1/runs")
     assert_error(reply, 405, "method_not_allowed")
     assert set(reply.headers["Allow"].split(",")) == {"GET", "HEAD", "POST"}
+
+
+async def test_every_item_of_the_wrong_type_is_named_up_to_ten(api: Api) -> None:
+    reply = await api.post("/v1/runs", {"shorthand_names": ["ada", *[{}] * 30]})
+
+    problems = assert_error(reply, 400, "invalid_body")["details"]["problems"]
+    assert problems[0] == "shorthand_names[1] must be a string, not an object"
+    assert len(problems) == 11 and problems[-1] == "and 20 more problems"
 
 
 async def test_a_body_with_thousands_of_problems_gets_a_short_answer(api: Api) -> None:

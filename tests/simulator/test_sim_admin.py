@@ -40,8 +40,17 @@ async def test_stats_of_a_fresh_simulator(make_sim: MakeSim) -> None:
             "downloads_by_file": {},
             "completed_by_file": {},
             "requests": {},
-            "clock_offset_s": 0.0,
         },
+        "webhooks": {
+            "rounds": 0,
+            "posts": 0,
+            "notices": 0,
+            "retries": 0,
+            "failed_posts": 0,
+            "simulated": 0,
+            "answers": {},
+        },
+        "world": {"changes": 0, "pending": 0},
     }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -20,6 +21,8 @@ from pymongo.errors import (
 from worker.errors import StoreRejectedError, StoreUnavailableError
 
 Doc = dict[str, Any]
+
+_CONFIGURED_TIMEOUTS = re.compile(r" \(configured timeouts: [^)]*\)")
 
 
 # Server error codes that mean "try again" (elections, shutdowns, write conflicts, timeouts).
@@ -41,10 +44,19 @@ async def translated(what: str) -> AsyncIterator[None]:
     except (InvalidDocument, DocumentTooLarge) as exc:
         raise StoreRejectedError(f"MongoDB {what} refused the document: {type(exc).__name__}: {exc}") from exc
     except (ConnectionFailure, ServerSelectionTimeoutError) as exc:
-        raise StoreUnavailableError(f"MongoDB {what}: {type(exc).__name__}: {exc}") from exc
+        raise StoreUnavailableError(f"MongoDB {what}: {type(exc).__name__}: {_why(exc)}") from exc
     except (WriteError, OperationFailure) as exc:
         if exc.code in _TRANSIENT_CODES or exc.has_error_label("RetryableWriteError"):
             raise StoreUnavailableError(f"MongoDB {what}: {type(exc).__name__}: {exc}") from exc
         raise StoreRejectedError(f"MongoDB {what} refused: {type(exc).__name__}: {exc}") from exc
     except PyMongoError as exc:
-        raise StoreUnavailableError(f"MongoDB {what}: {type(exc).__name__}: {exc}") from exc
+        raise StoreUnavailableError(f"MongoDB {what}: {type(exc).__name__}: {_why(exc)}") from exc
+
+
+def _why(exc: PyMongoError) -> str:
+    """pymongo's message, without the whole topology description a server-selection timeout appends
+    (the first server's error already says why) and the timeouts it repeats."""
+    text = str(exc)
+    if isinstance(exc, ServerSelectionTimeoutError):
+        text = text.split(", Timeout: ", 1)[0]
+    return _CONFIGURED_TIMEOUTS.sub("", text)

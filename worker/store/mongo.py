@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from pymongo import ASCENDING, AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import ConfigurationError
 
+from worker.errors import ConfigError
 from worker.store.base import Doc, translated
 from worker.store.deadletters import DeadLetters
 from worker.store.employees import EmployeeSink
@@ -36,14 +38,17 @@ class MongoStore:
     @classmethod
     def open(cls, url: str, database: str, *, timeout_s: float = 5.0) -> MongoStore:
         timeout_ms = int(timeout_s * 1000)
-        client: AsyncMongoClient[Doc] = AsyncMongoClient(
-            url,
-            tz_aware=True,
-            serverSelectionTimeoutMS=timeout_ms,
-            connectTimeoutMS=timeout_ms,
-            socketTimeoutMS=timeout_ms * 6,
-            appname="employee-sync",
-        )
+        try:
+            client: AsyncMongoClient[Doc] = AsyncMongoClient(
+                url,
+                tz_aware=True,
+                serverSelectionTimeoutMS=timeout_ms,
+                connectTimeoutMS=timeout_ms,
+                socketTimeoutMS=timeout_ms * 6,
+                appname="employee-sync",
+            )
+        except ConfigurationError as exc:  # InvalidURI and friends: the URL, not the server
+            raise ConfigError(f"MONGODB_URL is not usable: {exc}") from exc
         return cls(client, database)
 
     async def ping(self) -> None:

@@ -1,0 +1,218 @@
+"""The adaptive margin: it follows the jitter the fleet measures, widens at once, narrows slowly.
+
+Behaviour, not timing: what the margin does in answer to samples, 429s and a jittery simulator.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+import redis.asyncio as aioredis
+from pydantic import ValidationError
+
+from config import Settings
+from simulator.app import RunningSimulator, start
+from simulator.config import SimulatorConfig
+from worker import keys
+from worker.client import COLLECT_PATH, CoresignalClient
+from worker.limiter import RateLimiter
+from worker.limiter_margin import AdaptiveMargin, JitterSamples, ResponseTee, margin_for_spread
+from worker.runtime import adaptive_margin
+
+KEY = "m" * 32
+POLICY = AdaptiveMargin(floor=0.005, ceiling=0.10, narrow_per_s=0.001, report_every_s=0.0, min_samples=32)
+
+
+@pytest.fixture
+async def redis_client(clean_redis: str) -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.Redis.from_url(clean_redis)
+    for cls in keys.ENDPOINT_CLASSES:  # a known, idle bucket (see tests/test_limiter.py)
+        await client.set(keys.limiter_tat_key(KEY, cls), "1", px=3_600_000)
+    yield client
+    await client.aclose()
+
+
+def adaptive(client: aioredis.Redis, rate: float = 10_000, policy: AdaptiveMargin = POLICY) -> RateLimiter:
+    rates = {"collect": rate, "search": rate, "bulk": rate}
+    return RateLimiter(client, KEY, rates, safety_margin=0.03, margin=policy)  # type: ignore[arg-type]
+
+
+async def report(limiter: RateLimiter, samples_s: list[float]) -> float:
+    """Hand the limiter these slot-to-response times, then let one acquire report them."""
+    for sample in samples_s:
+        limiter.observe_sample("collect", sample)
+    await limiter.acquire("collect")
+    return limiter.margin("collect")
+
+
+def spread_of(width_s: float, count: int = 200) -> list[float]:
+    return [0.002 + width_s * i / (count - 1) for i in range(count)]
+
+
+def test_the_margin_for_a_spread_keeps_n_in_a_second() -> None:
+    # N slots spaced 1 / (N (1 - m)) span N / (N (1 - m)) = 1 + D seconds when m = D / (1 + D).
+    for spread_s in (0.0, 0.01, 0.031, 0.05):
+        assert 1 / (1 - margin_for_spread(spread_s)) == pytest.approx(1 + spread_s)
+
+
+def test_the_spread_ignores_the_constant_part_and_one_outlier_in_a_thousand() -> None:
+    samples = JitterSamples(window=4000)
+    for i in range(3000):
+        samples.add(0.150 + 0.020 * (i % 100) / 99)  # 150 ms latency, 20 ms of jitter
+    samples.add(5.0)  # one stall
+    assert samples.spread_s(0.999) == pytest.approx(0.020)
+
+
+async def test_it_starts_from_the_configured_margin_until_the_first_report(
+    redis_client: aioredis.Redis,
+) -> None:
+    limiter = adaptive(redis_client)
+    await limiter.acquire("collect")
+    assert limiter.margin("collect") == pytest.approx(0.03)
+
+
+async def test_measured_jitter_sets_the_margin_at_once(redis_client: aioredis.Redis) -> None:
+    limiter = adaptive(redis_client)
+    assert await report(limiter, spread_of(0.050)) == pytest.approx(margin_for_spread(0.050), abs=1e-3)
+    stored = await redis_client.hget(keys.limiter_margin_key(KEY, "collect"), "m")
+    assert stored is not None and int(stored) == round(limiter.margin("collect") * 1e6)
+
+
+async def test_the_margin_stays_within_floor_and_ceiling(redis_client: aioredis.Redis) -> None:
+    limiter = adaptive(redis_client)
+    assert await report(limiter, [0.001] * 100) == pytest.approx(POLICY.floor)
+    assert await report(limiter, spread_of(0.5)) == pytest.approx(POLICY.ceiling)
+
+
+async def test_the_worst_process_of_the_fleet_sets_the_margin(redis_client: aioredis.Redis) -> None:
+    calm, jittery = adaptive(redis_client), adaptive(redis_client)
+    await report(calm, spread_of(0.005))
+    widened = await report(jittery, spread_of(0.040))
+    assert widened == pytest.approx(margin_for_spread(0.040), abs=1e-3)
+    assert await report(calm, spread_of(0.005)) >= widened - 0.001  # calm's report cannot undo it
+    await calm.acquire("collect")
+    assert calm.margin("collect") >= widened - 0.001  # and calm books with the fleet's margin
+
+
+async def test_a_429_widens_the_margin_at_once(redis_client: aioredis.Redis) -> None:
+    limiter = adaptive(redis_client)
+    before = await report(limiter, spread_of(0.010))
+    await limiter.penalize("collect", 0.0)
+    await limiter.acquire("collect")
+    assert limiter.margin("collect") == pytest.approx(max(2 * before, before + 0.005), abs=1e-4)
+
+
+async def test_the_429s_of_one_incident_widen_it_once(redis_client: aioredis.Redis) -> None:
+    limiter = adaptive(redis_client)
+    before = await report(limiter, spread_of(0.010))
+    for _ in range(5):  # the other requests that were in flight get their 429 too
+        await limiter.penalize("collect", 0.0)
+    await limiter.acquire("collect")
+    assert limiter.margin("collect") == pytest.approx(2 * before, abs=1e-4)
+
+
+async def test_after_a_429_it_narrows_slowly_and_not_below_what_proved_too_little(
+    redis_client: aioredis.Redis,
+) -> None:
+    fast = AdaptiveMargin(narrow_per_s=0.05, report_every_s=0.0, min_samples=32, window=64)
+    limiter = adaptive(redis_client, policy=fast)
+    before = await report(limiter, spread_of(0.020, 64))
+    await limiter.penalize("collect", 0.0)
+    widened = 2 * before
+    first = await report(limiter, [0.002] * 64)  # the jitter is gone
+    assert before < first < widened  # narrowing, but not in one step
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 10
+    margin = first
+    while margin > 1.25 * before + 1e-6:
+        assert loop.time() < deadline, f"the margin stopped narrowing at {margin}"
+        narrower = await report(limiter, [0.002] * 64)
+        assert narrower <= margin
+        margin = narrower
+    for _ in range(20):  # held at 1.25 x the margin the 429 proved too narrow
+        assert await report(limiter, [0.002] * 64) == pytest.approx(1.25 * before, abs=1e-6)
+
+
+async def test_without_429s_it_narrows_back_to_the_floor_when_the_jitter_stops(
+    redis_client: aioredis.Redis,
+) -> None:
+    fast = AdaptiveMargin(narrow_per_s=0.05, report_every_s=0.0, min_samples=32, window=64)
+    limiter = adaptive(redis_client, policy=fast)
+    wide = await report(limiter, spread_of(0.060, 64))
+    first = await report(limiter, [0.002] * 64)
+    assert fast.floor < first < wide
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 10
+    margin = first
+    while margin > fast.floor:
+        assert loop.time() < deadline, f"the margin stopped narrowing at {margin}"
+        margin = await report(limiter, [0.002] * 64)
+    assert margin == pytest.approx(fast.floor)
+
+
+async def test_fixed_mode_ignores_the_fleet_margin(redis_client: aioredis.Redis) -> None:
+    await report(adaptive(redis_client), spread_of(0.080))
+    fixed = RateLimiter(redis_client, KEY, {"collect": 100.0}, safety_margin=0.02)  # type: ignore[dict-item]
+    await fixed.acquire("collect")
+    assert fixed.margin("collect") == pytest.approx(0.02)
+    assert fixed.effective_rate_per_s("collect") == pytest.approx(98.0)
+
+
+@pytest.fixture
+async def jittery_simulator() -> AsyncIterator[RunningSimulator]:
+    simulator = await start(SimulatorConfig(population=100, collect_rps=1000, arrival_jitter_ms=50))
+    yield simulator
+    await simulator.close()
+
+
+async def test_a_jittery_link_widens_the_margin_and_a_calm_one_narrows_it(
+    redis_client: aioredis.Redis, jittery_simulator: RunningSimulator
+) -> None:
+    """End to end: grants, real requests, the client's response hook, reports, the fleet margin."""
+
+    class NoMetrics:
+        def observe_response(self, endpoint_class: str, status: int | None, credits: int | None) -> None:
+            pass
+
+    policy = AdaptiveMargin(narrow_per_s=0.05, report_every_s=0.0, min_samples=32, window=64)
+    limiter = RateLimiter(
+        redis_client, jittery_simulator.state.config.api_keys[0], {"collect": 500.0},  # type: ignore[dict-item]
+        safety_margin=0.01, margin=policy,
+    )  # fmt: skip
+    client = CoresignalClient.open(
+        jittery_simulator.base_url, jittery_simulator.state.config.api_keys[0],
+        timeout_s=5, observer=ResponseTee(NoMetrics(), limiter),
+    )  # fmt: skip
+
+    async def requests(count: int) -> None:
+        async def one(i: int) -> None:
+            await limiter.acquire("collect")
+            response = await client.request("GET", f"{COLLECT_PATH}{10_000 + i % 50}")
+            assert response.status in (200, 404)
+
+        await asyncio.gather(*(one(i) for i in range(count)))
+
+    try:
+        await requests(100)
+        await limiter.acquire("collect")
+        widened = limiter.margin("collect")
+        assert widened >= margin_for_spread(0.040)  # 0-50 ms of jitter measured as >= 40 ms
+        jittery_simulator.state.config.arrival_jitter_ms = 0
+        await requests(100)  # the 64-sample window now holds calm samples only
+        await limiter.acquire("collect")
+        assert limiter.margin("collect") < widened
+    finally:
+        await client.close()
+
+
+def test_settings_choose_the_margin_mode_and_refuse_crossed_bounds() -> None:
+    adaptive_settings = Settings.model_validate(
+        {"limiter_margin_floor": 0.01, "limiter_margin_ceiling": 0.08}
+    )
+    policy = adaptive_margin(adaptive_settings)
+    assert policy is not None and (policy.floor, policy.ceiling) == (0.01, 0.08)
+    assert adaptive_margin(Settings.model_validate({"limiter_margin_mode": "fixed"})) is None
+    with pytest.raises(ValidationError, match="FLOOR"):
+        Settings.model_validate({"limiter_margin_floor": 0.2, "limiter_margin_ceiling": 0.1})

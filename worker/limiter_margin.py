@@ -1,0 +1,117 @@
+"""The adaptive safety margin: measure the arrival jitter the fleet causes and suffers, and space
+slots so that it still fits in every sliding second.
+
+Why a margin at all: slots are spaced evenly, `interval = 1 / (rate x (1 - m))`, but requests reach
+the API late by a varying amount. If any two requests N slots apart can differ in lateness by D
+seconds, N + 1 of them fit in one sliding second unless `N x interval > 1 + D`, i.e. `m > D / (1 + D)`
+(3 % ≈ 31 ms, 1 % ≈ 10 ms).
+
+The estimator: every grant remembers the local moment its slot was due; the response to the request
+that used it (same asyncio task) closes the sample `response seen - slot due`. That sum holds all the
+variable parts between the slot and the API counting the request (our wake-up lag, a cool-down
+look-up, the uplink) plus parts that do not matter (server time, downlink), so its spread can only
+over-state the arrival jitter, never under-state it: the margin errs towards fewer requests, not 429s.
+Each process reports the spread `p99.9 - p0.1` of its last samples once a second; Redis keeps the
+reports of the last 30 s and the margin follows the worst of them (`gcra.lua`, mode `report`): at
+once upwards, downwards by at most `narrow_per_s` per second of fleet time. A 429 doubles the margin
+at once and, for `hold_s`, the margin does not narrow below 1.25 x the one that proved too little.
+Bounds `[floor, ceiling]` keep a bad estimate from starving or endangering the fleet.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Protocol
+
+from worker.keys import EndpointClass
+
+_US = 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class AdaptiveMargin:
+    """How the fleet's margin moves. `None` in its place (RateLimiter(margin=None)) is the fixed margin."""
+
+    floor: float = 0.005
+    ceiling: float = 0.10
+    narrow_per_s: float = 0.001  # 0.1 percentage point per second: 10 s from 3 % to 2 %
+    report_every_s: float = 1.0
+    min_samples: int = 32  # the first report of a process waits for this many samples
+    window: int = 4096  # samples a process keeps per class: its spread follows the last ones
+    quantile: float = 0.999
+    stale_s: float = 30.0  # a process that stopped reporting stops counting after this
+    hold_s: float = 300.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.floor <= self.ceiling < 0.5:
+            raise ValueError(f"need 0 <= floor <= ceiling < 0.5, got [{self.floor}, {self.ceiling}]")
+
+    def script_args(self) -> list[int]:
+        """narrow_ppm_per_s, stale_us, hold_us, as `gcra.lua` takes them after the reporter id."""
+        return [round(self.narrow_per_s * _US), round(self.stale_s * _US), round(self.hold_s * _US)]
+
+
+def margin_for_spread(spread_s: float) -> float:
+    """The smallest margin that keeps N in every sliding second when arrivals vary by `spread_s`."""
+    return spread_s / (1.0 + spread_s)
+
+
+class JitterSamples:
+    """The last `window` slot-to-response times of one endpoint class in this process (seconds)."""
+
+    def __init__(self, window: int = 4096) -> None:
+        self._samples: deque[float] = deque(maxlen=window)
+
+    def __len__(self) -> int:
+        return len(self._samples)
+
+    def add(self, sample_s: float) -> None:
+        self._samples.append(sample_s)
+
+    def spread_s(self, quantile: float) -> float:
+        """`quantile` minus `1 - quantile` of the samples (0 with fewer than two)."""
+        if len(self._samples) < 2:
+            return 0.0
+        ordered = sorted(self._samples)
+        top = ordered[math.ceil(quantile * (len(ordered) - 1))]
+        bottom = ordered[math.floor((1.0 - quantile) * (len(ordered) - 1))]
+        return max(0.0, top - bottom)
+
+
+@dataclass(frozen=True, slots=True)
+class PendingGrant:
+    """A grant whose request has not been answered yet: which limiter, class, and when it was due."""
+
+    owner: int
+    endpoint_class: EndpointClass
+    due_s: float  # time.monotonic() at the slot
+
+
+# One per asyncio task: a job acquires, then calls the API in the same task, so the client's
+# response hook finds the grant it belongs to without the job passing anything along.
+PENDING_GRANT: ContextVar[PendingGrant | None] = ContextVar("limiter_pending_grant", default=None)
+
+
+class ResponseObserver(Protocol):
+    """`worker.client.ResponseObserver`, restated so this module need not import the client."""
+
+    def observe_response(
+        self, endpoint_class: str, status: int | None, credits_remaining: int | None
+    ) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseTee:
+    """Hands every response to two observers: the metrics and the limiter's jitter samples."""
+
+    first: ResponseObserver
+    second: ResponseObserver
+
+    def observe_response(
+        self, endpoint_class: str, status: int | None, credits_remaining: int | None
+    ) -> None:
+        self.first.observe_response(endpoint_class, status, credits_remaining)
+        self.second.observe_response(endpoint_class, status, credits_remaining)
