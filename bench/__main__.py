@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from bench import chaos, dashboard, enqueue, peers, rate, soak, webhooks
+from bench import bulk, chaos, dashboard, enqueue, peers, rate, soak, webhooks
 
 BENCHMARKS = {
     "rate": rate.main,
@@ -14,6 +14,7 @@ BENCHMARKS = {
     "soak": soak.main,
     "dashboard": dashboard.main,
     "webhooks": webhooks.main,
+    "bulk": bulk.main,
 }
 
 if __name__ == "__main__":

@@ -126,6 +126,26 @@ class Settings(BaseSettings):
     # for this long is rebuilt from MongoDB by the reconciler, with no one typing `resume`.
     reconcile_after_s: PositiveFloat = 6.0
 
+    # Bulk collect (data requests, spec §8): see README "Bulk runs and the planner"
+    # Ids per data request (the API refuses more than 10,000).
+    bulk_request_ids: int = Field(default=10_000, ge=1, le=10_000)
+    # Polling a data request's files: capped, jittered exponential backoff from the first delay.
+    bulk_poll_first_s: PositiveFloat = 2.0
+    bulk_poll_cap_s: PositiveFloat = 60.0
+    # A data request whose files are not listed this long after its POST fails with this reason.
+    bulk_ready_deadline_s: PositiveFloat = 6 * 3600.0
+    # Profiles written to MongoDB per bulk_write while ingesting a file (one checkpoint each).
+    bulk_ingest_batch: int = Field(default=500, ge=1, le=10_000)
+    # A file that does not decode is downloaded again at most this many times in all.
+    bulk_file_max_downloads: int = Field(default=3, ge=1, le=20)
+    # Ids requested but not delivered: counted `not_found` (False) or collected one by one (True).
+    bulk_missing_via_collect: bool = False
+    # Planner: choose bulk when at least this many items are left after skipping fresh ones.
+    bulk_min_items: int = Field(default=3_000, ge=1)
+    # Planner's time model for a data request (GUESS: the real API's turnaround is not published).
+    bulk_expected_ready_s: float = Field(default=60.0, ge=0)
+    bulk_expected_per_record_s: float = Field(default=0.0005, ge=0)
+
     # HTTP API
     api_tokens: SecretStr = SecretStr("")  # comma-separated bearer tokens
     api_max_items: int = Field(default=100_000, ge=1)  # items in one POST /v1/runs

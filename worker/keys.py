@@ -19,6 +19,8 @@ CREDITS_EXHAUSTED = f"{PREFIX}:credits_exhausted"
 # Job function names, as registered with the queue
 COLLECT_JOB = "collect"
 SEARCH_PAGE_JOB = "search_page"
+BULK_REQUEST_JOB = "bulk_request"
+BULK_SEARCH_JOB = "bulk_search"
 FEEDER_JOB = "feeder_tick"
 FEEDER_EVERY_S = 5
 RECONCILER_JOB = "reconciler_tick"
@@ -95,6 +97,16 @@ def webhook_expand_job_id(inbox_id: str) -> str:
 def search_page_job_id(run_id: str, page_no: int) -> str:
     """One job per (run, page): a page can be fetched twice only while its job is in flight."""
     return f"search:{run_id}:{page_no}"
+
+
+def bulk_request_job_id(row_id: str) -> str:
+    """One job per data request (a ledger row): it submits, polls (deferring itself), ingests."""
+    return f"bulk:{row_id}"
+
+
+def bulk_search_job_id(run_id: str) -> str:
+    """One job per bulk search run: count, then plan (paging the ids first when over 10,000)."""
+    return f"bulksearch:{run_id}"
 
 
 def stash_key(item_key: str) -> str:

@@ -30,11 +30,17 @@ class _Webhooks(Protocol):
     async def subscriptions(self) -> list[dict[str, Any]]: ...
 
 
+class _LedgerCounts(Protocol):
+    async def count_by_state(self) -> Mapping[str, int]: ...
+
+
 class _Store(Protocol):
     @property
     def runs(self) -> _RunCounts: ...
     @property
     def webhooks(self) -> _Webhooks: ...
+    @property
+    def ledger(self) -> _LedgerCounts: ...
 
 
 class ScrapeSources(Protocol):
@@ -66,11 +72,14 @@ async def refresh_scrape_gauges(services: ScrapeSources) -> None:
         metrics.backend_up.labels("redis").set(1)
     try:
         counts = await services.store.runs.count_runs_by_state()
+        requests = await services.store.ledger.count_by_state()
     except TransientError as exc:
         _backend_down(metrics, "mongodb", exc)
     else:
         for state, count in counts.items():
             metrics.runs.labels(state.value).set(count)
+        for name, count in requests.items():
+            metrics.bulk_requests_now.labels(name).set(count)
         metrics.backend_up.labels("mongodb").set(1)
     try:  # the webhook inbox and subscriptions (worker.webhook_metrics)
         metrics.webhooks.backlog.set(await services.store.webhooks.backlog())

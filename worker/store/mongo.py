@@ -1,7 +1,7 @@
 """The AsyncMongoClient lifecycle; the sink, run records and dead-letter hang off it.
 
 The client and the collections are private: callers use the intention-named methods of
-`employees`, `runs` and `dead_letters`, so MongoDB's query language stays inside this package.
+`employees`, `runs`, `dead_letters` and `ledger`, so MongoDB's query language stays inside this package.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from worker.store.dashboard import DashboardQueries
 from worker.store.deadletters import DeadLetters
 from worker.store.employees import EmployeeSink
 from worker.store.history import SyncHistory
+from worker.store.ledger import DataRequestLedger
 from worker.store.runs import RunStore
 from worker.store.webhooks import WebhookStore
 
@@ -29,6 +30,7 @@ COUNTERS = "counters"
 WEBHOOK_SUBSCRIPTIONS = "webhook_subscriptions"
 WEBHOOK_INBOX = "webhook_inbox"
 WEBHOOK_NOTICES = "webhook_notices"
+DATA_REQUESTS = "data_requests"
 
 
 class MongoStore:
@@ -45,6 +47,7 @@ class MongoStore:
         self.dead_letters = DeadLetters(self._db[DEAD_LETTERS])
         self.history = SyncHistory(self._db[EMPLOYEES])
         self.dashboard = DashboardQueries(self._db[EMPLOYEES], self._db[DEAD_LETTERS])
+        self.ledger = DataRequestLedger(self._db[DATA_REQUESTS])
 
     @classmethod
     def open(cls, url: str, database: str, *, timeout_s: float = 5.0) -> MongoStore:
@@ -80,6 +83,7 @@ class MongoStore:
         await self.dead_letters.ensure_indexes()
         await self.changes.ensure_indexes()
         await self.webhooks.ensure_indexes()
+        await self.ledger.ensure_indexes()
 
     async def drop_database(self) -> None:
         """Tests and benchmarks: throw away everything this store holds."""
