@@ -13,7 +13,9 @@ import signal
 import structlog
 from aiohttp import web
 
+from api import webhook_openapi
 from api.auth import TokenChecker, auth_middleware
+from api.changes import add_changes_routes
 from api.dashboard_data import add_dashboard_routes
 from api.errors import error_middleware
 from api.openapi import build_openapi
@@ -21,6 +23,7 @@ from api.routes import add_routes
 from api.state import OPENAPI, SERVICES, SETTINGS
 from api.syncs import add_sync_routes
 from api.ui import add_ui_routes, origin_middleware
+from api.webhooks import add_webhook_routes
 from config import Settings
 from worker.runtime import Services
 
@@ -53,10 +56,12 @@ def create_app(settings: Settings, services: Services, *, insecure: bool = False
     )
     app[SETTINGS] = settings
     app[SERVICES] = services
-    app[OPENAPI] = build_openapi(max_items=settings.api_max_items)
+    app[OPENAPI] = webhook_openapi.extend(build_openapi(max_items=settings.api_max_items))
     add_routes(app)
     add_dashboard_routes(app)
     add_ui_routes(app)
+    add_webhook_routes(app)
+    add_changes_routes(app)
     add_sync_routes(app)
     return app
 

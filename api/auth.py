@@ -21,6 +21,8 @@ from api.ui import UI_PATHS
 # description, and the dashboard's page and static files (no data in them: the page asks for a token).
 # /metrics is *not* open: Prometheus sends `authorization: {credentials: ...}`.
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/openapi.json", *UI_PATHS})
+# The webhook receiver: the upstream sends no credentials; the token in the path is the capability.
+PUBLIC_PREFIXES = ("/v1/webhooks/coresignal/",)
 UNAUTHORIZED_MESSAGE = "missing or invalid bearer token"
 
 
@@ -62,12 +64,16 @@ def unauthorized() -> web.Response:
     return error_response(401, "unauthorized", UNAUTHORIZED_MESSAGE, headers={"WWW-Authenticate": "Bearer"})
 
 
+def is_public(path: str) -> bool:
+    return path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)
+
+
 def auth_middleware(checker: TokenChecker) -> Middleware:
     """A middleware enforcing `checker` (or nothing at all when auth was disabled on purpose)."""
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if not checker.enabled or request.path in PUBLIC_PATHS:
+        if not checker.enabled or is_public(request.path):
             return await handler(request)
         if not checker.accepts(request.headers.get("Authorization")):
             return unauthorized()

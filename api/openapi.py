@@ -77,7 +77,7 @@ def _run_schema() -> Schema:
     ]  # fmt: skip
     properties: dict[str, Schema] = {
         "run_id": {"type": "string"},
-        "kind": {"type": "string", "enum": ["ids", "names", "search", "sync"]},
+        "kind": {"type": "string", "enum": ["ids", "names", "search", "bulk", "sync"]},
         "state": {"type": "string", "enum": list(RUN_STATES)},
         "created_at": _nullable("string", format="date-time"),
         "finished_at": _nullable("string", format="date-time"),
@@ -91,6 +91,12 @@ def _run_schema() -> Schema:
         "ids_seen": _COUNT,
         "enqueued": _COUNT,
         "search_complete": {"type": "boolean"},
+        "data_requests": {"type": "object", "description": "bulk runs: data requests by state"},
+        "data_requests_attention": {
+            "type": "array",
+            "items": {"type": "object"},
+            "description": "bulk runs: failed or unknown (maybe billed) data requests, with the reason",
+        },
     }
     required = ["run_id", "kind", "state", "created_at", "finished_at", *counters]
     return _object(properties, required=required, closed=False)

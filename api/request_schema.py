@@ -54,9 +54,19 @@ USABLE_ID = {
 }
 
 
+# How the run collects (the planner, `jobs.planner`); absent: collect, fresh profiles collected again.
+VIA: Schema = {
+    "type": "string",
+    "enum": ["auto", "collect", "bulk"],
+    "description": "auto: skip fresh, then bulk when at least BULK_MIN_ITEMS are left; names stay on collect",
+}
+
+
 def _list_request(name: str, items: Schema, max_items: int, **extra: Any) -> Schema:
     schema = {"type": "array", "minItems": 1, "maxItems": max_items, "items": items, **extra}
-    return object_schema({name: schema}, required=[name])
+    # Names stay on collect: `via` bulk is refused for them (400).
+    via = VIA if name == "employee_ids" else {**VIA, "enum": ["auto", "collect"]}
+    return object_schema({name: schema, "via": via}, required=[name])
 
 
 def _search_request() -> Schema:
@@ -75,7 +85,7 @@ def _search_request() -> Schema:
         f"or {MAX_CLAUSES:,} clauses is refused with 422 invalid_query"
     )
     max_profiles = {"type": "integer", "minimum": 1, "maximum": MAX_PROFILES}
-    return object_schema({"search": search, "max_profiles": max_profiles}, required=["search"])
+    return object_schema({"search": search, "max_profiles": max_profiles, "via": VIA}, required=["search"])
 
 
 def request_schemas(max_items: int) -> dict[str, Schema]:

@@ -65,7 +65,7 @@ async def create_run(request: web.Request) -> web.Response:
 async def _create_search_run(services: Services, parsed: SearchRun) -> dict[str, Any]:
     try:
         run_id = await producers.create_search_run(
-            services, parsed.body, max_profiles=parsed.max_profiles, source=SOURCE
+            services, parsed.body, max_profiles=parsed.max_profiles, source=SOURCE, via=parsed.via
         )
     except InputError as exc:
         raise ApiError(422, "invalid_query", str(exc)) from exc
@@ -77,7 +77,9 @@ async def _create_list_run(services: Services, parsed: ListRun) -> dict[str, Any
     refused = rejected_if_none_usable(parsed.kind, parsed.values)
     if refused is not None:  # checked before the producer: an empty run would be created otherwise
         raise _nothing_usable(parsed, refused)
-    receipt = await producers.create_list_run(services, parsed.kind, parsed.values, source=SOURCE)
+    receipt = await producers.create_list_run(
+        services, parsed.kind, parsed.values, source=SOURCE, via=parsed.via
+    )
     return {
         "run_id": receipt.run_id,
         "kind": parsed.kind,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from multidict import MultiMapping
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -43,6 +43,7 @@ class RunRequest(BaseModel):
     shorthand_names: list[Any] | None = None
     search: dict[str, Any] | None = None
     max_profiles: Annotated[int, Field(ge=1, le=MAX_PROFILES)] | None = None
+    via: Literal["auto", "collect", "bulk"] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,12 +51,14 @@ class ListRun:
     field: str
     kind: ListKind
     values: list[Value]
+    via: str | None = None  # None: a plain collect run (no planner)
 
 
 @dataclass(frozen=True, slots=True)
 class SearchRun:
     body: dict[str, Any]
     max_profiles: int | None
+    via: str | None = None
 
 
 def parse_run_request(value: object, max_items: int) -> ListRun | SearchRun:
@@ -65,6 +68,8 @@ def parse_run_request(value: object, max_items: int) -> ListRun | SearchRun:
         request = RunRequest.model_validate(_integral_max_profiles(value))
     except ValidationError as exc:
         raise _refused([_human(error) for error in exc.errors()], exc.error_count()) from exc
+    if "via" in request.model_fields_set and request.via is None:
+        raise invalid_body("via must be one of auto, collect or bulk, not null; leave it out for collect")
     kinds = [name for name in INPUT_KINDS if name in request.model_fields_set]
     if len(kinds) != 1:
         found = "none" if not kinds else " and ".join(kinds)
@@ -76,7 +81,9 @@ def parse_run_request(value: object, max_items: int) -> ListRun | SearchRun:
     if name == "search":
         if "max_profiles" in request.model_fields_set and request.max_profiles is None:
             raise invalid_body("max_profiles must be an integer, not null; leave it out for no limit")
-        return SearchRun(chosen, request.max_profiles)
+        return SearchRun(chosen, request.max_profiles, request.via)
+    if name == "shorthand_names" and request.via == "bulk":
+        raise invalid_body("shorthand_names stay on collect: via bulk takes employee_ids or search")
     if "max_profiles" in request.model_fields_set:
         raise invalid_body("max_profiles applies to search runs only")
     if not chosen:
@@ -88,7 +95,7 @@ def parse_run_request(value: object, max_items: int) -> ListRun | SearchRun:
     values, problems = typed_items(name, kind, chosen)
     if problems:
         raise _refused(problems[:MAX_PROBLEMS], len(problems))
-    return ListRun(name, kind, values)
+    return ListRun(name, kind, values, request.via)
 
 
 def _integral_max_profiles(body: dict[str, Any]) -> dict[str, Any]:
@@ -112,6 +119,7 @@ _EXPECTED = {
     "shorthand_names": "a JSON array",
     "search": "a JSON object (an ES-DSL body)",
     "max_profiles": "an integer",
+    "via": "one of auto, collect or bulk",
 }
 
 

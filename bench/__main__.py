@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from bench import chaos, dashboard, enqueue, freshness, peers, rate, soak
+from bench import bulk, chaos, dashboard, enqueue, freshness, peers, rate, soak, webhooks
 
 BENCHMARKS = {
     "rate": rate.main,
@@ -13,6 +13,8 @@ BENCHMARKS = {
     "peers": peers.main,
     "soak": soak.main,
     "dashboard": dashboard.main,
+    "webhooks": webhooks.main,
+    "bulk": bulk.main,
     "freshness": freshness.main,
 }
 

@@ -65,6 +65,11 @@ def cmd_simulator(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_enqueue(settings: Settings, args: argparse.Namespace) -> int:
     from cli.wiring import enqueue_file
 
+    if args.kind == "names" and args.via == "bulk":
+        print("error: names stay on collect (bulk collect takes employee ids)", file=sys.stderr)
+        return EXIT_USAGE
+    if args.dry_run:
+        return cmd_plan(settings, args)
     if args.kind == "search":
         return _enqueue_search(settings, args)
     if args.max_profiles is not None:
@@ -73,10 +78,12 @@ def cmd_enqueue(settings: Settings, args: argparse.Namespace) -> int:
 
     source = "-" if args.file == "-" else str(Path(args.file))
     try:  # a pipe or process substitution (<(...)) is fine: only reading decides
-        with _open_input(source) as stream:
+        with _open_input(source, seekable=args.via == "auto") as stream:
             if hasattr(stream, "peek"):
                 stream.peek(1)  # an unreadable input fails here, before a run is created for it
-            receipt = _run_value(enqueue_file(settings, stream, args.kind, source=source, quiet=args.json))
+            receipt = _run_value(
+                enqueue_file(settings, stream, args.kind, source=source, quiet=args.json, via=args.via)
+            )
     except OSError as exc:  # the stores' failures arrive translated: an OSError here is the input's
         print(read_error(exc, source), file=sys.stderr)
         return EXIT_USAGE
@@ -106,9 +113,11 @@ def _enqueue_search(settings: Settings, args: argparse.Namespace) -> int:
     if args.max_profiles is not None and args.max_profiles < 1:
         print("error: --max-profiles must be at least 1", file=sys.stderr)
         return EXIT_USAGE
-    run_id = _run_value(enqueue_search(settings, text, max_profiles=args.max_profiles, source=source))
+    run_id = _run_value(
+        enqueue_search(settings, text, max_profiles=args.max_profiles, source=source, via=args.via)
+    )
     if args.json:
-        _print_json({"run_id": run_id, "kind": "search", "max_profiles": args.max_profiles})
+        _print_json({"run_id": run_id, "kind": "search", "max_profiles": args.max_profiles, "via": args.via})
     else:
         print(run_id)
     return EXIT_OK
@@ -146,12 +155,54 @@ def cmd_pause_or_cancel(settings: Settings, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _open_input(source: str) -> Any:
+def _open_input(source: str, *, seekable: bool = False) -> Any:
+    """The input as a binary stream. `seekable` (the planner reads the input twice): standard input
+    and pipes (`<(...)`) are spooled to a temporary file first."""
     import contextlib
+    import shutil
+    import tempfile
 
-    if source == "-":
-        return contextlib.nullcontext(sys.stdin.buffer)
-    return Path(source).open("rb")
+    if not seekable or (source != "-" and Path(source).is_file()):
+        return contextlib.nullcontext(sys.stdin.buffer) if source == "-" else Path(source).open("rb")
+    spool = tempfile.SpooledTemporaryFile(max_size=64 << 20)  # noqa: SIM115 - closed by the caller's with
+    with contextlib.ExitStack() as stack:
+        stream = sys.stdin.buffer if source == "-" else stack.enter_context(Path(source).open("rb"))
+        shutil.copyfileobj(stream, spool)
+    spool.seek(0)
+    return spool
+
+
+def cmd_plan(settings: Settings, args: argparse.Namespace) -> int:
+    """`plan ids FILE` / `plan search Q.json` (and `enqueue --dry-run`): print the plan, spend nothing."""
+    from cli.wiring import plan_file, plan_search_text
+
+    if args.kind == "search":
+        text, _ = _read_text(args.file)
+        if text is None:
+            return EXIT_USAGE
+        plan = _run_value(plan_search_text(settings, text, max_profiles=args.max_profiles, via=args.via))
+    else:
+        source = "-" if args.file == "-" else str(Path(args.file))
+        if source != "-" and not Path(source).is_file():
+            print(f"error: no such file: {source}", file=sys.stderr)
+            return EXIT_USAGE
+        with _open_input(source) as stream:
+            plan = _run_value(plan_file(settings, stream, args.kind, args.via))
+    if args.json:
+        _print_json(plan.as_dict())
+    else:
+        print(plan.render())
+    return EXIT_OK
+
+
+def _read_text(file: str) -> tuple[str | None, str]:
+    if file == "-":
+        return sys.stdin.read(), "-"
+    path = Path(file)
+    if not path.is_file():
+        print(f"error: no such file: {path}", file=sys.stderr)
+        return None, str(path)
+    return path.read_text(encoding="utf-8", errors="replace"), str(path)
 
 
 def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
@@ -193,6 +244,20 @@ def cmd_dead_letter(settings: Settings, args: argparse.Namespace) -> int:
         for letter in result:
             fields = (letter.run_id, letter.item_key, letter.error_type, f"attempts={letter.attempts}")
             print("  ".join(str(f) for f in fields), letter.reason, sep="  ")
+    return EXIT_OK
+
+
+def cmd_data_requests(settings: Settings, args: argparse.Namespace) -> int:
+    from cli.wiring import data_requests
+
+    rows = _run_value(data_requests(settings, run_id=args.run, attention=args.attention, limit=args.limit))
+    if args.json:
+        _print_json(rows)
+        return EXIT_OK
+    for row in rows:
+        fields = (row["data_request"], row["state"], row["kind"], f"request_id={row['request_id']}")
+        progress = f"files {row['files_done']}/{row['files']}, records {row['records_ingested']}"
+        print("  ".join(str(f) for f in fields), progress, row["reason"] or "", sep="  ")
     return EXIT_OK
 
 
@@ -252,6 +317,15 @@ def _run_value[T](coro: Coroutine[Any, Any, T]) -> T:
         return asyncio.run(coro)
     except KeyboardInterrupt:
         raise SystemExit(130) from None
+
+
+def _via_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--via",
+        choices=["auto", "collect", "bulk"],
+        default="auto",
+        help="auto (default): skip fresh, then bulk when at least BULK_MIN_ITEMS are left, else collect",
+    )
 
 
 DESCRIPTION = """\
@@ -314,7 +388,19 @@ def build_parser() -> argparse.ArgumentParser:
     enqueue.add_argument("file", help="path, or - for standard input (search: a JSON body)")
     enqueue.add_argument("--max-profiles", type=int, help="search: stop after this many ids")
     enqueue.add_argument("--json", action="store_true")
+    _via_arguments(enqueue)
+    enqueue.add_argument(
+        "--dry-run", action="store_true", help="print the plan; create nothing, spend nothing"
+    )
     enqueue.set_defaults(handler=cmd_enqueue)
+
+    plan = sub.add_parser("plan", help="collect or bulk? items, fresh, credits, requests and time per path")
+    plan.add_argument("kind", choices=["ids", "names", "search"])
+    plan.add_argument("file", help="path, or - for standard input (search: a JSON body)")
+    plan.add_argument("--max-profiles", type=int, help="search: stop after this many ids")
+    plan.add_argument("--json", action="store_true")
+    _via_arguments(plan)
+    plan.set_defaults(handler=cmd_plan)
 
     status = sub.add_parser("status", help="show a run's progress")
     status.add_argument("run_id")
@@ -354,6 +440,15 @@ def build_parser() -> argparse.ArgumentParser:
     dead.add_argument("--json", action="store_true")
     dead.set_defaults(handler=cmd_dead_letter)
 
+    ledger = sub.add_parser("data-requests", help="the bulk data-request ledger (billed requests)")
+    ledger.add_argument("--run", help="only this run's data requests")
+    ledger.add_argument(
+        "--attention", action="store_true", help="only failed, unknown (maybe billed) or stuck submitting"
+    )
+    ledger.add_argument("--limit", type=int, default=100)
+    ledger.add_argument("--json", action="store_true")
+    ledger.set_defaults(handler=cmd_data_requests)
+
     ping = sub.add_parser("ping", help="check that Redis and MongoDB answer (a health check)")
     ping.set_defaults(handler=cmd_ping)
 
@@ -374,6 +469,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--workers", type=int, default=3)
     demo.add_argument("--concurrency", type=int, default=25)
     demo.set_defaults(handler=cmd_demo)
+
+    from cli.webhook_commands import add_commands
+
+    add_commands(sub)  # webhooks, subscriptions, changes
     return parser
 
 

@@ -126,6 +126,25 @@ class Settings(BaseSettings):
     # for this long is rebuilt from MongoDB by the reconciler, with no one typing `resume`.
     reconcile_after_s: PositiveFloat = 6.0
 
+    # Bulk collect (data requests, spec §8): see README "Bulk runs and the planner"
+    # Ids per data request (the API refuses more than 10,000).
+    bulk_request_ids: int = Field(default=10_000, ge=1, le=10_000)
+    # Polling a data request's files: capped, jittered exponential backoff from the first delay.
+    bulk_poll_first_s: PositiveFloat = 2.0
+    bulk_poll_cap_s: PositiveFloat = 60.0
+    # A data request whose files are not listed this long after its POST fails with this reason.
+    bulk_ready_deadline_s: PositiveFloat = 6 * 3600.0
+    # Profiles written to MongoDB per bulk_write while ingesting a file (one checkpoint each).
+    bulk_ingest_batch: int = Field(default=500, ge=1, le=10_000)
+    # A file that does not decode is downloaded again at most this many times in all.
+    bulk_file_max_downloads: int = Field(default=3, ge=1, le=20)
+    # Ids requested but not delivered: counted `not_found` (False) or collected one by one (True).
+    bulk_missing_via_collect: bool = False
+    # Planner: choose bulk when at least this many items are left after skipping fresh ones.
+    bulk_min_items: int = Field(default=3_000, ge=1)
+    # Planner's time model for a data request (GUESS: the real API's turnaround is not published).
+    bulk_expected_ready_s: float = Field(default=60.0, ge=0)
+    bulk_expected_per_record_s: float = Field(default=0.0005, ge=0)
     # Syncs (jobs.scheduler): one worker of the fleet plans due syncs under a Redis lease.
     sync_scheduler: bool = True  # False: this worker never plans (it still collects)
     sync_tick_s: PositiveFloat = 1.0  # how often the lease holder looks for due syncs
@@ -139,6 +158,26 @@ class Settings(BaseSettings):
     api_tokens: SecretStr = SecretStr("")  # comma-separated bearer tokens
     api_max_items: int = Field(default=100_000, ge=1)  # items in one POST /v1/runs
     api_max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+
+    # Webhooks (spec §9): the base URL Coresignal calls, e.g. https://sync.example.com; the receiver
+    # path /v1/webhooks/coresignal/<token> is appended. https unless loopback (the local simulator).
+    webhook_public_base_url: str | None = None
+    webhook_max_body_bytes: int = Field(default=1024 * 1024, ge=64)  # a larger body is a 413
+    webhook_max_notices: int = Field(default=10_000, ge=1)  # notices in one body (more: 413)
+    # A noticed profile synced after the notice arrived, or this long before it, is not collected
+    # again (its copy already holds the news; no credit spent twice).
+    webhook_fresh_window_s: float = Field(default=60.0, ge=0)
+    # Upstream sends weekly batches; a subscription silent for cadence + slack is alerted on.
+    webhook_cadence_days: float = Field(default=7.0, gt=0)
+    webhook_silence_slack_days: float = Field(default=2.0, ge=0)
+    # Renew a subscription this long before it expires (recreate past the one-year limit).
+    subscription_renew_before_days: float = Field(default=14.0, gt=0)
+    subscription_max_lifetime_days: float = Field(default=365.0, gt=0)
+
+    # Change feed: events are served once this long after their sequence number was allocated, so
+    # a page never passes a number whose event is still being written (see worker.store.changes).
+    changes_settle_s: float = Field(default=2.0, ge=0.0, le=60.0)
+    changes_retention_days: float = Field(default=365.0, gt=0)
 
     # Prometheus metrics port of a worker process (None: not exposed); one port per process on a host
     metrics_port: int | None = Field(default=None, ge=1, le=65535)
@@ -221,6 +260,21 @@ class Settings(BaseSettings):
 
     def redis_target(self) -> RedisTarget:
         return redis_target(self.redis_url, self.redis_sentinels, self.redis_sentinel_master)
+
+    @field_validator("webhook_public_base_url")
+    @classmethod
+    def _webhook_https_unless_loopback(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in {"http", "https"} or not parts.hostname:
+            raise ValueError(f"WEBHOOK_PUBLIC_BASE_URL must be an http(s) URL, got {value!r}")
+        if parts.scheme == "http" and not is_loopback_host(parts.hostname):
+            raise ValueError(
+                "WEBHOOK_PUBLIC_BASE_URL must use https:// (the URL carries the capability token); "
+                "plain http:// is allowed only for a loopback host"
+            )
+        return value.rstrip("/")
 
     def rate_per_s(self, endpoint_class: str) -> float:
         rates = {"collect": self.collect_rps, "search": self.search_rps, "bulk": self.bulk_rps}

@@ -20,6 +20,7 @@ from datetime import datetime
 
 import structlog
 
+from jobs.bulk_chain import restart_bulk
 from jobs.feeder import feed
 from jobs.inputs import employee_id_of
 from jobs.runs import RunStatus, get_status, republish_size
@@ -27,7 +28,7 @@ from jobs.search_chain import enqueue_page
 from worker import keys
 from worker.errors import RunNotFoundError, RunStateError
 from worker.queue import JobSpec
-from worker.run_model import Outcome, Run, RunState, allowed_from, utcnow
+from worker.run_model import Outcome, Run, RunKind, RunState, allowed_from, utcnow
 from worker.runtime import Services
 
 log = structlog.get_logger("employee_sync.control")
@@ -125,6 +126,11 @@ async def _restart(services: Services, run: Run) -> int | None:
     """After a move to running: continue an unfinished search chain, re-publish the run's size
     (Redis may have lost it; the run finishes if nothing is left) and feed. Returns the page queued."""
     page = None
+    if run.kind is RunKind.BULK:
+        # Its data requests' jobs left the queue with the pause: each continues from its row.
+        await restart_bulk(services, run)
+        await republish_size(services, run)
+        return None
     if run.search is not None and not run.search.exhausted:
         page = run.search.next_page
         await enqueue_page(services, run.run_id, page)

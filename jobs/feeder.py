@@ -20,7 +20,7 @@ import structlog
 from jobs.runs import finish_if_complete
 from worker import keys
 from worker.queue import JobSpec
-from worker.run_model import COUNTER_SHARED, FeedCursor, Run
+from worker.run_model import COUNTER_SHARED, FeedCursor, Run, RunKind
 from worker.runtime import Services, WorkerContext
 
 log = structlog.get_logger("employee_sync.feeder")
@@ -84,7 +84,8 @@ async def _feed_run(services: Services, run: Run, want: int) -> tuple[int, bool]
             cursor.seq, cursor.offset = cursor.seq + 1, 0
         # Enqueue before moving the cursor: a failure in between re-feeds (deduplicated by job id)
         # rather than skips. Jobs queued for a run paused meanwhile find it paused and are not counted.
-        added += await enqueue_items(services, run.run_id, items)
+        # Webhook refreshes go ahead of ordinary runs' jobs (a notice is news; a sweep can wait).
+        added += await enqueue_items(services, run.run_id, items, priority=run.kind is RunKind.WEBHOOK)
         if not await services.store.runs.save_feed_cursor(run.run_id, cursor):
             return added, False  # rewound or no longer running meanwhile: the next feed starts over
     return added, True
@@ -107,10 +108,13 @@ async def _uncounted(
     return items, len(chunk)
 
 
-async def enqueue_items(services: Services, run_id: str, items: list[str], *, again: bool = True) -> int:
-    """Queue collect jobs for a run's items; an item already queued for another run is waited on."""
+async def enqueue_items(
+    services: Services, run_id: str, items: list[str], *, again: bool = True, priority: bool = False
+) -> int:
+    """Queue collect jobs for a run's items; an item already queued for another run is waited on.
+    `priority` jobs sort ahead of every ordinary job (worker.queue)."""
     specs = [JobSpec(keys.collect_job_id(key), (run_id, key)) for key in items]
-    added = await services.queue.enqueue_many(keys.JOB_QUEUE, keys.COLLECT_JOB, specs)
+    added = await services.queue.enqueue_many(keys.JOB_QUEUE, keys.COLLECT_JOB, specs, priority=priority)
     await services.waiters.forget_outcomes([key for key, ok in zip(items, added, strict=True) if ok])
     duplicates = [key for key, ok in zip(items, added, strict=True) if not ok]
     if not duplicates:
@@ -131,5 +135,9 @@ async def enqueue_items(services: Services, run_id: str, items: list[str], *, ag
         await finish_if_complete(services, run_id, *await services.progress.record_many(run_id, finished))
     vanished = [key for key, args in zip(duplicates, owners, strict=True) if args is None]
     # (The other job finished between the two calls, so ours can go in now.)
-    retried = await enqueue_items(services, run_id, vanished, again=False) if vanished and again else 0
+    retried = (
+        await enqueue_items(services, run_id, vanished, again=False, priority=priority)
+        if vanished and again
+        else 0
+    )
     return added.count(True) + retried

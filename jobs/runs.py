@@ -22,6 +22,8 @@ from worker.run_model import (
     COUNTER_SHARED,
     DONE_OUTCOMES,
     RUN_STATES,
+    DataRequest,
+    DataRequestState,
     Outcome,
     Run,
     RunKind,
@@ -142,6 +144,8 @@ async def status_of(
     details = run.details()
     if run.query_json is not None:
         details["query"] = json.loads(run.query_json)
+    if run.bulk is not None:
+        details.update(await _bulk_details(services, run))
     return RunStatus(
         run_id=run.run_id,
         kind=run.kind.value,
@@ -157,6 +161,50 @@ async def status_of(
     )
 
 
+async def _bulk_details(services: Services, run: Run) -> dict[str, Any]:
+    """A bulk run's data requests by state, and the ones that need a person: `unknown` (maybe
+    billed, never resubmitted), `failed` (with the reason)."""
+    rows = await services.store.ledger.of_run(run.run_id)
+    states: dict[str, int] = {}
+    for row in rows:
+        states[row.state.value] = states.get(row.state.value, 0) + 1
+    attention = [describe_data_request(r) for r in rows if needs_attention(r)]
+    return {
+        "data_requests": states,
+        "data_requests_attention": attention[:20],
+        "records_ingested": sum(r.records_ingested for r in rows),
+        "bytes_downloaded": sum(r.bytes_downloaded for r in rows),
+    }
+
+
+def needs_attention(row: DataRequest) -> bool:
+    """Failed, unknown (maybe billed), or `submitting` for over a minute (a POST's worker died and
+    its job has not run again yet: it will become unknown, never be resubmitted)."""
+    if row.state in (DataRequestState.FAILED, DataRequestState.UNKNOWN):
+        return True
+    started = row.submitting_at
+    return (
+        row.state is DataRequestState.SUBMITTING
+        and started is not None
+        and (utcnow() - started).total_seconds() > 60
+    )
+
+
+def describe_data_request(row: DataRequest) -> dict[str, Any]:
+    return {
+        "data_request": row.row_id,
+        "state": row.state.value,
+        "kind": row.kind,
+        "fingerprint": row.fingerprint,
+        "request_id": row.request_id,
+        "submitted_at": _iso(row.submitted_at or row.submitting_at),
+        "files": len(row.files),
+        "files_done": len(row.files_done),
+        "records_ingested": row.records_ingested,
+        "reason": row.error,
+    }
+
+
 async def _eta_s(
     services: Services, run: Run, counts: dict[str, int], running: int | None = None
 ) -> float | None:
@@ -170,6 +218,12 @@ async def _eta_s(
     expected = run.expected_items()
     remaining = (run.accepted if expected is None else expected) - counts.get("processed", 0)
     settings = services.settings
+    if run.bulk is not None:
+        # A bulk run's time is the data requests' turnaround (the planner's time model), not a rate
+        # share: what is left of it since the run started, plus the per-record time of what is left.
+        elapsed_s = (utcnow() - run.created_at).total_seconds()
+        ready_s = max(0.0, settings.bulk_expected_ready_s - elapsed_s)
+        return ready_s + max(0, remaining) * settings.bulk_expected_per_record_s
     rate_per_s = settings.collect_rps * (1 - settings.rate_safety_margin)
     if running is None:
         running = await services.store.runs.count_in_state(RunState.RUNNING)

@@ -85,10 +85,18 @@ def assert_no_secret_labels(text: str, samples: Samples) -> None:
             assert label_value != TEST_API_KEY, label
             if label == "le":  # histogram bucket bounds
                 float(label_value)
-            elif label == "status":
+            elif label in {"status", "code"}:
                 assert re.fullmatch(r"\d{3}|error", label_value), label_value
             else:
-                assert label in {"endpoint_class", "job", "outcome", "state", "backend"}, label
+                assert label in {
+                    "endpoint_class",
+                    "job",
+                    "outcome",
+                    "state",
+                    "backend",
+                    "kind",
+                    "notice_status",
+                }
                 assert LABEL_WORD.fullmatch(label_value), f"{label}={label_value!r}"
 
 

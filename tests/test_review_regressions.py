@@ -315,7 +315,7 @@ async def test_a_search_page_job_whose_store_fails_at_its_start_is_retried_not_f
     ctx: dict[str, Any], services: Services, store: str
 ) -> None:
     run_id = await start_search_run(services, GERMANY, max_profiles=None, source="test")
-    job = _as_arq_job(keys.SEARCH_PAGE_JOB, search_page, 16.0, 3)
+    job = _as_arq_job(keys.SEARCH_PAGE_JOB, search_page, 16.0, 3, 3.0)
 
     async with outage(services, store) as down:
         with pytest.raises(Retry):
@@ -628,7 +628,7 @@ async def test_touching_an_unchanged_profile_never_revives_a_tombstone(services:
     assert await sink.tombstone(1, run_id="b", now=t0 + timedelta(minutes=1))
 
     # An upsert that read the live document before the tombstone landed now touches it:
-    assert not await sink._touch(1, content_hash(profile), "c", t0 + timedelta(seconds=30))
+    assert not await sink._touch(1, content_hash(profile), "c", t0 + timedelta(seconds=30), "id")
     # and, comparing again, finds the tombstone newer than its fetch.
     assert (
         await sink.upsert(1, profile, run_id="c", fetched_at=t0 + timedelta(seconds=30))
@@ -671,7 +671,8 @@ async def test_a_deadline_during_the_write_after_a_paid_fetch_keeps_the_profile_
     (item,) = ids(6)
     run = await enqueue_ids(services, [item])
     (job_id,) = await queued(services)
-    job = _as_arq_job(keys.COLLECT_JOB, collect, 1.0, 3)  # a 1 s deadline
+    # A 4 s deadline: past a fresh bucket's first slot (2 s ahead, review #16), inside the hung write.
+    job = _as_arq_job(keys.COLLECT_JOB, collect, 4.0, 3, 3.0)
 
     async with unresponsive_server() as port:
         hung = MongoStore.open(f"mongodb://127.0.0.1:{port}", "hung", timeout_s=30)
@@ -755,7 +756,7 @@ async def test_a_document_bson_cannot_encode_is_refused_as_permanent(services: S
 # 5
 async def test_arq_never_drops_a_job_on_its_own(tiny: Settings) -> None:
     options = WorkerOptions(
-        redis_url=tiny.redis_url,
+        redis=tiny.redis_target(),
         queue_name=keys.JOB_QUEUE,
         concurrency=1,
         job_timeout_s=tiny.job_timeout_s,

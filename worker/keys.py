@@ -19,10 +19,20 @@ CREDITS_EXHAUSTED = f"{PREFIX}:credits_exhausted"
 # Job function names, as registered with the queue
 COLLECT_JOB = "collect"
 SEARCH_PAGE_JOB = "search_page"
+BULK_REQUEST_JOB = "bulk_request"
+BULK_SEARCH_JOB = "bulk_search"
 FEEDER_JOB = "feeder_tick"
 FEEDER_EVERY_S = 5
 RECONCILER_JOB = "reconciler_tick"
 RECONCILER_EVERY_S = 3
+# Webhooks: one expand job per inbox entry; a periodic sweep (pending entries, lag) and renewer.
+WEBHOOK_EXPAND_JOB = "webhook_expand"
+WEBHOOK_TICK_JOB = "webhook_tick"
+WEBHOOK_TICK_EVERY_S = 5
+SUBSCRIPTIONS_TICK_JOB = "subscriptions_tick"
+SUBSCRIPTIONS_TICK_EVERY_S = 60
+# Held by the one process renewing subscriptions (upstream allows 9 subscription calls a minute).
+SUBSCRIPTIONS_LEASE = f"{PREFIX}:subscriptions:renewer:lease"
 
 
 def key_fingerprint(api_key: str) -> str:
@@ -79,9 +89,24 @@ def item_of_collect_job(job_id: str) -> str | None:
     return job_id[len(prefix) :] if job_id.startswith(prefix) else None
 
 
+def webhook_expand_job_id(inbox_id: str) -> str:
+    """One expand job per inbox entry: a sweep re-finding it while it is queued adds nothing."""
+    return f"webhook:expand:{inbox_id}"
+
+
 def search_page_job_id(run_id: str, page_no: int) -> str:
     """One job per (run, page): a page can be fetched twice only while its job is in flight."""
     return f"search:{run_id}:{page_no}"
+
+
+def bulk_request_job_id(row_id: str) -> str:
+    """One job per data request (a ledger row): it submits, polls (deferring itself), ingests."""
+    return f"bulk:{row_id}"
+
+
+def bulk_search_job_id(run_id: str) -> str:
+    """One job per bulk search run: count, then plan (paging the ids first when over 10,000)."""
+    return f"bulksearch:{run_id}"
 
 
 def stash_key(item_key: str) -> str:

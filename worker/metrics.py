@@ -27,6 +27,7 @@ from prometheus_client import (
 from prometheus_client.metrics_core import GaugeHistogramMetricFamily, GaugeMetricFamily, Metric
 
 from worker import keys
+from worker.webhook_metrics import WebhookMetrics
 
 log = structlog.get_logger("employee_sync.metrics")
 
@@ -37,6 +38,11 @@ SINK_OUTCOMES = ("inserted", "changed", "unchanged", "tombstoned")
 # Limiter waits: a free slot is ~0 s, a full booking horizon is LIMITER_MAX_AHEAD_S (2 s), a 429
 # cool-down adds Retry-After (capped), and acquire gives up at 0.3 x JOB_TIMEOUT_S (5.4 s) plus one horizon.
 WAIT_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 15.0, 20.0, 30.0)
+
+# A data request is ready after a base delay plus a per-record time: seconds to hours.
+READY_BUCKETS_S = (1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0, 21600.0)
+BULK_STATES = ("submitted", "ready", "done", "failed", "unknown")
+POLL_OUTCOMES = ("pending", "ready", "error", "rate_limited")
 
 _OUTCOME_WORD = re.compile(r"[a-z][a-z_]{0,31}")
 
@@ -106,6 +112,36 @@ class Metrics:
         self.sink_outcomes = Counter(
             f"{PREFIX}_sink_outcomes", "Writes to the MongoDB mirror by outcome", ["outcome"], registry=r
         )
+        self.bulk_requests = Counter(
+            f"{PREFIX}_bulk_data_requests",
+            "Data requests (bulk collect) entering each state: submitted, ready, done, failed, unknown",
+            ["state"],
+            registry=r,
+        )
+        self.bulk_requests_now = Gauge(
+            f"{PREFIX}_bulk_data_requests_by_state",
+            "Data requests in the ledger by state (unknown: maybe billed, needs a person); read when scraped",
+            ["state"],
+            registry=r,
+        )
+        self.bulk_polls = Counter(
+            f"{PREFIX}_bulk_polls",
+            "Polls of a data request's files: pending, ready, error (still pending), rate_limited",
+            ["outcome"],
+            registry=r,
+        )
+        self.bulk_time_to_ready = Histogram(
+            f"{PREFIX}_bulk_time_to_ready_seconds",
+            "From a data request's POST to its files being listed",
+            buckets=READY_BUCKETS_S,
+            registry=r,
+        )
+        self.bulk_records = Counter(
+            f"{PREFIX}_bulk_records_ingested", "Profiles written to the mirror from bulk files", registry=r
+        )
+        self.bulk_bytes = Counter(
+            f"{PREFIX}_bulk_bytes_downloaded", "Bytes of bulk files downloaded (compressed)", registry=r
+        )
         self.runs = Gauge(f"{PREFIX}_runs", "Runs by state; read when scraped", ["state"], registry=r)
         self.backend_up = Gauge(
             f"{PREFIX}_scrape_backend_up",
@@ -113,6 +149,7 @@ class Metrics:
             ["backend"],
             registry=r,
         )
+        self.webhooks = WebhookMetrics(r)
         self.sync_credits = Counter(
             f"{PREFIX}_sync_credits_planned",
             "Collect credits this process's scheduler ticks planned, by sync (at most one per collect)",
@@ -128,6 +165,10 @@ class Metrics:
             self.upstream_429.labels(cls)
         for outcome in SINK_OUTCOMES:
             self.sink_outcomes.labels(outcome)
+        for state in BULK_STATES:
+            self.bulk_requests.labels(state)
+        for outcome in POLL_OUTCOMES:
+            self.bulk_polls.labels(outcome)
 
     def set_limits(self, rates_per_s: Mapping[str, float]) -> None:
         for endpoint_class, rate in rates_per_s.items():
@@ -153,6 +194,18 @@ class Metrics:
 
     def observe_sink(self, outcome: str) -> None:
         self.sink_outcomes.labels(outcome).inc()
+
+    def observe_bulk_state(self, state: str) -> None:
+        self.bulk_requests.labels(state).inc()
+
+    def observe_bulk_poll(self, outcome: str, time_to_ready_s: float | None = None) -> None:
+        self.bulk_polls.labels(outcome).inc()
+        if time_to_ready_s is not None:
+            self.bulk_time_to_ready.observe(max(0.0, time_to_ready_s))
+
+    def observe_bulk_ingest(self, records: int, bytes_read: int) -> None:
+        self.bulk_records.inc(records)
+        self.bulk_bytes.inc(bytes_read)
 
     def observe_sync_credits(self, sync: str, credits: int) -> None:
         self.sync_credits.labels(sync).inc(max(0, credits))

@@ -6,6 +6,7 @@ hooks) so that module imports nothing of the runtime.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import structlog
@@ -26,9 +27,22 @@ class _RunCounts(Protocol):
     async def count_runs_by_state(self) -> Mapping[RunState, int]: ...
 
 
+class _Webhooks(Protocol):
+    async def backlog(self) -> int: ...
+    async def subscriptions(self) -> list[dict[str, Any]]: ...
+
+
+class _LedgerCounts(Protocol):
+    async def count_by_state(self) -> Mapping[str, int]: ...
+
+
 class _Store(Protocol):
     @property
     def runs(self) -> _RunCounts: ...
+    @property
+    def webhooks(self) -> _Webhooks: ...
+    @property
+    def ledger(self) -> _LedgerCounts: ...
 
 
 class ScrapeSources(Protocol):
@@ -60,12 +74,22 @@ async def refresh_scrape_gauges(services: ScrapeSources) -> None:
         metrics.backend_up.labels("redis").set(1)
     try:
         counts = await services.store.runs.count_runs_by_state()
+        requests = await services.store.ledger.count_by_state()
     except TransientError as exc:
         _backend_down(metrics, "mongodb", exc)
     else:
         for state, count in counts.items():
             metrics.runs.labels(state.value).set(count)
+        for name, count in requests.items():
+            metrics.bulk_requests_now.labels(name).set(count)
         metrics.backend_up.labels("mongodb").set(1)
+    try:  # the webhook inbox and subscriptions (worker.webhook_metrics)
+        metrics.webhooks.backlog.set(await services.store.webhooks.backlog())
+        subscriptions = await services.store.webhooks.subscriptions()
+    except TransientError as exc:
+        _backend_down(metrics, "mongodb", exc)
+    else:
+        metrics.webhooks.set_subscriptions(subscriptions, datetime.now(UTC))
     await _refresh_freshness(services)
 
 

@@ -31,6 +31,8 @@ class RunKind(StrEnum):
     IDS = "ids"
     NAMES = "names"
     SEARCH = "search"
+    WEBHOOK = "webhook"  # a refresh of the ids a webhook notice named (source: webhook:<subscription>)
+    BULK = "bulk"  # ids (or a search) collected through data requests: see `BulkPlan`
     SYNC = "sync"  # planned by the scheduler for a saved sync (worker.sync_model)
 
 
@@ -111,6 +113,78 @@ class SearchCursor:
     exhausted: bool = False
 
 
+class DataRequestState(StrEnum):
+    """A data request's row in the ledger (`worker.store.ledger`). The POST is the billing event:
+
+        planned ──► submitting ──► submitted ──► ready ──► done
+           ▲            │  │           │           │
+           └────────────┘  └► unknown  └──► failed ◄┘
+
+    `submitting` is written *before* the POST. An answer proving nothing was created (429, 5xx,
+    402, never sent) moves it back to planned; a job that finds a row still `submitting` (its
+    worker died between the POST and the ledger write) or a POST without a usable answer makes it
+    `unknown`: maybe billed, never resubmitted, surfaced in status.
+    """
+
+    PLANNED = "planned"
+    SUBMITTING = "submitting"
+    SUBMITTED = "submitted"
+    READY = "ready"
+    DONE = "done"
+    FAILED = "failed"
+    UNKNOWN = "unknown"
+
+
+DATA_REQUEST_STATES: tuple[str, ...] = tuple(s.value for s in DataRequestState)
+DATA_REQUEST_FINAL = frozenset({DataRequestState.DONE, DataRequestState.FAILED, DataRequestState.UNKNOWN})
+
+
+@dataclass(slots=True)
+class DataRequest:
+    """One data request of a bulk run: what it asks for, where it is, and its ingest checkpoint.
+
+    An id_file request's ids are the run's stored input chunks `chunk_seqs` (no copy); an es_dsl
+    request carries its query. Files are addressed by their index in `files` (names hold dots).
+    """
+
+    row_id: str
+    run_id: str
+    seq: int
+    kind: str  # "id_file" or "es_dsl"
+    fingerprint: str
+    chunk_seqs: list[int] = field(default_factory=list)
+    query_json: str | None = None
+    limit: int | None = None
+    state: DataRequestState = DataRequestState.PLANNED
+    request_id: str | None = None
+    error: str | None = None
+    created_at: datetime = field(default_factory=utcnow)
+    submitting_at: datetime | None = None
+    submitted_at: datetime | None = None
+    ready_at: datetime | None = None
+    polls: int = 0
+    files: list[str] = field(default_factory=list)
+    files_done: list[int] = field(default_factory=list)
+    file_records: dict[int, int] = field(default_factory=dict)  # file index -> records ingested
+    file_downloads: dict[int, int] = field(default_factory=dict)  # file index -> downloads started
+    file_corrupt: dict[int, int] = field(default_factory=dict)  # file index -> downloads that were corrupt
+    download_errors: int = 0
+    records_ingested: int = 0
+    bytes_downloaded: int = 0
+
+
+@dataclass(slots=True)
+class BulkPlan:
+    """A bulk run's sub-record: where its items came from and how its data requests were planned."""
+
+    source_kind: str  # "ids" or "search"
+    requests_planned: int = 0
+    planned: bool = False  # every data request of the run is in the ledger
+    matched: int | None = None  # search: the pre-count (x-total-results)
+    split: bool = False  # search over 10,000 matches: ids collected by pages, then id_file requests
+    auto: bool = False  # search: the planner decides after the count (below BULK_MIN_ITEMS: collect)
+
+
 @dataclass(slots=True)
 class SyncOrigin:
     """A sync run's link to its sync and what the tick planned. The run's first `delta_items`
@@ -151,6 +225,7 @@ class Run:
     search: SearchCursor | None = None
     query_json: str | None = None  # a search body as text: ES field paths contain dots
     max_profiles: int | None = None
+    bulk: BulkPlan | None = None
     final_counts: dict[str, int] = field(default_factory=dict)  # copied from Redis when it ends
     sync: SyncOrigin | None = None  # kind sync: which sync planned it, and the plan
 
@@ -191,4 +266,14 @@ class Run:
                 enqueued=s.enqueued,
                 search_complete=s.exhausted,
             )
+        if self.bulk is not None:
+            b = self.bulk
+            out.update(
+                via="bulk",
+                bulk_source=b.source_kind,
+                data_requests_planned=b.requests_planned,
+                bulk_planned=b.planned,
+            )
+            if b.matched is not None:
+                out.update(matched=b.matched, split=b.split)
         return out

@@ -23,6 +23,7 @@ from api_support import TOKEN
 
 from config import Settings
 from devstack import processes as svc
+from tests.conftest import TEST_API_KEY
 from worker.runtime import Services
 
 CONFIG = Path(__file__).with_name("schemathesis.toml")
@@ -38,8 +39,14 @@ def api_url(settings: Settings, services: Services, tmp_path: Path) -> Iterator[
     """The API as it is deployed: its own process, reading its settings from the environment.
 
     `services` is requested so the test's MongoDB database is dropped afterwards."""
-    port = svc.free_port()
+    port, sim_port = svc.free_port(), svc.free_port()
+    sim = svc.start_simulator(
+        sim_port, extra=["--api-key", TEST_API_KEY, "--population", "50"], log_path=tmp_path / "sim.log"
+    )
     env = {
+        # Subscription routes talk to the upstream: the simulator, on loopback (never the real API).
+        "CORESIGNAL_API_KEY": TEST_API_KEY,
+        "CORESIGNAL_BASE_URL": f"http://127.0.0.1:{sim_port}/cdapi",
         "REDIS_URL": settings.redis_url,
         "MONGODB_URL": settings.mongodb_url,
         "MONGODB_DATABASE": settings.mongodb_database,
@@ -54,6 +61,7 @@ def api_url(settings: Settings, services: Services, tmp_path: Path) -> Iterator[
         yield f"http://127.0.0.1:{port}"
     finally:
         svc.stop(proc)
+        svc.stop(sim)
 
 
 def test_the_api_keeps_its_openapi_contract(api_url: str, tmp_path: Path) -> None:

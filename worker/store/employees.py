@@ -18,11 +18,13 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from pymongo import ReturnDocument
+from pymongo import InsertOne, ReturnDocument, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
+from worker.errors import StoreUnavailableError
 from worker.store.base import Doc, translated
+from worker.store.changes import ChangeFeed
 from worker.store.history import event, push
 
 # A duplicate-key race can only repeat if other writers keep changing the same profile meanwhile.
@@ -55,9 +57,9 @@ def changed_fields(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
 
 
 class EmployeeSink:
-    def __init__(self, employees: AsyncCollection[Doc], changes: AsyncCollection[Doc]) -> None:
+    def __init__(self, employees: AsyncCollection[Doc], changes: ChangeFeed) -> None:
         self._employees = employees
-        self._changes = changes
+        self._feed = changes
 
     async def upsert(
         self,
@@ -96,6 +98,78 @@ class EmployeeSink:
                 await self._record_change(employee_id, before, profile, digest, run_id, now)
                 return SinkOutcome.CHANGED
         return SinkOutcome.UNCHANGED
+
+    async def upsert_many(
+        self, profiles: Sequence[dict[str, Any]], *, run_id: str, fetched_at: datetime
+    ) -> list[tuple[int, SinkOutcome]]:
+        """Write a batch of profiles with the rules of `upsert`, in a few round trips.
+
+        One `$in` read of the stored hashes, then one unordered `bulk_write`: insert the new,
+        compare-and-set the changed on their stored hash, touch the unchanged (only if still live
+        and unchanged). Whatever the batch write could not settle (another writer raced us: a
+        duplicate key, a hash that moved) goes through `upsert` one by one, so the outcome of
+        every profile is exactly what `upsert` would have said. Returns (id, outcome) per
+        distinct id, in first-seen order.
+        """
+        now = fetched_at.replace(microsecond=fetched_at.microsecond // 1000 * 1000)  # BSON keeps ms
+        batch = {int(p["id"]): p for p in reversed(profiles)}  # first occurrence wins
+        order = list(reversed(batch))
+        current = await self._read_syncs(order)
+        plan = _BatchPlan()
+        for employee_id in order:
+            plan.add(employee_id, batch[employee_id], current.get(employee_id), run_id, now)
+        settled = await self._write_plan(plan)
+        outcomes = dict(plan.final)
+        for employee_id, outcome in plan.pending.items():
+            if employee_id in settled:
+                outcomes[employee_id] = outcome
+            else:  # raced: decide it the careful way
+                outcomes[employee_id] = await self.upsert(
+                    employee_id, batch[employee_id], run_id=run_id, fetched_at=now
+                )
+        await self._record_changes(plan, settled, batch, run_id, now)
+        return [(employee_id, outcomes[employee_id]) for employee_id in order]
+
+    async def _read_syncs(self, employee_ids: Sequence[int]) -> dict[int, Doc]:
+        projection = {"sync.hash": True, "sync.deleted_at": True, "sync.synced_at": True, "profile": True}
+        async with translated("read employees"):
+            cursor = self._employees.find({"_id": {"$in": list(employee_ids)}}, projection)
+            return {int(doc["_id"]): doc async for doc in cursor}
+
+    async def _write_plan(self, plan: _BatchPlan) -> set[int]:
+        """Run the batch's writes; returns the ids whose write took effect as planned."""
+        if not plan.ops:
+            return set()
+        failed_inserts: set[int] = set()
+        try:
+            async with translated("write employees"):
+                result = await self._employees.bulk_write(plan.ops, ordered=False)
+            matched = result.matched_count
+        except BulkWriteError as exc:
+            details = exc.details
+            failed_inserts = {plan.op_ids[e["index"]] for e in details.get("writeErrors", [])}
+            if any(e.get("code") != 11000 for e in details.get("writeErrors", [])):
+                raise StoreUnavailableError(f"MongoDB write employees: {exc}") from exc
+            matched = int(details.get("nMatched", 0))
+        settled = {i for i in plan.inserts if i not in failed_inserts}
+        if matched == len(plan.conditional):
+            return settled | set(plan.conditional)
+        # Some conditional writes matched nothing: read back which ones took effect.
+        current = await self._read_syncs(list(plan.conditional))
+        for employee_id, digest in plan.conditional.items():
+            sync = (current.get(employee_id) or {}).get("sync") or {}
+            if sync.get("hash") == digest and sync.get("synced_at") == plan.now:
+                settled.add(employee_id)
+        return settled
+
+    async def _record_changes(
+        self, plan: _BatchPlan, settled: set[int], batch: dict[int, Doc], run_id: str, now: datetime
+    ) -> None:
+        """Each change a batch made is a change-feed event, exactly as a single upsert's is."""
+        for employee_id, before in plan.changed_before.items():
+            if employee_id in settled:
+                profile = batch[employee_id]
+                await self._record_change(employee_id, before, profile, content_hash(profile), run_id, now)
 
     async def _read_sync(self, employee_id: int) -> Doc | None:
         async with translated("read employee"):
@@ -167,18 +241,16 @@ class EmployeeSink:
         run_id: str,
         now: datetime,
     ) -> None:
-        old_profile = before.get("profile") or {}
-        async with translated("record change"):
-            await self._changes.insert_one(
-                {
-                    "employee_id": employee_id,
-                    "run_id": run_id,
-                    "at": now,
-                    "fields": changed_fields(old_profile, profile),
-                    "old_hash": (before.get("sync") or {}).get("hash"),
-                    "new_hash": digest,
-                }
-            )
+        """Every detected change, from any path, becomes a change-feed event (worker.store.changes)."""
+        await self._feed.record(
+            employee_id=employee_id,
+            run_id=run_id,
+            before=before.get("profile") or {},
+            after=profile,
+            detected_at=now,
+            old_hash=(before.get("sync") or {}).get("hash"),
+            new_hash=digest,
+        )
 
     async def tombstone(self, employee_id: int, *, run_id: str, now: datetime) -> bool:
         """Mark a known profile deleted upstream; the document is kept. True if it was live before.
@@ -229,9 +301,7 @@ class EmployeeSink:
 
     async def changes_of(self, employee_id: int | None = None) -> list[Doc]:
         """Change records, oldest first (all of them when no id is given)."""
-        query: Doc = {} if employee_id is None else {"employee_id": employee_id}
-        async with translated("read changes"):
-            return [doc async for doc in self._changes.find(query).sort("at", 1)]
+        return await self._feed.of_employee(employee_id)
 
     # --- staleness (syncs): over a given set of ids, so each sync sees only its members ---------
 
@@ -269,3 +339,52 @@ class EmployeeSink:
                     if name in wanted:
                         found[name] = int(doc["_id"])
         return found
+
+
+class _BatchPlan:
+    """What `upsert_many` will write, decided from one read of the stored hashes."""
+
+    def __init__(self) -> None:
+        self.ops: list[InsertOne[Doc] | UpdateOne] = []
+        self.op_ids: list[int] = []  # employee id of each op, by index
+        self.inserts: list[int] = []
+        self.conditional: dict[int, str] = {}  # id -> new hash: CAS updates and touches
+        self.final: dict[int, SinkOutcome] = {}  # decided without a write (a stale fetch)
+        self.pending: dict[int, SinkOutcome] = {}  # the outcome if its write takes effect
+        self.changed_before: dict[int, Doc] = {}
+        self.now: datetime | None = None
+
+    def add(self, employee_id: int, profile: Doc, stored: Doc | None, run_id: str, now: datetime) -> None:
+        self.now = now
+        digest = content_hash(profile)
+        sync = None if stored is None else dict(stored.get("sync") or {})
+        if sync is None:
+            doc = {
+                "_id": employee_id,
+                "profile": profile,
+                "sync": {**_sync_fields(digest, run_id, now), "first_seen_at": now},
+            }
+            self._op(employee_id, InsertOne(doc))
+            self.inserts.append(employee_id)
+            self.pending[employee_id] = SinkOutcome.INSERTED
+            return
+        stored_at = sync.get("synced_at")
+        if stored_at is not None and stored_at > now:
+            self.final[employee_id] = SinkOutcome.UNCHANGED  # a newer fetch is stored: ours is stale
+            return
+        if sync.get("hash") == digest and sync.get("deleted_at") is None:
+            flt = {"_id": employee_id, "sync.hash": digest, "sync.deleted_at": None}
+            self._op(employee_id, UpdateOne(flt, {"$set": {"sync.synced_at": now, "sync.run_id": run_id}}))
+            self.pending[employee_id] = SinkOutcome.UNCHANGED
+        else:
+            fields = {f"sync.{k}": v for k, v in _sync_fields(digest, run_id, now).items()}
+            flt = {"_id": employee_id, "sync.hash": sync.get("hash")}
+            self._op(employee_id, UpdateOne(flt, {"$set": {"profile": profile, **fields}}))
+            self.pending[employee_id] = SinkOutcome.CHANGED
+            assert stored is not None
+            self.changed_before[employee_id] = stored
+        self.conditional[employee_id] = digest
+
+    def _op(self, employee_id: int, op: InsertOne[Doc] | UpdateOne) -> None:
+        self.ops.append(op)
+        self.op_ids.append(employee_id)

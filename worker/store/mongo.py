@@ -1,7 +1,7 @@
 """The AsyncMongoClient lifecycle; the sink, run records and dead-letter hang off it.
 
 The client and the collections are private: callers use the intention-named methods of
-`employees`, `runs` and `dead_letters`, so MongoDB's query language stays inside this package.
+`employees`, `runs`, `dead_letters` and `ledger`, so MongoDB's query language stays inside this package.
 """
 
 from __future__ import annotations
@@ -12,18 +12,26 @@ from pymongo.errors import ConfigurationError
 
 from worker.errors import ConfigError
 from worker.store.base import Doc, translated
+from worker.store.changes import ChangeFeed
 from worker.store.dashboard import DashboardQueries
 from worker.store.deadletters import DeadLetters
 from worker.store.employees import EmployeeSink
 from worker.store.history import SyncHistory
+from worker.store.ledger import DataRequestLedger
 from worker.store.runs import RunStore
 from worker.store.syncs import SyncStore
+from worker.store.webhooks import WebhookStore
 
 EMPLOYEES = "employees"
 RUNS = "runs"
 RUN_INPUTS = "run_inputs"
 CHANGES = "changes"
 DEAD_LETTERS = "dead_letters"
+COUNTERS = "counters"
+WEBHOOK_SUBSCRIPTIONS = "webhook_subscriptions"
+WEBHOOK_INBOX = "webhook_inbox"
+WEBHOOK_NOTICES = "webhook_notices"
+DATA_REQUESTS = "data_requests"
 SYNCS = "syncs"
 SYNC_MEMBERS = "sync_members"
 
@@ -33,11 +41,16 @@ class MongoStore:
         self._client = client
         self._database = database
         self._db: AsyncDatabase[Doc] = client[database]
-        self.employees = EmployeeSink(self._db[EMPLOYEES], self._db[CHANGES])
         self.runs = RunStore(self._db[RUNS], self._db[RUN_INPUTS])
+        self.changes = ChangeFeed(self._db[CHANGES], self._db[COUNTERS], self.runs.kind_of)
+        self.employees = EmployeeSink(self._db[EMPLOYEES], self.changes)
+        self.webhooks = WebhookStore(
+            self._db[WEBHOOK_SUBSCRIPTIONS], self._db[WEBHOOK_INBOX], self._db[WEBHOOK_NOTICES]
+        )
         self.dead_letters = DeadLetters(self._db[DEAD_LETTERS])
         self.history = SyncHistory(self._db[EMPLOYEES])
         self.dashboard = DashboardQueries(self._db[EMPLOYEES], self._db[DEAD_LETTERS])
+        self.ledger = DataRequestLedger(self._db[DATA_REQUESTS])
         self.syncs = SyncStore(self._db[SYNCS], self._db[SYNC_MEMBERS])
 
     @classmethod
@@ -72,6 +85,9 @@ class MongoStore:
             await self._db[RUN_INPUTS].create_index([("run_id", ASCENDING), ("items", ASCENDING)])
             await self._db[CHANGES].create_index([("employee_id", ASCENDING)])
         await self.dead_letters.ensure_indexes()
+        await self.changes.ensure_indexes()
+        await self.webhooks.ensure_indexes()
+        await self.ledger.ensure_indexes()
         await self.syncs.ensure_indexes()
 
     async def drop_database(self) -> None:

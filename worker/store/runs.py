@@ -15,6 +15,7 @@ from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.collection import AsyncCollection
 
 from worker.run_model import (
+    BulkPlan,
     FeedCursor,
     Rejection,
     Run,
@@ -50,6 +51,7 @@ def _to_doc(run: Run) -> Doc:
         "search": None if run.search is None else asdict(run.search),
         "query_json": run.query_json,
         "max_profiles": run.max_profiles,
+        "bulk": None if run.bulk is None else asdict(run.bulk),
         "counts": dict(run.final_counts),
         "sync": None if run.sync is None else asdict(run.sync),
     }
@@ -82,6 +84,7 @@ def _from_doc(doc: Doc) -> Run:
         search=None if search is None else SearchCursor(**search),
         query_json=doc.get("query_json"),
         max_profiles=doc.get("max_profiles"),
+        bulk=None if doc.get("bulk") is None else BulkPlan(**doc["bulk"]),
         final_counts={str(k): int(v) for k, v in (doc.get("counts") or {}).items()},
         sync=None if doc.get("sync") is None else SyncOrigin(**doc["sync"]),
     )
@@ -106,6 +109,12 @@ class RunStore:
         async with translated("read run"):
             doc = await self._runs.find_one({"_id": run_id})
         return None if doc is None else _from_doc(doc)
+
+    async def kind_of(self, run_id: str) -> str | None:
+        """The run's kind (the change feed's `source`); None for an unknown run id."""
+        async with translated("read run kind"):
+            doc = await self._runs.find_one({"_id": run_id}, {"kind": True})
+        return None if doc is None else str(doc.get("kind", RunKind.IDS.value))
 
     async def state_of(self, run_id: str) -> RunState | None:
         async with translated("read run state"):
@@ -213,6 +222,41 @@ class RunStore:
             )
         return result.matched_count == 1
 
+    async def start_bulk(
+        self, run_id: str, plan: BulkPlan, *, query_json: str | None = None, max_profiles: int | None = None
+    ) -> None:
+        """Make a new run a bulk run: the feeder never feeds it (its items go by data requests)."""
+        fields: Doc = {"kind": RunKind.BULK.value, "bulk": asdict(plan), "feed.done": True}
+        if query_json is not None:
+            fields.update(query_json=query_json, max_profiles=max_profiles, search=asdict(SearchCursor()))
+        async with translated("start bulk run"):
+            await self._runs.update_one({"_id": run_id}, {"$set": fields})
+
+    async def record_bulk_plan(
+        self, run_id: str, *, requests: int, planned: bool, matched: int | None = None, split: bool = False
+    ) -> None:
+        fields: Doc = {"bulk.requests_planned": requests, "bulk.planned": planned, "bulk.split": split}
+        if matched is not None:
+            fields["bulk.matched"] = matched
+        async with translated("update bulk plan"):
+            await self._runs.update_one({"_id": run_id}, {"$set": fields})
+
+    async def bulk_search_to_collect(self, run_id: str) -> bool:
+        """A bulk search the planner sent to collect after its count: a plain search run from now."""
+        fields: Doc = {"kind": RunKind.SEARCH.value, "bulk": None, "feed.done": False}
+        async with translated("update run"):
+            result = await self._runs.update_one(
+                {"_id": run_id, "kind": RunKind.BULK.value, "state": RunState.RUNNING.value}, {"$set": fields}
+            )
+        return result.matched_count == 1
+
+    async def publish_size(self, run_id: str, accepted: int) -> None:
+        """A run whose size is known only now (a bulk search: the pre-count, or what was delivered)."""
+        async with translated("update run"):
+            await self._runs.update_one(
+                {"_id": run_id}, {"$set": {"inputs_complete": True, "accepted": accepted}}
+            )
+
     # --- listing ----------------------------------------------------------------------------
 
     async def list_runs(
@@ -252,7 +296,13 @@ class RunStore:
         """Running runs whose inputs are not all fed yet, oldest first."""
         async with translated("list feedable runs"):
             cursor = (
-                self._runs.find({"state": RunState.RUNNING.value, "feed.done": {"$ne": True}})
+                self._runs.find(
+                    {
+                        "state": RunState.RUNNING.value,
+                        "feed.done": {"$ne": True},
+                        "kind": {"$ne": RunKind.BULK.value},  # a bulk run's items go by data requests
+                    }
+                )
                 .sort("created_at", ASCENDING)
                 .limit(FEEDABLE_LIMIT)
             )
@@ -271,9 +321,18 @@ class RunStore:
 
     # --- stored inputs ----------------------------------------------------------------------
 
-    async def save_inputs(self, run_id: str, seq: int, items: Sequence[str]) -> None:
-        """Store one chunk of a run's accepted inputs, so the run can be rebuilt without Redis."""
-        doc = {"_id": _chunk_id(run_id, seq), "run_id": run_id, "seq": seq, "items": list(items), "fresh": []}
+    async def save_inputs(
+        self, run_id: str, seq: int, items: Sequence[str], fresh: Sequence[str] = ()
+    ) -> None:
+        """Store one chunk of a run's accepted inputs, so the run can be rebuilt without Redis.
+        `fresh`: accepted items skipped as synced within FRESHNESS_TTL_S (outcomes, not work)."""
+        doc = {
+            "_id": _chunk_id(run_id, seq),
+            "run_id": run_id,
+            "seq": seq,
+            "items": list(items),
+            "fresh": list(fresh),
+        }
         # A replace, not an insert: a producer that stores a chunk again after a crash changes nothing.
         async with translated("store run inputs"):
             await self._inputs.replace_one({"_id": doc["_id"]}, doc, upsert=True)
@@ -327,6 +386,14 @@ class RunStore:
         async with translated("read run inputs"):
             doc = await self._inputs.find_one({"_id": _chunk_id(run_id, seq)}, {"items": True})
         return None if doc is None else list(doc["items"])
+
+    async def chunk_sizes(self, run_id: str) -> list[tuple[int, int]]:
+        """(seq, items to collect) of every stored chunk, in order (fresh items not counted)."""
+        async with translated("read run inputs"):
+            cursor = self._inputs.find({"run_id": run_id}, {"seq": True, "items": True}).sort(
+                "seq", ASCENDING
+            )
+            return [(int(doc["seq"]), len(doc.get("items") or [])) async for doc in cursor]
 
     async def count_input_chunks(self, run_id: str) -> int:
         async with translated("count run inputs"):
