@@ -81,7 +81,8 @@ class Settings(BaseSettings):
     # Fraction of each budget held back so network jitter cannot push a sliding second over the limit:
     # "adaptive" follows the jitter the fleet measures, within [floor, ceiling], starting from
     # RATE_SAFETY_MARGIN; "fixed" always holds back RATE_SAFETY_MARGIN.
-    limiter_margin_mode: Literal["adaptive", "fixed"] = "adaptive"
+    # Fixed by default: the adaptive margin draws a 429 while it has too few samples (see README).
+    limiter_margin_mode: Literal["adaptive", "fixed"] = "fixed"
     rate_safety_margin: float = Field(default=0.03, ge=0.0, lt=0.5)
     limiter_margin_floor: float = Field(default=0.005, ge=0.0, lt=0.5)
     limiter_margin_ceiling: float = Field(default=0.10, ge=0.0, lt=0.5)

@@ -209,10 +209,10 @@ async def test_a_jittery_link_widens_the_margin_and_a_calm_one_narrows_it(
 
 def test_settings_choose_the_margin_mode_and_refuse_crossed_bounds() -> None:
     adaptive_settings = Settings.model_validate(
-        {"limiter_margin_floor": 0.01, "limiter_margin_ceiling": 0.08}
+        {"limiter_margin_mode": "adaptive", "limiter_margin_floor": 0.01, "limiter_margin_ceiling": 0.08}
     )
     policy = adaptive_margin(adaptive_settings)
     assert policy is not None and (policy.floor, policy.ceiling) == (0.01, 0.08)
-    assert adaptive_margin(Settings.model_validate({"limiter_margin_mode": "fixed"})) is None
+    assert adaptive_margin(Settings.model_validate({})) is None  # fixed is the default
     with pytest.raises(ValidationError, match="FLOOR"):
         Settings.model_validate({"limiter_margin_floor": 0.2, "limiter_margin_ceiling": 0.1})
