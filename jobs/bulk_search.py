@@ -29,9 +29,10 @@ from jobs.bulk_chain import (
 )
 from jobs.control import pause_for_credits
 from jobs.runs import create_run, finish_if_complete
+from jobs.search import advanced_cursor
 from jobs.search_chain import enqueue_page
 from worker.errors import OutOfCreditsError, PermanentError, RateLimitedError, RetryJob, TransientError
-from worker.run_model import BulkPlan, DataRequest, Outcome, Run, RunKind, RunState, SearchCursor, utcnow
+from worker.run_model import BulkPlan, DataRequest, Outcome, Run, RunKind, RunState, utcnow
 from worker.runtime import Services, WorkerContext
 from worker.store.ledger import row_id_of
 
@@ -170,18 +171,7 @@ async def _one_page(ctx: WorkerContext, run: Run, body: dict[str, Any]) -> None:
     fresh = [f"id:{i}" for i in ids if i in fresh_ids]
     items = [f"id:{i}" for i in ids if i not in fresh_ids]
     items, fresh = await services.store.runs.save_page_once(run.run_id, page_no, items, fresh)
-    ids_seen = state.ids_seen + len(items) + len(fresh)
-    exhausted = page.next_after is None or (run.max_profiles is not None and ids_seen >= run.max_profiles)
-    advanced = SearchCursor(
-        next_page=page_no + 1,
-        cursor=page.next_after,
-        pages_fetched=page_no + 1,
-        total_results=page.total_results,
-        ids_seen=ids_seen,
-        enqueued=state.enqueued + len(items),
-        skipped_fresh=state.skipped_fresh + len(fresh),
-        exhausted=exhausted,
-    )
+    advanced = advanced_cursor(state, page, page_no, run.max_profiles, len(items), len(fresh))
     await services.progress.record_many(run.run_id, [(k, Outcome.SKIPPED_FRESH) for k in fresh])
     await services.store.runs.advance_search(run.run_id, page_no, advanced)
 

@@ -22,6 +22,7 @@ from jobs.control import pause_for_credits
 from jobs.feeder import feed
 from jobs.runs import create_run, finish_if_complete
 from jobs.search_chain import enqueue_page
+from worker.client import SearchPage
 from worker.errors import OutOfCreditsError, PermanentError, RateLimitedError, TransientError
 from worker.run_model import Outcome, Run, RunKind, RunState, SearchCursor, utcnow
 from worker.runtime import Services, WorkerContext
@@ -109,18 +110,8 @@ async def _fetch_and_fan_out(ctx: WorkerContext, run: Run, page_no: int) -> str:
     room = None if run.max_profiles is None else max(0, run.max_profiles - state.ids_seen)
     new = new if room is None else new[:room]
     wanted, fresh = await _stored_page(services, settings.freshness_ttl_s, run_id, page_no, new)
-    ids_seen = state.ids_seen + len(wanted) + len(fresh)
-    exhausted = page.next_after is None or (run.max_profiles is not None and ids_seen >= run.max_profiles)
-    advanced = SearchCursor(
-        next_page=page_no + 1,
-        cursor=page.next_after,
-        pages_fetched=page_no + 1,
-        total_results=page.total_results,
-        ids_seen=ids_seen,
-        enqueued=state.enqueued + len(wanted),
-        skipped_fresh=state.skipped_fresh + len(fresh),
-        exhausted=exhausted,
-    )
+    advanced = advanced_cursor(state, page, page_no, run.max_profiles, len(wanted), len(fresh))
+    exhausted = advanced.exhausted
     # Fresh ids are counted before the advance (counting is idempotent): a crash in between
     # re-runs this job, which then finds the page recorded and must not have to count them.
     await services.progress.record_many(run_id, [(k, Outcome.SKIPPED_FRESH) for k in fresh])
@@ -132,6 +123,23 @@ async def _fetch_and_fan_out(ctx: WorkerContext, run: Run, page_no: int) -> str:
         await enqueue_page(services, run_id, page_no + 1)
     await feed(services)
     return f"page {page_no}: {len(page.ids)} ids, {len(wanted)} to collect, {len(fresh)} fresh"
+
+
+def advanced_cursor(
+    state: SearchCursor, page: SearchPage, page_no: int, max_profiles: int | None, stored: int, fresh: int
+) -> SearchCursor:
+    """The run's search cursor once page `page_no` (`stored` ids to collect, `fresh` skipped) is in."""
+    ids_seen = state.ids_seen + stored + fresh
+    return SearchCursor(
+        next_page=page_no + 1,
+        cursor=page.next_after,
+        pages_fetched=page_no + 1,
+        total_results=page.total_results,
+        ids_seen=ids_seen,
+        enqueued=state.enqueued + stored,
+        skipped_fresh=state.skipped_fresh + fresh,
+        exhausted=page.next_after is None or (max_profiles is not None and ids_seen >= max_profiles),
+    )
 
 
 async def _stored_page(
