@@ -41,6 +41,12 @@ pytestmark = [
 ]
 REPORT = os.environ.get("CHAOS_REPORT")
 COLLECT_LIMIT = 54  # the simulator's per-key collect limit
+# Nine processes (three workers, the simulator, two redis-servers, three sentinels) share CI's two
+# cores here, and a stalled simulator bunches arrivals the fleet spaced correctly: the default 3 %
+# margin absorbs ~31 ms of that, which this machine exceeded once in a full CI run (one 429). This
+# test is about the failover losing no limiter state, so it gives the fleet ~60 ms of headroom
+# (6 %); the margin itself is measured in bench/peers.py and tests/test_fleet_limits.py.
+FAILOVER_MARGIN = "0.06"
 
 
 async def test_the_fleet_follows_a_promoted_replica_when_the_primary_dies(
@@ -50,7 +56,8 @@ async def test_the_fleet_follows_a_promoted_replica_when_the_primary_dies(
     logs = [tmp_path / f"w{i}.log" for i in range(3)]
     with sentinel_redis(tmp_path) as redis_set, simulator_process(tmp_path) as port:
         ha = with_overrides(settings, redis_url=redis_set.url)
-        fleet = [start_worker(worker_env(ha, port), log) for log in logs]
+        env = worker_env(ha, port, RATE_SAFETY_MARGIN=FAILOVER_MARGIN)
+        fleet = [start_worker(env, log) for log in logs]
         local = await Services.open(ha)
         try:
             receipt = await enqueue_ids(local, population_ids(profiles))
@@ -70,7 +77,7 @@ async def test_the_fleet_follows_a_promoted_replica_when_the_primary_dies(
     assert status is not None and status.state == RunState.FINISHED
     lost, duplicated = await mirror_check(services, profiles)
     assert (lost, duplicated) == (0, 0)
-    assert collect["rejected_429"] == 0
+    assert collect["rejected_429"] == 0, collect
     assert collect["max_in_any_second"] <= COLLECT_LIMIT, "no sliding second over the limit, failover or not"
     first_after = _first_job_started_after(killed_at, job_events(logs))
     assert first_after is not None, "jobs ran on the promoted replica"
