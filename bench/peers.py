@@ -196,6 +196,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--plot", metavar="FILE.png")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/14")
     args = parser.parse_args(argv)
+    unknown = sorted(set(args.strategies.split(",")) - set(STRATEGIES))
+    if unknown:
+        parser.error(f"unknown strategy {', '.join(unknown)}; choose from {', '.join(STRATEGIES)}")
     api_key = secrets.token_hex(16)
     sim_port = svc.free_port()
     rows: list[Row] = []

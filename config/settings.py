@@ -87,7 +87,7 @@ class Settings(BaseSettings):
     limiter_margin_floor: float = Field(default=0.005, ge=0.0, lt=0.5)
     limiter_margin_ceiling: float = Field(default=0.10, ge=0.0, lt=0.5)
     # How fast the adaptive margin may narrow (fraction per second); it widens at once.
-    limiter_margin_narrow_per_s: PositiveFloat = 0.001
+    limiter_margin_narrow_per_s: PositiveFloat = 0.002
     # How far ahead a worker may book a slot; beyond this it waits and asks again.
     limiter_max_ahead_s: PositiveFloat = 2.0
     # Cool-down applied fleet-wide after a 429 that carries no Retry-After.

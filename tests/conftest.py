@@ -112,6 +112,7 @@ def settings(clean_redis: str, mongo_url: str, database_name: str) -> Settings:
             "mongodb_database": database_name,
             "retry_base_s": 0.05,
             "retry_cap_s": 0.5,
+            "limiter_max_ahead_s": 0.25,
             "log_json": True,
         }
     )

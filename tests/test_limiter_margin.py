@@ -65,12 +65,25 @@ def test_the_spread_ignores_the_constant_part_and_one_outlier_in_a_thousand() ->
     assert samples.spread_s(0.999) == pytest.approx(0.020)
 
 
-async def test_it_starts_from_the_configured_margin_until_the_first_report(
+async def test_it_starts_at_its_ceiling_and_the_first_report_sets_what_was_measured(
     redis_client: aioredis.Redis,
 ) -> None:
     limiter = adaptive(redis_client)
     await limiter.acquire("collect")
-    assert limiter.margin("collect") == pytest.approx(0.03)
+    assert limiter.margin("collect") == pytest.approx(POLICY.ceiling)  # not the fixed 3 %
+    # The first report is not held back by the narrowing speed: nothing was measured before it.
+    assert await report(limiter, spread_of(0.010)) == pytest.approx(margin_for_spread(0.010), abs=1e-3)
+
+
+def test_a_handful_of_samples_is_scaled_up_towards_the_spread_it_was_drawn_from() -> None:
+    few = JitterSamples()
+    for i in range(16):
+        few.add(0.002 + 0.050 * i / 15)  # range 50 ms, as 16 draws from U(0, 53 ms) would give
+    assert few.spread_s(0.999) == pytest.approx(0.050 * 17 / 15)
+    many = JitterSamples()
+    for sample in spread_of(0.050, count=2000):  # enough samples for the quantile: no scaling
+        many.add(sample)
+    assert many.spread_s(0.999) < 0.050
 
 
 async def test_measured_jitter_sets_the_margin_at_once(redis_client: aioredis.Redis) -> None:

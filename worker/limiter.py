@@ -115,8 +115,9 @@ class GrantObserver(Protocol):
 
 
 class RateLimiter:
-    """`safety_margin` is the fixed margin; with `margin=AdaptiveMargin(...)` it is only the margin
-    used until the fleet's first jitter report (`worker.limiter_margin`)."""
+    """`safety_margin` is the fixed margin; with `margin=AdaptiveMargin(...)` it is ignored: the
+    margin starts at the policy's ceiling and the fleet's first jitter report sets it to what was
+    measured (`worker.limiter_margin`)."""
 
     def __init__(
         self,
@@ -138,7 +139,9 @@ class RateLimiter:
         self._api_key = api_key
         self._rates = dict(rates_per_s)
         self._adaptive = margin
-        self._start_ppm = round(safety_margin * _PPM)
+        # An adaptive margin starts at its ceiling: before the fleet has measured its jitter, too
+        # wide costs a few tenths of a second of budget, too narrow costs a 429 and a cool-down.
+        self._start_ppm = round((margin.ceiling if margin is not None else safety_margin) * _PPM)
         self._margin_ppm = {cls: self._start_ppm for cls in rates_per_s}
         self._max_ahead_us = round(max_ahead_s * _US)
         self._acquire_timeout_s = acquire_timeout_s
