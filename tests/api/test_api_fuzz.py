@@ -20,6 +20,9 @@ from hypothesis import strategies as st
 from config import Settings
 from tests.conftest import with_overrides
 
+# Hundreds of generated requests: the full suite (CI) runs them, the fast loop does not.
+pytestmark = pytest.mark.slow
+
 MAX_ITEMS = 8  # small, so some generated lists cross it (413)
 FUZZ = settings(
     max_examples=200,

@@ -26,6 +26,9 @@ from devstack import processes as svc
 from tests.conftest import TEST_API_KEY
 from worker.runtime import Services
 
+# A contract fuzzer with a 25 s budget of its own: the full suite (CI) runs it, the fast loop does not.
+pytestmark = pytest.mark.slow
+
 CONFIG = Path(__file__).with_name("schemathesis.toml")
 HOOKS = Path(__file__).with_name("schemathesis_hooks.py")
 MAX_ITEMS = 20  # small, so the document's maxItems and the 413 beyond it are reached
