@@ -79,9 +79,9 @@ class Settings(BaseSettings):
     search_rps: PositiveFloat = 18.0
     bulk_rps: PositiveFloat = 27.0
     # Fraction of each budget held back so network jitter cannot push a sliding second over the limit:
-    # "adaptive" follows the jitter the fleet measures, within [floor, ceiling], starting from
-    # RATE_SAFETY_MARGIN; "fixed" always holds back RATE_SAFETY_MARGIN.
-    # Fixed by default: the adaptive margin draws a 429 while it has too few samples (see README).
+    # "adaptive" follows the jitter the fleet measures, within [floor, ceiling], starting at the
+    # ceiling until the first measurement; "fixed" always holds back RATE_SAFETY_MARGIN (README,
+    # "The margin is the arrival jitter we can absorb", says what each costs).
     limiter_margin_mode: Literal["adaptive", "fixed"] = "fixed"
     rate_safety_margin: float = Field(default=0.03, ge=0.0, lt=0.5)
     limiter_margin_floor: float = Field(default=0.005, ge=0.0, lt=0.5)
