@@ -114,7 +114,7 @@ async def tick_sync(ctx: WorkerContext, sync: Sync) -> str:
         await services.store.syncs.mark_verified(sync.name, None, now)
         await _watermark_from_mirror(services, sync, plan.found_ids)
     plan.sweep = await plan_sweep_items(ctx, sync, changed, room, plan)
-    plan.via = plan_sweep(sync, len(plan.sweep))
+    plan.via = plan_sweep(services.settings, plan.delta + plan.sweep)
     planned = len(plan.delta) + len(plan.sweep)
     if (room is not None and plan.sweep_due > room) or not plan.delta_complete:
         plan.sweep_paused_reason = budget_reason(view, planned, budgets.period_s)
