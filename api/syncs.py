@@ -29,6 +29,7 @@ from jobs.syncs import (
     list_syncs,
     run_now,
     set_sync_state,
+    sync_view,
 )
 from worker.errors import InputError
 from worker.freshness import freshness_of
@@ -136,11 +137,13 @@ async def create(request: web.Request) -> web.Response:
         raise ApiError(409, "sync_exists", str(exc)) from exc
     except InputError as exc:
         raise ApiError(422, "invalid_definition", str(exc)) from exc
-    return json_response(sync.as_dict(), 201, headers={"Location": f"/v1/syncs/{sync.name}"})
+    view = await sync_view(request.app[SERVICES], sync)
+    return json_response(view, 201, headers={"Location": f"/v1/syncs/{sync.name}"})
 
 
 async def listing(request: web.Request) -> web.Response:
-    return json_response({"syncs": [s.as_dict() for s in await list_syncs(request.app[SERVICES])]})
+    services = request.app[SERVICES]
+    return json_response({"syncs": [await sync_view(services, s) for s in await list_syncs(services)]})
 
 
 async def _found(services: Services, name: str) -> Sync:
@@ -154,7 +157,7 @@ async def show(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     sync = await _found(services, request.match_info["name"])
     fresh = await freshness_of(services.store, budgets_of(services), sync)
-    return json_response({**sync.as_dict(), "freshness": fresh.as_dict()})
+    return json_response({**await sync_view(services, sync), "freshness": fresh.as_dict()})
 
 
 async def delete(request: web.Request) -> web.Response:
@@ -177,7 +180,7 @@ def _action(action: str) -> Callable[[web.Request], Awaitable[web.Response]]:
             sync = await set_sync_state(
                 services, name, SyncState.PAUSED if action == "pause" else SyncState.ACTIVE
             )
-        return json_response(sync.as_dict())
+        return json_response(await sync_view(services, sync))
 
     handler.__name__ = f"sync_{action.replace('-', '_')}"
     return handler
@@ -238,6 +241,24 @@ def sync_schemas() -> dict[str, Schema]:
             "watermark": nullable_text,
             "sweep_paused_reason": nullable_text,
             "last_plan": {"type": "object"},
+            "webhook_state": {"type": "string", "enum": ["off", "pending", "active", "degraded", "failed"]},
+            "webhook_error": nullable_text,
+            "webhook_subscriptions": {
+                "type": "array",
+                "items": object_schema(
+                    {
+                        "id": {"type": "string"},
+                        "status": nullable_text,
+                        "selection": {"type": "string", "enum": ["ids", "es_dsl", "all"]},
+                        "ids_count": {"type": ["integer", "null"]},
+                        "expiring_at": nullable_text,
+                        "last_delivery_at": nullable_text,
+                    },
+                    required=["id", "status", "selection"],
+                    closed=False,
+                ),
+                "description": "the --webhooks sync's subscriptions (renewed, deleted with the sync)",
+            },
             "freshness": {"$ref": "#/components/schemas/SyncFreshness"},
         },
         required=["name", "source", "state", "max_age_s", "every_s", "members", "next_due_at"],

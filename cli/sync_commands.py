@@ -77,6 +77,15 @@ def _show_sync(sync: dict[str, Any]) -> None:
         print("  last plan: " + ", ".join(f"{k} {v}" for k, v in plan.items() if v is not None))
     if sync.get("sweep_paused_reason"):
         print(f"  sweep paused: {sync['sweep_paused_reason']}")
+    if sync.get("webhooks"):
+        error = f" ({sync['webhook_error']})" if sync.get("webhook_error") else ""
+        print(f"  webhooks: {sync.get('webhook_state')}{error}")
+        for sub in sync.get("webhook_subscriptions") or []:
+            size = f", {sub['ids_count']} ids" if sub.get("ids_count") is not None else ""
+            print(
+                f"    subscription {sub['id']}: {sub['status']}, {sub['selection']}{size}, "
+                f"expires {sub['expiring_at']}"
+            )
 
 
 def _show_freshness(row: dict[str, Any]) -> None:

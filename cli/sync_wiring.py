@@ -15,6 +15,7 @@ from jobs.syncs import (
     list_syncs,
     run_now,
     set_sync_state,
+    sync_view,
 )
 from worker.freshness import freshness_of
 from worker.runtime import Services
@@ -31,14 +32,14 @@ async def _with_services[T](settings: Settings, action: Callable[[Services], Awa
 
 async def sync_create(settings: Settings, request: SyncRequest) -> dict[str, Any]:
     async def act(services: Services) -> dict[str, Any]:
-        return (await create_sync(services, request)).as_dict()
+        return await sync_view(services, await create_sync(services, request))
 
     return await _with_services(settings, act)
 
 
 async def sync_list(settings: Settings) -> list[dict[str, Any]]:
     async def act(services: Services) -> list[dict[str, Any]]:
-        return [s.as_dict() for s in await list_syncs(services)]
+        return [await sync_view(services, s) for s in await list_syncs(services)]
 
     return await _with_services(settings, act)
 
@@ -47,7 +48,7 @@ async def sync_show(settings: Settings, name: str) -> dict[str, Any]:
     async def act(services: Services) -> dict[str, Any]:
         sync = await get_sync(services, name)
         fresh = await freshness_of(services.store, budgets_of(services), sync)
-        return {**sync.as_dict(), "freshness": fresh.as_dict()}
+        return {**await sync_view(services, sync), "freshness": fresh.as_dict()}
 
     return await _with_services(settings, act)
 
@@ -55,11 +56,11 @@ async def sync_show(settings: Settings, name: str) -> dict[str, Any]:
 async def sync_action(settings: Settings, action: str, name: str) -> dict[str, Any] | None:
     async def act(services: Services) -> dict[str, Any] | None:
         if action == "pause":
-            return (await set_sync_state(services, name, SyncState.PAUSED)).as_dict()
+            return await sync_view(services, await set_sync_state(services, name, SyncState.PAUSED))
         if action == "resume":
-            return (await set_sync_state(services, name, SyncState.ACTIVE)).as_dict()
+            return await sync_view(services, await set_sync_state(services, name, SyncState.ACTIVE))
         if action == "run-now":
-            return (await run_now(services, name)).as_dict()
+            return await sync_view(services, await run_now(services, name))
         await delete_sync(services, name)
         return None
 

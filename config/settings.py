@@ -174,6 +174,10 @@ class Settings(BaseSettings):
     # Renew a subscription this long before it expires (recreate past the one-year limit).
     subscription_renew_before_days: float = Field(default=14.0, gt=0)
     subscription_max_lifetime_days: float = Field(default=365.0, gt=0)
+    # A `--webhooks` sync's subscriptions: this many ids at most in one `ids` subscription (spec
+    # §9.1 cites 300,000 per subscription, low confidence), and the notice type they ask for.
+    sync_subscription_max_ids: int = Field(default=300_000, ge=1)
+    sync_subscription_type: Literal["experience", "profile"] = "experience"
 
     # Change feed: events are served once this long after their sequence number was allocated, so
     # a page never passes a number whose event is still being written (see worker.store.changes).

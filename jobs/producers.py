@@ -25,7 +25,7 @@ from jobs.runs import create_run, finish_if_complete
 from jobs.search import start_search_run
 from jobs.search_input import validate_search_body
 from worker.errors import InputError
-from worker.run_model import BulkPlan, Outcome, Rejection, RunKind, RunState, utcnow
+from worker.run_model import BulkPlan, Outcome, Rejection, RunKind, RunState, SyncOrigin, utcnow
 from worker.runtime import Services
 
 REJECTED_SAMPLE = 100
@@ -112,12 +112,13 @@ async def enqueue_lines(
     on_reject: Callable[[Rejected], None] | None = None,
     keep_rejected: int = REJECTED_SAMPLE,
     intake: Intake = Intake(),
+    sync: SyncOrigin | None = None,
 ) -> Receipt:
     """Create a run from numbered input lines and enqueue one collect job per distinct item
-    (or, with `intake.bulk`, one data request per chunk)."""
+    (or, with `intake.bulk`, one data request per chunk). `sync`: the sync tick it is for."""
     if intake.bulk and kind != "ids":
         raise InputError("bulk collect takes employee ids; names stay on collect")
-    run = await create_run(services, RunKind(kind), source)
+    run = await create_run(services, RunKind(kind), source, sync=sync)
     if intake.bulk:
         await services.store.runs.start_bulk(run.run_id, BulkPlan(source_kind="ids"))
     receipt = Receipt(run.run_id)

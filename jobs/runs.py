@@ -28,6 +28,7 @@ from worker.run_model import (
     Run,
     RunKind,
     RunState,
+    SyncOrigin,
     utcnow,
 )
 from worker.runtime import Services
@@ -100,8 +101,11 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-async def create_run(services: Services, kind: RunKind, source: str) -> Run:
-    run = Run(run_id=new_run_id(), kind=kind, source=source)
+async def create_run(
+    services: Services, kind: RunKind, source: str, *, sync: SyncOrigin | None = None
+) -> Run:
+    """A new run record; `sync`: the sync tick that planned it (its link to the sync)."""
+    run = Run(run_id=new_run_id(), kind=kind, source=source, sync=sync)
     await services.store.runs.create(run)
     return run
 

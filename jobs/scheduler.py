@@ -7,7 +7,8 @@ that run finished with every delta profile committed), plans the delta and the s
 due time. While a tick runs the holder renews the lease every third of its TTL; if a renewal finds
 the lease gone (the holder stalled past the TTL and another took it), the tick is cancelled, so two
 ticks never run at once. A holder that dies stops renewing and another worker takes over once the
-TTL lapses (5 s by default).
+TTL lapses (5 s by default). A sync with `--webhooks` also makes sure, at each tick, that its
+selection is subscribed (`jobs.sync_webhooks`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import structlog
 from jobs.control import cancel_run
 from jobs.sync_plan import Plan, budget_reason, plan_delta, plan_sweep, plan_sweep_items
 from jobs.sync_runs import delta_ids, start_sync_run
+from jobs.sync_webhooks import ensure_subscriptions
 from worker import keys
 from worker.errors import EmployeeSyncError, TransientError
 from worker.lease import Lease
@@ -98,6 +100,8 @@ async def tick_sync(ctx: WorkerContext, sync: Sync) -> str:
             return "gone"
         refreshed.last_plan["lead_s"] = sync.last_plan.get("lead_s", 0.0)  # as settling measured it
         sync = refreshed
+    if sync.webhooks:  # here, not before settling: a tick waiting on its run re-runs every pass
+        log.info("sync.webhooks", outcome=await ensure_subscriptions(ctx, sync))
     now, budgets = utcnow(), budgets_of(services)
     view = await budgets.view(sync.name, sync.credits_per_day)
     room, plan, changed = view.remaining(), Plan(), list[int]()
@@ -114,7 +118,7 @@ async def tick_sync(ctx: WorkerContext, sync: Sync) -> str:
         await services.store.syncs.mark_verified(sync.name, None, now)
         await _watermark_from_mirror(services, sync, plan.found_ids)
     plan.sweep = await plan_sweep_items(ctx, sync, changed, room, plan)
-    plan.via = plan_sweep(sync, len(plan.sweep))
+    plan.via = plan_sweep(services.settings, plan.delta + plan.sweep)
     planned = len(plan.delta) + len(plan.sweep)
     if (room is not None and plan.sweep_due > room) or not plan.delta_complete:
         plan.sweep_paused_reason = budget_reason(view, planned, budgets.period_s)

@@ -7,7 +7,8 @@ Renewal: upstream subscriptions live 91 days, a renew adds 91, and none may live
 after its creation (spec §9). The renewer (`subscriptions_tick`, one process at a time under a
 Redis lease) renews each subscription SUBSCRIPTION_RENEW_BEFORE_DAYS before it expires; when the
 API refuses (past the one-year limit, expired, gone) it recreates the subscription with the same
-selection and a new token, and deletes the old one.
+selection and a new token, and deletes the old one. The same pass deletes the subscriptions of
+a `--webhooks` sync that is gone (`reap_orphaned`; `jobs.sync_webhooks` makes them).
 """
 
 from __future__ import annotations
@@ -84,8 +85,12 @@ async def create(
     selection: Selection,
     *,
     collect_unknown: bool | None = None,
+    sync: str | None = None,
 ) -> tuple[Doc, str]:
-    """Create upstream and record locally; returns (the record, the webhook URL with its token)."""
+    """Create upstream and record locally; returns (the record, the webhook URL with its token).
+    `sync`: the `--webhooks` sync that owns it (renewed like any other, deleted with the sync).
+    Creating a subscription costs no credits (spec §7.2: "do not consume credits"; one page says
+    ES-DSL ones are charged, a conflict the spec defaults to free)."""
     base = services.settings.webhook_public_base_url
     if not base:
         raise InputError("WEBHOOK_PUBLIC_BASE_URL is not set: the upstream needs a URL to call")
@@ -97,6 +102,7 @@ async def create(
     # An id list names the profiles we want: a notice for one we do not mirror yet collects it.
     unknown = selection.ids is not None if collect_unknown is None else collect_unknown
     doc = _record(services, info, kind, selection, token_hash(token), unknown)
+    doc["sync"] = sync
     await services.store.webhooks.save_subscription(doc)
     log.info("subscription.created", subscription=info.id, type=kind, selection=selection.name)
     return doc, url
@@ -177,7 +183,12 @@ async def recreate(services: Services, subs: SubscriptionClient, doc: Doc) -> Do
     """A new upstream subscription (new token, a new one-year lineage) replacing `doc`."""
     selection = _selection_of(doc)
     new_doc, _ = await create(
-        services, subs, doc["type"], selection, collect_unknown=bool(doc.get("collect_unknown"))
+        services,
+        subs,
+        doc["type"],
+        selection,
+        collect_unknown=bool(doc.get("collect_unknown")),
+        sync=doc.get("sync"),  # a sync's subscription stays its sync's
     )
     new_doc["last_delivery_at"] = doc.get("last_delivery_at")
     await services.store.webhooks.replace_subscription(doc["_id"], new_doc)
@@ -220,6 +231,22 @@ async def _recreated(services: Services, subs: SubscriptionClient, doc: Doc) -> 
     return f"recreated {doc['_id']} as {new_doc['_id']}"
 
 
+async def reap_orphaned(services: Services, subs: SubscriptionClient) -> list[str]:
+    """Delete (upstream and here) every subscription whose sync is gone; returns their ids."""
+    alive: dict[str, bool] = {}
+    reaped: list[str] = []
+    for doc in await services.store.webhooks.sync_owned_subscriptions():
+        name = str(doc["sync"])
+        if name not in alive:
+            sync = await services.store.syncs.get(name)
+            alive[name] = sync is not None and sync.webhooks
+        if not alive[name]:
+            await delete(services, subs, doc["_id"])
+            log.info("subscription.sync_gone", sync=name, subscription=doc["_id"])
+            reaped.append(str(doc["_id"]))
+    return reaped
+
+
 async def subscriptions_tick(ctx: WorkerContext) -> str:
     """Periodic: one renewer in the fleet at a time (the lease), at most one pass a minute."""
     services = ctx["services"]
@@ -230,7 +257,9 @@ async def subscriptions_tick(ctx: WorkerContext) -> str:
         return "skipped: another renewer holds the lease"
     # The lease is left to expire rather than released: a minute between passes paces the
     # upstream's 9 subscription calls a minute even with many workers ticking.
-    done = await renew_due(services, SubscriptionClient(ctx["client"]))
+    subs = SubscriptionClient(ctx["client"])
+    reaped = await reap_orphaned(services, subs)  # first: renewing one about to go is a wasted call
+    done = reaped + await renew_due(services, subs)
     silent = await warn_silent(services, utcnow())  # once a minute fleet-wide: the lease holder
     return f"renewer: {len(done)} done, {silent} silent"
 

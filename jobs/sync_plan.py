@@ -9,6 +9,7 @@
    them stop matching are found with the query negated, and marked.
 2. Sweep: members not yet mirrored, then members whose `synced_at` will pass max-age before the
    next tick, oldest first, up to what the budget allows this period. Never a full refresh.
+3. Path (`plan_sweep`): the planner picks collect or bulk for the run the two make.
 
 The watermark is not moved here: `jobs.scheduler` moves it when the run has committed.
 """
@@ -21,6 +22,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from config import Settings
+from jobs.planner import plan_items
 from worker.errors import RateLimitedError
 from worker.run_model import utcnow
 from worker.runtime import WorkerContext
@@ -68,10 +71,13 @@ class Plan:
         }
 
 
-def plan_sweep(sync: Sync, items: int) -> str:
-    """How the sweep is collected. Hook for the bulk planner (branch `bulk`): today always
-    `collect` (one request per profile); a large sweep may pick bulk once that lands."""
-    return "collect"
+def plan_sweep(settings: Settings, items: Sequence[str]) -> str:
+    """How a tick's run (its delta, then its sweep: one run, one path) is collected: the planner's
+    choice (`jobs.planner`) for that many ids, none of them fresh (the sweep picked only members
+    that are due). Bulk at BULK_MIN_ITEMS or more; a run holding a name not yet resolved to an id
+    stays on collect (data requests take ids only)."""
+    kind = "ids" if all(key.startswith("id:") for key in items) else "names"
+    return plan_items(settings, kind, len(items), 0, "auto").choice
 
 
 def window_start(watermark: str, lag_s: float) -> str:

@@ -16,6 +16,7 @@ from typing import Any
 
 from jobs.inputs import InputKind, Item, Rejected, parse_lines
 from jobs.search_input import parse_search_body, validate_search_body
+from jobs.sync_webhooks import webhook_view
 from worker.errors import InputError
 from worker.run_model import utcnow
 from worker.runtime import Services
@@ -142,6 +143,12 @@ async def list_syncs(services: Services) -> list[Sync]:
     return await services.store.syncs.list_all()
 
 
+async def sync_view(services: Services, sync: Sync) -> dict[str, Any]:
+    """A sync as `syncs list/show` and `/v1/syncs` show it: the definition and bookkeeping, and its
+    webhook subscriptions (ids, status, expiry) with their state."""
+    return {**sync.as_dict(), **await webhook_view(services, sync)}
+
+
 async def set_sync_state(services: Services, name: str, state: SyncState) -> Sync:
     """Pause stops new ticks (a run in flight finishes); resume makes it due at once."""
     await get_sync(services, name)
@@ -152,6 +159,8 @@ async def set_sync_state(services: Services, name: str, state: SyncState) -> Syn
 
 
 async def delete_sync(services: Services, name: str) -> None:
+    """The definition and its members go now; its webhook subscriptions go upstream at the
+    renewer's next pass (`jobs.subscriptions.reap_orphaned`: this process may have no API key)."""
     if not await services.store.syncs.delete(name):
         raise SyncNotFoundError(f"no sync named {name!r}")
 

@@ -11,7 +11,10 @@ subscription collects unknown ids, ids synced within WEBHOOK_FRESH_WINDOW_S are 
 credit twice), and the rest become one run of kind `webhook`: stored inputs, progress, metrics
 and the dead-letter work as for any run, and its collect jobs go through the same limiter, credits
 gate and sink, queued with priority ahead of ordinary runs. An id already queued by another run is
-coalesced (the feeder's waiters), never queued twice.
+coalesced (the feeder's waiters), never queued twice. A batch the planner (`jobs.planner`) sends
+by bulk (BULK_MIN_ITEMS or more ids to refresh) becomes a bulk run instead, made by the same
+producer as `enqueue ids --via bulk` (`jobs.producers.enqueue_lines`), with source
+`webhook:<subscription>`: one data request per BULK_REQUEST_IDS ids, no collect slots used.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from datetime import UTC, datetime, timedelta
 import structlog
 
 from jobs.feeder import enqueue_items
+from jobs.planner import plan_items
+from jobs.producers import Intake, enqueue_lines, list_as_lines
 from jobs.runs import create_run, finish_if_complete
 from jobs.webhook_notices import Notice, inbox_id, notice_key, parse_notices, status_label
 from worker import keys
@@ -38,9 +43,6 @@ log = structlog.get_logger("employee_sync.webhooks")
 _STARTABLE = frozenset({RunState.ENQUEUEING})
 # Notice keys outlive the week they name by this long, then they are pruned.
 NOTICE_KEY_TTL = timedelta(days=15)
-# Large batches could go through bulk collect (one credit per record, no per-id rate) once that
-# pipeline lands: see `refresh_via_bulk`. Below this size per-id collect is always used.
-BULK_THRESHOLD = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,9 +116,12 @@ async def _wanted_ids(
 
 
 async def start_refresh(services: Services, ids: list[int], *, source: str) -> str:
-    """A `webhook` run over these ids, its collect jobs queued with priority at once."""
-    if len(ids) >= BULK_THRESHOLD and await refresh_via_bulk(services, ids, source=source):
-        return source
+    """A run refreshing these ids; returns its id. The planner picks the path: below BULK_MIN_ITEMS
+    a `webhook` run whose collect jobs are queued with priority at once, else a bulk run."""
+    # `fresh` is 0: `_wanted_ids` already dropped the copies that hold the news. FRESHNESS_TTL_S
+    # must not skip anything here: a notice says the mirror's copy is out of date.
+    if plan_items(services.settings, "ids", len(ids), 0, "auto").choice == "bulk":
+        return await refresh_via_bulk(services, ids, source=source)
     run = await create_run(services, RunKind.WEBHOOK, source)
     items = [f"id:{i}" for i in ids]
     size = services.settings.input_chunk_size
@@ -139,10 +144,13 @@ async def start_refresh(services: Services, ids: list[int], *, source: str) -> s
     return run.run_id
 
 
-async def refresh_via_bulk(services: Services, ids: list[int], *, source: str) -> bool:
-    """HOOK for the bulk-collect pipeline (built on another branch): when it lands, submit `ids` as
-    one bulk data request here and return True. Until then large batches use per-id collect."""
-    return False
+async def refresh_via_bulk(services: Services, ids: list[int], *, source: str) -> str:
+    """A bulk run over these ids (one id_file data request per BULK_REQUEST_IDS), made by the
+    producer every bulk id run comes from; returns its id. Credits: one per record delivered, as
+    by collect; an id the API no longer has is not delivered, so it costs nothing (`not_found`)."""
+    lines = list_as_lines(ids)
+    receipt = await enqueue_lines(services, lines, "ids", source=source, intake=Intake(bulk=True))
+    return receipt.run_id
 
 
 async def webhook_tick(ctx: WorkerContext) -> str:

@@ -84,7 +84,9 @@ class Sync:
     max_age_s: float = DEFAULT_MAX_AGE_S
     every_s: float = DEFAULT_EVERY_S
     credits_per_day: int | None = None
-    webhooks: bool = False  # read by the webhook refresher (branch `webhooks`): refresh between ticks
+    # Webhook notices refresh members between ticks: the scheduler keeps subscriptions for the
+    # sync's selection (`jobs.sync_webhooks`); the sweep still covers what notices miss.
+    webhooks: bool = False
     # Before re-collecting a member that is due, ask the API (one search per 300 ids) whether its
     # last_updated moved; an unchanged one is confirmed fresh (`verified_at`) without a collect.
     sweep_check: bool = True
@@ -99,6 +101,7 @@ class Sync:
     watermark: str | None = None
     sweep_paused_reason: str | None = None  # set when the credit budget cut this period's sweep
     last_plan: dict[str, Any] = field(default_factory=dict)  # what the last tick planned, for status
+    webhook_error: str | None = None  # why its subscriptions could not be made (retried each tick)
 
     def validate(self) -> None:
         check_name(self.name)
@@ -134,4 +137,5 @@ class Sync:
             "watermark": self.watermark,
             "sweep_paused_reason": self.sweep_paused_reason,
             "last_plan": dict(self.last_plan),
+            "webhook_error": self.webhook_error,
         }

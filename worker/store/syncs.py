@@ -51,6 +51,7 @@ def _to_doc(sync: Sync) -> Doc:
         "watermark": sync.watermark,
         "sweep_paused_reason": sync.sweep_paused_reason,
         "last_plan": dict(sync.last_plan),
+        "webhook_error": sync.webhook_error,
     }
 
 
@@ -73,6 +74,7 @@ def _from_doc(doc: Doc) -> Sync:
         watermark=doc.get("watermark"),
         sweep_paused_reason=doc.get("sweep_paused_reason"),
         last_plan=dict(doc.get("last_plan") or {}),
+        webhook_error=doc.get("webhook_error"),
     )
 
 
@@ -137,6 +139,11 @@ class SyncStore:
             result = await self._syncs.delete_one({"_id": name})
             await self._members.delete_many({"sync": name})
         return result.deleted_count == 1
+
+    async def record_webhook_error(self, name: str, error: str | None) -> None:
+        """Why the sync's webhook subscriptions could not be made (None: they are in place)."""
+        async with translated("update sync"):
+            await self._syncs.update_one({"_id": name}, {"$set": {"webhook_error": error}})
 
     async def make_due(self, name: str, when: datetime) -> bool:
         async with translated("update sync"):

@@ -2,7 +2,8 @@
 
 - `webhook_subscriptions`: `{_id: <upstream subscription id>, kind, selection ("ids"|"es_dsl"|
   "all"), ids, query_json, collect_unknown, token_hash, webhook_url_base, created_at, expiring_at,
-  lineage_started_at, last_delivery_at, renewed_at}`. The capability token itself is never
+  lineage_started_at, last_delivery_at, renewed_at, sync}` (`sync`: the name of the `--webhooks`
+  sync that owns it, None for one made by hand). The capability token itself is never
   stored: only its SHA-256 (unique index), so a leaked database cannot forge deliveries.
 - `webhook_inbox`: `{_id: "<subscription>:<sha256 of body>", subscription_id, received_at, body,
   notices, state: "pending"|"expanded", run_id, expanded_at, lag_recorded}`. The id makes an exact
@@ -77,6 +78,18 @@ class WebhookStore:
     async def subscriptions(self) -> list[Doc]:
         async with translated("list subscriptions"):
             return [doc async for doc in self._subs.find({}).sort("created_at", ASCENDING)]
+
+    async def subscriptions_of_sync(self, sync_name: str) -> list[Doc]:
+        """The subscriptions a `--webhooks` sync owns, oldest first."""
+        async with translated("list subscriptions"):
+            cursor = self._subs.find({"sync": sync_name}).sort("created_at", ASCENDING)
+            return [doc async for doc in cursor]
+
+    async def sync_owned_subscriptions(self) -> list[Doc]:
+        """Every subscription some sync owns (the scheduler deletes those whose sync is gone)."""
+        async with translated("list subscriptions"):
+            cursor = self._subs.find({"sync": {"$type": "string"}}).sort("created_at", ASCENDING)
+            return [doc async for doc in cursor]
 
     async def update_subscription(self, subscription_id: str, fields: dict[str, Any]) -> None:
         async with translated("update subscription"):
@@ -192,6 +205,7 @@ class WebhookStore:
     async def ensure_indexes(self) -> None:
         async with translated("create_index"):
             await self._subs.create_index([("token_hash", ASCENDING)], unique=True)
+            await self._subs.create_index([("sync", ASCENDING)])
             await self._inbox.create_index([("state", ASCENDING), ("received_at", ASCENDING)])
             await self._inbox.create_index([("received_at", ASCENDING)])
             await self._notices.create_index([("at", ASCENDING)])
