@@ -5,17 +5,16 @@ Odd answers the simulator never gives come from a tiny aiohttp server on a real 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
 import pytest
 from aiohttp import web
 
-from simulator.app import RunningSimulator, start
-from simulator.config import SimulatorConfig
+from simulator.app import RunningSimulator
 from simulator.population import Population
-from tests.conftest import TEST_API_KEY
+from tests.conftest import TEST_API_KEY, MakeSimulator
 from tests.upstream_stub import stub_upstream
 from worker.client import (
     RETRY_AFTER_CAP_S,
@@ -133,10 +132,8 @@ async def test_a_client_cap_applies_to_its_429s() -> None:
 
 
 @pytest.fixture
-async def simulator() -> AsyncIterator[RunningSimulator]:
-    running = await start(SimulatorConfig(population=50, api_keys=[TEST_API_KEY], collect_rps=400))
-    yield running
-    await running.close()
+async def simulator(make_simulator: MakeSimulator) -> RunningSimulator:
+    return await make_simulator(population=50)
 
 
 async def _collect(base_url: str, key: str) -> None:

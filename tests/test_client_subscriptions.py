@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
-from simulator.app import RunningSimulator, start
-from simulator.config import DEFAULT_API_KEY, SimulatorConfig
+from simulator.app import RunningSimulator
+from simulator.config import DEFAULT_API_KEY
+from tests.conftest import MakeSimulator
 from worker.client import CoresignalClient, SubscriptionClient, subscription_request
 from worker.errors import (
     BadRequestError,
@@ -25,10 +26,9 @@ HOOK = "https://hooks.example.com/coresignal/abc"
 
 
 @pytest.fixture
-async def simulator() -> AsyncIterator[RunningSimulator]:
-    running = await start(SimulatorConfig(population=200, subscriptions_per_minute=1000))
-    yield running
-    await running.close()
+async def simulator(make_simulator: MakeSimulator) -> RunningSimulator:
+    # The simulator's default key: these tests speak to it with DEFAULT_API_KEY.
+    return await make_simulator(population=200, subscriptions_per_minute=1000, api_keys=[DEFAULT_API_KEY])
 
 
 @pytest.fixture

@@ -85,8 +85,13 @@ async def test_a_slot_booked_before_a_penalty_is_booked_again_after_it(redis_cli
     worker_a = limiter(redis_client, 4, safety_margin=0.0)
     worker_b = limiter(redis_client, 4, safety_margin=0.0)
     await worker_a.acquire("collect")  # the next free slot is now ~250 ms away
+    tat_key = keys.limiter_tat_key(KEY, "collect")
+    tat_before = await redis_client.get(tat_key)
     waiting = asyncio.create_task(worker_a.acquire("collect"))
-    await asyncio.sleep(0.05)
+    deadline = time.monotonic() + 5
+    while await redis_client.get(tat_key) == tat_before:  # until that slot is booked, not a guess
+        assert time.monotonic() < deadline, "the second slot was never booked"
+        await asyncio.sleep(0.001)
     await worker_b.penalize("collect", 0.6)  # a 429 arrives while that slot is pending
     started = time.monotonic()
     grant = await waiting
