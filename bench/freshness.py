@@ -9,12 +9,15 @@ current; then the world clock moves one day every `week_s / 7` seconds for `week
 
   (a) naive:  re-collect every profile at the end of every week (an id run of everything)
   (b) sweep:  an id sync, max-age 7 days, every 6 h, re-collecting due members (--no-sweep-check)
-  (c) ours:   a query sync (match_all), max-age 7 days, every 6 h: the delta by last_updated, and
-              the sweep that first asks which due members changed. Webhooks are not part of it
-              (that branch has not landed here): delta + sweep only.
+  (c) ours:   a query sync (match_all) with `webhooks`, max-age 7 days, every 6 h: the delta by
+              last_updated, the sweep that first asks which due members changed, and the sync's
+              es_dsl subscription, whose weekly notices the simulator POSTs to our API (the
+              production `api.app.serve`, in this process on a free loopback port, at
+              WEBHOOK_PUBLIC_BASE_URL) and the lane's worker refreshes.
 
 Per strategy: collect and search requests during the month, collect credits per change the world
-made, staleness of changes (the simulator's wall time of a change -> the first fetch that brought
+made, the webhook notices the lane received (and how many of those the webhook path collected),
+staleness of changes (the simulator's wall time of a change -> the first fetch that brought
 it into that mirror), in simulated days, and the share of profiles ever older than max-age
 (age = now - the later of synced_at and verified_at, sampled every 2 s).
 """
@@ -36,6 +39,7 @@ from typing import Any
 import aiohttp
 import redis as sync_redis
 
+from api.app import serve
 from cli.wiring import run_fleet_worker
 from config import Settings
 from devstack import processes as svc
@@ -46,11 +50,13 @@ from jobs.syncs import SyncRequest, create_sync
 from simulator.app import RunningSimulator, start
 from simulator.config import SimulatorConfig
 from simulator.population import Population
+from worker.run_model import RunKind
 from worker.runtime import Services
 from worker.sync_model import SyncSource
 
 STRATEGIES = ("naive", "sweep", "ours")
 _LEASE = "es-test-suite:db:{}"  # the test suite's claim on a Redis database: benches honour it too
+_API_TOKEN = f"bench-fresh-{uuid.uuid4().hex}"  # our API keeps auth on; the receiver uses its own URLs
 
 
 @dataclass
@@ -63,6 +69,7 @@ class Lane:
     ever_over: set[int] = field(default_factory=set)
     base: dict[str, int] = field(default_factory=dict)
     sync: str | None = None
+    api: asyncio.Task[None] | None = None  # our API (the webhook receiver), lane (c) only
 
 
 def _claim_dbs(count: int) -> list[int]:
@@ -86,9 +93,18 @@ def _release_dbs(dbs: list[int]) -> None:
     client.close()
 
 
-def _settings(api_key: str, sim: RunningSimulator, db: int, mongo_url: str, day_s: float) -> Settings:
+def _settings(
+    api_key: str, sim: RunningSimulator, db: int, mongo_url: str, day_s: float, receiver_port: int | None
+) -> Settings:
+    # Lane (c) alone serves a receiver: the subscriptions its sync makes name this base URL.
+    receiver: dict[str, Any] = (
+        {}
+        if receiver_port is None
+        else {"webhook_public_base_url": f"http://127.0.0.1:{receiver_port}", "api_tokens": _API_TOKEN}
+    )
     return Settings.model_validate(
         {
+            **receiver,
             "coresignal_api_key": api_key,
             "coresignal_base_url": sim.base_url,
             "redis_url": f"redis://127.0.0.1:6379/{db}",
@@ -178,9 +194,32 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+async def _start_receiver(lane: Lane) -> None:
+    """Our API, as `employee-sync api` serves it, on the lane's WEBHOOK_PUBLIC_BASE_URL."""
+    base = lane.settings.webhook_public_base_url
+    assert base is not None
+    port = int(base.rsplit(":", 1)[1])
+    lane.api = asyncio.create_task(serve(lane.settings, "127.0.0.1", port, insecure=False))
+    deadline = time.monotonic() + 30
+    async with aiohttp.ClientSession() as session:
+        while True:
+            if lane.api.done():
+                lane.api.result()  # raises what stopped it
+                raise RuntimeError("the API stopped before it listened")
+            with contextlib.suppress(aiohttp.ClientError):
+                async with session.get(f"{base}/healthz") as resp:
+                    if resp.status == 200:
+                        return
+            if time.monotonic() > deadline:
+                raise RuntimeError("the API did not answer /healthz in time")
+            await asyncio.sleep(0.1)
+
+
 async def _start_lane(lane: Lane, ids: list[int]) -> None:
     lane.services = await Services.open(lane.settings)
     await lane.services.redis.flushdb()
+    if lane.settings.webhook_public_base_url is not None:
+        await _start_receiver(lane)
     lane.worker = asyncio.create_task(run_fleet_worker(lane.settings))
     await _run_ids(lane.services, ids)  # every mirror starts full and current (not counted)
 
@@ -196,7 +235,8 @@ async def _make_syncs(lanes: dict[str, Lane], ids: list[int], week_s: float, eve
     )
     query = json.dumps({"query": {"match_all": {}}})
     await create_sync(
-        ours.services, SyncRequest(name="ours", source=SyncSource.QUERY, query_text=query, **common)
+        ours.services,
+        SyncRequest(name="ours", source=SyncSource.QUERY, query_text=query, webhooks=True, **common),
     )
     sweep.sync, ours.sync = "sweep", "ours"
     deadline = time.monotonic() + 60
@@ -204,6 +244,11 @@ async def _make_syncs(lanes: dict[str, Lane], ids: list[int], week_s: float, eve
         if time.monotonic() > deadline:
             raise RuntimeError("the query sync's first tick did not set a watermark")
         await asyncio.sleep(0.2)
+    # The first tick subscribed the query; without it the month would measure no webhooks at all.
+    subscriptions = await ours.services.store.webhooks.subscriptions_of_sync("ours")
+    if not subscriptions:
+        error = (await ours.services.store.syncs.get("ours")).webhook_error  # type: ignore[union-attr]
+        raise RuntimeError(f"the webhooks sync made no subscription: {error}")
 
 
 async def run_month(profiles: int, week_s: float, weeks: int, every_h: float) -> list[dict[str, Any]]:
@@ -211,14 +256,26 @@ async def run_month(profiles: int, week_s: float, weeks: int, every_h: float) ->
     keys = {name: f"bench-{name}-key-0123456789abcdef" for name in STRATEGIES}
     sim = await start(
         SimulatorConfig.model_validate(
-            {"api_keys": list(keys.values()), "population": profiles, "collect_rps": 400, "search_rps": 100}
+            {
+                "api_keys": list(keys.values()),
+                "population": profiles,
+                "collect_rps": 400,
+                "search_rps": 100,
+                "webhook_cadence_days": 7,  # one batch a simulated week, as the API sends them
+                "subscriptions_per_minute": 1000,  # the bench's one subscription is never throttled
+            }
         )
     )
-    port, dbs = svc.free_port(), _claim_dbs(len(STRATEGIES))
+    port, receiver_port, dbs = svc.free_port(), svc.free_port(), _claim_dbs(len(STRATEGIES))
     mongo = svc.start_mongo_wire(port)
     ids = [Population.id_at(i) for i in range(profiles)]
+    mongo_url = f"mongodb://127.0.0.1:{port}"
     lanes = {
-        name: Lane(name, keys[name], _settings(keys[name], sim, db, f"mongodb://127.0.0.1:{port}", day_s))
+        name: Lane(
+            name,
+            keys[name],
+            _settings(keys[name], sim, db, mongo_url, day_s, receiver_port if name == "ours" else None),
+        )
         for name, db in zip(STRATEGIES, dbs, strict=True)
     }
     try:
@@ -246,10 +303,11 @@ async def run_month(profiles: int, week_s: float, weeks: int, every_h: float) ->
         return [await _row(lane, sim, changes, end_s, day_s, profiles) for lane in lanes.values()]
     finally:
         for lane in lanes.values():
-            if lane.worker is not None:
-                lane.worker.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await lane.worker
+            for running in (lane.worker, lane.api):
+                if running is not None:
+                    running.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await running
             if lane.services is not None:
                 with contextlib.suppress(Exception):
                     await lane.services.redis.flushdb()
@@ -271,6 +329,8 @@ async def _row(
     now = await _requests(sim, lane.api_key)
     collects, searches = now["collect"] - lane.base["collect"], now["search"] - lane.base["search"]
     delays, missing = await _staleness_days(lane, changes, end_s, day_s)
+    assert lane.services is not None
+    _, notices = await lane.services.store.webhooks.received_notices()
     return {
         "strategy": lane.name,
         "collect": collects,
@@ -282,13 +342,21 @@ async def _row(
         "p95_days": _pct(delays, 0.95),
         "never_seen": missing,
         "ever_over_share": len(lane.ever_over) / profiles,
+        "notices": notices,
+        "notice_collects": await _notice_collects(lane.services),
     }
+
+
+async def _notice_collects(services: Services) -> int:
+    """Ids the webhook path sent to be collected (its refresh runs' accepted items)."""
+    runs = await services.store.runs.list_runs(state=None, before=None, limit=10_000)
+    return sum(r.accepted for r in runs if r.kind is RunKind.WEBHOOK or r.source.startswith("webhook:"))
 
 
 _LABELS = {
     "naive": "(a) naive: everything every week",
     "sweep": "(b) sweep only, max-age 7 d",
-    "ours": "(c) ours: delta + checked sweep",
+    "ours": "(c) ours: delta + checked sweep + webhooks",
 }
 
 
@@ -296,14 +364,15 @@ def print_table(rows: list[dict[str, Any]], profiles: int, week_s: float, weeks:
     print(f"{profiles} profiles, {weeks} simulated weeks (a week = {week_s:g} s), world changes 5 %/week")
     print(
         "| strategy | collect credits | search credits | changes | collect credits per change "
-        "| staleness of changes p50 / p95 (days) | profiles ever over max-age |"
+        "| webhook notices (collected) | staleness of changes p50 / p95 (days) | profiles ever over max-age |"
     )
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         unseen = f" ({r['never_seen']} never seen)" if r["never_seen"] else ""
         print(
             f"| {_LABELS[r['strategy']]} | {r['collect']:,} | {r['search']:,} | {r['changes']} "
-            f"| {r['collect_per_change']:.2f} | {r['p50_days']:.2f} / {r['p95_days']:.2f}{unseen} "
+            f"| {r['collect_per_change']:.2f} | {r['notices']} ({r['notice_collects']}) "
+            f"| {r['p50_days']:.2f} / {r['p95_days']:.2f}{unseen} "
             f"| {100 * r['ever_over_share']:.1f} % |"
         )
 
@@ -320,5 +389,10 @@ def main(argv: list[str]) -> int:
     with svc.redis_available("redis://127.0.0.1:6379/0"):
         rows = asyncio.run(run_month(args.profiles, args.week_s, args.weeks, args.every_h))
     print_table(rows, args.profiles, args.week_s, args.weeks)
-    print(f"syncs: max-age 7 d, every {args.every_h:g} h; (c) has no webhooks (not on this branch)")
+    window_days = Settings.model_fields["webhook_fresh_window_s"].default / (args.week_s / 7)
+    print(
+        f"syncs: max-age 7 d, every {args.every_h:g} h; (c) subscribes its query (es_dsl, experience "
+        "notices, a batch every 7 simulated days) and our API in this process receives them; "
+        f"WEBHOOK_FRESH_WINDOW_S is the default 60 s wall = {window_days:.1f} simulated days"
+    )
     return 0

@@ -145,6 +145,12 @@ class WebhookStore:
         async with translated("count inbox"):
             return await self._inbox.count_documents({"state": PENDING})
 
+    async def received_notices(self) -> tuple[int, int]:
+        """(bodies, notices) the inbox holds: what the receiver accepted, duplicates excluded."""
+        async with translated("read inbox"):
+            counts = [int(doc.get("notices", 0)) async for doc in self._inbox.find({}, {"notices": True})]
+        return len(counts), sum(counts)
+
     async def mark_expanded(self, inbox_id: str, run_id: str | None, now: datetime) -> None:
         async with translated("update inbox"):
             await self._inbox.update_one(
