@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from pymongo import ASCENDING, WriteConcern
+from pymongo import ASCENDING, DESCENDING, WriteConcern
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
@@ -77,6 +77,22 @@ class WebhookStore:
     async def subscriptions(self) -> list[Doc]:
         async with translated("list subscriptions"):
             return [doc async for doc in self._subs.find({}).sort("created_at", ASCENDING)]
+
+    async def subscriptions_page(self, *, before: tuple[datetime, str] | None, limit: int) -> list[Doc]:
+        """Newest first, without the id list, the query or the token hash (a list of 500,000 ids is
+        megabytes, and a page needs none of it); `before` is the (created_at, id) of the last row."""
+        query: Doc = {}
+        if before is not None:
+            at, subscription_id = before
+            query["$or"] = [{"created_at": {"$lt": at}}, {"created_at": at, "_id": {"$lt": subscription_id}}]
+        hidden = {"ids": False, "query_json": False, "token_hash": False}
+        order = [("created_at", DESCENDING), ("_id", DESCENDING)]
+        async with translated("page subscriptions"):
+            return [doc async for doc in self._subs.find(query, hidden).sort(order).limit(limit)]
+
+    async def count_subscriptions(self) -> int:
+        async with translated("count subscriptions"):
+            return await self._subs.count_documents({})
 
     async def update_subscription(self, subscription_id: str, fields: dict[str, Any]) -> None:
         async with translated("update subscription"):
@@ -192,6 +208,7 @@ class WebhookStore:
     async def ensure_indexes(self) -> None:
         async with translated("create_index"):
             await self._subs.create_index([("token_hash", ASCENDING)], unique=True)
+            await self._subs.create_index([("created_at", ASCENDING), ("_id", ASCENDING)])
             await self._inbox.create_index([("state", ASCENDING), ("received_at", ASCENDING)])
             await self._inbox.create_index([("received_at", ASCENDING)])
             await self._notices.create_index([("at", ASCENDING)])
