@@ -14,8 +14,8 @@ Mongo-wire server stands in for MongoDB and its inserts slow down as a collectio
 letters take about 5 minutes to seed there, in batches of 100 so that no one insert stalls the
 server past the driver's heartbeat); MONGODB_URL set to a real MongoDB seeds in seconds.
 
-The page polls the fleet figures and the runs page every 3 s, dead letters, bulk requests and
-subscriptions every 10 s, freshness every 30 s; a "refresh" below is one fleet call plus one runs
+The page polls the fleet figures and the runs page every 3 s, dead letters and bulk requests every
+10 s, freshness and subscriptions every 30 s; a "refresh" below is one fleet call plus one runs
 page, with the slower panels added in proportion.
 """
 
@@ -65,7 +65,7 @@ PER_REFRESH = {
     "runs page (20)": 1.0,
     "dead letters page (25)": 0.3,
     "bulk requests page (20)": 0.3,
-    "subscriptions page (20)": 0.3,
+    "subscriptions page (20)": 0.1,
     "freshness": 0.1,
 }
 _TICK_S = os.sysconf("SC_CLK_TCK")

@@ -6,7 +6,7 @@
 const TOKEN_KEY = "employee-sync.token";
 const FAST_MS = 3000;   // runs, rate, queue, credits
 const SLOW_MS = 10000;  // dead letters
-const FRESH_MS = 30000; // freshness (the server caches it for 30 s)
+const FRESH_MS = 30000; // freshness (the server caches it for 30 s), subscriptions (they change by the day)
 const state = { runsCursor: null, runsCursors: [], deadCursor: null, deadCursors: [], bulkCursor: null, subsCursor: null, timers: [] };
 
 const $ = (sel) => document.querySelector(sel);
@@ -106,8 +106,8 @@ function tick(speed) {
   const view = currentView();
   if (view.name === "overview") {
     if (speed === "fast") { guard(loadFleet()); guard(loadRuns()); }
-    if (speed === "slow") { guard(loadDead()); guard(loadBulk()); guard(loadSubscriptions()); }
-    if (speed === "fresh") guard(loadFreshness());
+    if (speed === "slow") { guard(loadDead()); guard(loadBulk()); }
+    if (speed === "fresh") { guard(loadFreshness()); guard(loadSubscriptions()); }
   } else if (view.name === "run" && speed === "fast") {
     guard(loadRun(view.id));
   } else if (view.name === "data-request" && speed === "fast") {
