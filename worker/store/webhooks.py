@@ -78,6 +78,20 @@ class WebhookStore:
         async with translated("list subscriptions"):
             return [doc async for doc in self._subs.find({}).sort("created_at", ASCENDING)]
 
+    async def update_subscription(self, subscription_id: str, fields: dict[str, Any]) -> None:
+        async with translated("update subscription"):
+            await self._subs.update_one({"_id": subscription_id}, {"$set": fields})
+
+    async def replace_subscription(self, old_id: str, doc: Doc) -> None:
+        """A recreated subscription: the new upstream id takes over the old record (and token)."""
+        await self.save_subscription(doc)
+        if old_id != doc["_id"]:
+            await self.delete_subscription(old_id)
+
+    async def delete_subscription(self, subscription_id: str) -> None:
+        async with translated("delete subscription"):
+            await self._subs.delete_one({"_id": subscription_id})
+
     async def subscriptions_page(self, *, before: tuple[datetime, str] | None, limit: int) -> list[Doc]:
         """Newest first, without the id list, the query or the token hash (a list of 500,000 ids is
         megabytes, and a page needs none of it); `before` is the (created_at, id) of the last row."""
@@ -93,20 +107,6 @@ class WebhookStore:
     async def count_subscriptions(self) -> int:
         async with translated("count subscriptions"):
             return await self._subs.count_documents({})
-
-    async def update_subscription(self, subscription_id: str, fields: dict[str, Any]) -> None:
-        async with translated("update subscription"):
-            await self._subs.update_one({"_id": subscription_id}, {"$set": fields})
-
-    async def replace_subscription(self, old_id: str, doc: Doc) -> None:
-        """A recreated subscription: the new upstream id takes over the old record (and token)."""
-        await self.save_subscription(doc)
-        if old_id != doc["_id"]:
-            await self.delete_subscription(old_id)
-
-    async def delete_subscription(self, subscription_id: str) -> None:
-        async with translated("delete subscription"):
-            await self._subs.delete_one({"_id": subscription_id})
 
     # --- the inbox --------------------------------------------------------------------------
 
@@ -208,7 +208,7 @@ class WebhookStore:
     async def ensure_indexes(self) -> None:
         async with translated("create_index"):
             await self._subs.create_index([("token_hash", ASCENDING)], unique=True)
-            await self._subs.create_index([("created_at", ASCENDING), ("_id", ASCENDING)])
             await self._inbox.create_index([("state", ASCENDING), ("received_at", ASCENDING)])
             await self._inbox.create_index([("received_at", ASCENDING)])
             await self._notices.create_index([("at", ASCENDING)])
+            await self._subs.create_index([("created_at", ASCENDING), ("_id", ASCENDING)])  # the dashboard
