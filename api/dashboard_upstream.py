@@ -1,8 +1,9 @@
 """The dashboard's panels for what we asked the upstream for: bulk data requests and subscriptions.
 
 Both read MongoDB only (the ledger, `data_requests`, and `webhook_subscriptions`): one bounded page
-newest first (keyset cursor, as dead letters page), plus one aggregate cached for a few seconds, so
-a refresh costs the same with 10,000 rows as with ten. The page shows a panel only once its total is
+newest first on an index holding that order (keyset cursor, as dead letters page), plus the ledger's
+count per state (cached 10 s) or the subscriptions' count (a few dozen rows), so a refresh costs
+the same with 10,000 rows as with ten. The page shows a panel only once its total is
 above zero. A data request's own page (`/v1/dashboard/data-requests/{id}`) is what search opens for
 a data request id.
 """
