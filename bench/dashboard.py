@@ -1,11 +1,13 @@
 """What one dashboard refresh costs the API: CPU of the API process per request, and wall time.
 
     uv run python -m bench dashboard [--runs 1000] [--dead-letters 10000] [--data-requests 200]
-                                     [--subscriptions 20] [--calls 100]
+                                     [--subscriptions 20] [--queued 500] [--calls 100]
 
 Seeds MongoDB with RUNS runs (20 of them running, with live counters in Redis), DEAD_LETTERS
 letters, DATA_REQUESTS ledger rows and SUBSCRIPTIONS webhook subscriptions (each with an id list of
-5,000 ids, which a page must not read), writes two minutes of fleet figures for 8 workers to Redis,
+5,000 ids, which a page must not read), fills the queue with QUEUED collect jobs (the feeder's window;
+the oldest 40 marked started, as two workers of 20 would have them), writes two minutes of fleet
+figures for 8 workers to Redis,
 starts the real API process
 (`employee-sync api`), and calls each JSON endpoint the page polls CALLS times. The API's CPU is read
 from /proc/<pid>/stat before and after (user + system, 10 ms ticks: hence many calls), so the figure
@@ -41,7 +43,9 @@ from pymongo import AsyncMongoClient
 from config import Settings
 from devstack import processes as svc
 from jobs.runs import new_run_id
+from worker import keys
 from worker.fleet_stats import FleetRecorder
+from worker.queue import JobSpec
 from worker.run_model import DataRequest, Run, RunKind, RunState
 from worker.runtime import Services
 from worker.store.ledger import row_id_of
@@ -110,6 +114,7 @@ class Sizes:
     dead_letters: int
     data_requests: int
     subscriptions: int
+    queued: int
 
 
 async def seed(settings: Settings, sizes: Sizes) -> None:
@@ -130,6 +135,7 @@ async def seed(settings: Settings, sizes: Sizes) -> None:
         await _seed_subscriptions(services, sizes.subscriptions)
         await _seed_letters(settings, sizes.dead_letters)
         await _seed_fleet(services)
+        await _seed_queue(services, sizes.queued)
     finally:
         await services.close()
 
@@ -193,6 +199,14 @@ async def _seed_subscriptions(services: Services, count: int) -> None:
         )  # fmt: skip
 
 
+async def _seed_queue(services: Services, count: int, started: int = 40) -> None:
+    jobs = [JobSpec(f"collect:id:{n}", ("b" * 32, f"id:{n}")) for n in range(count)]
+    await services.queue.enqueue_many(keys.JOB_QUEUE, keys.COLLECT_JOB, jobs)
+    for job in jobs[:started]:
+        # arq's in-progress key (worker/queue.py owns arq; a bench may name its key, as the tests do)
+        await services.redis.set(f"arq:in-progress:{job.job_id}", b"1", px=3_600_000)
+
+
 async def _seed_fleet(services: Services) -> None:
     """Two minutes of grants at ~52/s spread over 8 workers, their waits, credits and heartbeats."""
     recorders = [
@@ -220,6 +234,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--dead-letters", type=int, default=10_000)
     parser.add_argument("--data-requests", type=int, default=200)
     parser.add_argument("--subscriptions", type=int, default=20)
+    parser.add_argument("--queued", type=int, default=500, help="collect jobs waiting in the queue")
     parser.add_argument("--calls", type=int, default=100)
     args = parser.parse_args(argv)
     external = os.environ.get("MONGODB_URL")
@@ -257,7 +272,7 @@ def _bench(args: argparse.Namespace, external: str | None, redis_url: str) -> in
     )
     try:
         t = time.perf_counter()
-        sizes = Sizes(args.runs, args.dead_letters, args.data_requests, args.subscriptions)
+        sizes = Sizes(args.runs, args.dead_letters, args.data_requests, args.subscriptions, args.queued)
         asyncio.run(seed(settings, sizes))
         seeded_s = time.perf_counter() - t
         print(f"seeded {sizes} in {seeded_s:.0f} s", flush=True)
@@ -289,8 +304,9 @@ def _measure_api(settings: Settings, calls: int) -> list[Row]:
 
 def _print(rows: list[Row], args: argparse.Namespace) -> None:
     print(
-        f"\n{args.runs:,} runs (20 running), {args.dead_letters:,} dead letters, {args.data_requests:,} data "
-        f"requests, {args.subscriptions:,} subscriptions, {args.calls} calls each"
+        f"\n{args.runs:,} runs (20 running), {args.dead_letters:,} dead letters, {args.data_requests:,} "
+        f"data requests, {args.subscriptions:,} subscriptions, {args.queued:,} jobs queued, "
+        f"{args.calls} calls each"
     )
     print("| endpoint | API CPU per call | wall p50 | first call (caches cold) |")
     print("|---|---|---|---|")
