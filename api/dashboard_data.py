@@ -1,4 +1,5 @@
-"""The JSON behind the dashboard (`GET /ui`): fleet figures, dead letters, freshness, search, history.
+"""The JSON behind the dashboard (`GET /ui`): fleet figures, dead letters, freshness, search, history
+(data requests and subscriptions: `api.dashboard_upstream`).
 
 Every endpoint needs the bearer token (the auth middleware), answers one bounded read, and is
 documented in the OpenAPI document (`api.dashboard_openapi`). Runs and run control are the API's own
@@ -13,18 +14,24 @@ viewer per refresh. `bench/dashboard.py` measures it.
 from __future__ import annotations
 
 import re
-import time
-from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
-from multidict import MultiMapping
 
+from api.dashboard_params import (
+    CACHE,
+    TtlCache,
+    decode_position,
+    encode_position,
+    only_parameters,
+    optional_run_id,
+    page_limit,
+)
+from api.dashboard_upstream import add_upstream_routes, data_request_matches
 from api.errors import ApiError, json_response
 from api.jsonbody import read_json
 from api.state import SERVICES, SETTINGS
-from api.validation import invalid_body, invalid_parameter, parse_employee_id, parse_run_id, preview
+from api.validation import invalid_body, invalid_parameter, parse_employee_id
 from jobs.deadletter import requeue_dead_letters
 from jobs.inputs import MAX_EMPLOYEE_ID
 from worker import keys
@@ -34,7 +41,6 @@ from worker.runtime import Services
 from worker.store.dashboard import LetterFilter
 from worker.store.deadletters import DeadLetter
 
-LETTERS_LIMIT_DEFAULT, LETTERS_LIMIT_MAX = 25, 200
 REQUEUE_MAX = 10_000
 REASONS_CACHE_S = 10.0
 RUN_STATES_CACHE_S = 5.0
@@ -47,28 +53,6 @@ _NAME = re.compile(r"[A-Za-z0-9%._~-]{1,100}")
 _PROFILE_URL = re.compile(r"(?:https?://)?(?:[a-z]{2,3}\.)?linkedin\.com/in/([^/?#]+)/?", re.IGNORECASE)
 
 
-class TtlCache:
-    """A few seconds of memory for the aggregates that do not need to be exact to the second."""
-
-    def __init__(self) -> None:
-        self._entries: dict[str, tuple[float, Any]] = {}
-
-    async def get(self, name: str, ttl_s: float, compute: Callable[[], Awaitable[Any]]) -> Any:
-        now = time.monotonic()
-        hit = self._entries.get(name)
-        if hit is not None and now - hit[0] < ttl_s:
-            return hit[1]
-        value = await compute()
-        self._entries[name] = (now, value)
-        return value
-
-    def clear(self) -> None:
-        self._entries.clear()
-
-
-CACHE = web.AppKey("dashboard_cache", TtlCache)
-
-
 def add_dashboard_routes(app: web.Application) -> None:
     app[CACHE] = TtlCache()
     app.router.add_get("/v1/dashboard/fleet", fleet)
@@ -77,16 +61,7 @@ def add_dashboard_routes(app: web.Application) -> None:
     app.router.add_get("/v1/dashboard/freshness", freshness)
     app.router.add_get("/v1/dashboard/search", search)
     app.router.add_get("/v1/employees/{id}/history", employee_history)
-
-
-def _only(query: MultiMapping[str], allowed: tuple[str, ...]) -> None:
-    for name in query:
-        if name not in allowed:
-            raise invalid_parameter(
-                f"unknown query parameter {preview(name)!r}; expected {', '.join(allowed)}"
-            )
-        if len(query.getall(name)) > 1:
-            raise invalid_parameter(f"query parameter {preview(name)!r} given more than once")
+    add_upstream_routes(app)
 
 
 # --- fleet -----------------------------------------------------------------------------------
@@ -94,7 +69,7 @@ def _only(query: MultiMapping[str], allowed: tuple[str, ...]) -> None:
 
 async def fleet(request: web.Request) -> web.Response:
     """Rate vs limit per class, 429s and cool-downs, credits, queue, live workers, runs by state."""
-    _only(request.query, ())
+    only_parameters(request.query, ())
     settings, services = request.app[SETTINGS], request.app[SERVICES]
     limits: dict[str, float] = {cls: settings.rate_per_s(cls) for cls in keys.ENDPOINT_CLASSES}
     view = (await read_fleet(services.redis, limits)).as_dict()
@@ -119,13 +94,13 @@ async def dead_letters(request: web.Request) -> web.Response:
     """One page of letters (newest first, optionally of one reason or run), their count, and the
     reasons with their counts (cached for REASONS_CACHE_S)."""
     query = request.query
-    _only(query, ("reason", "run_id", "limit", "cursor"))
+    only_parameters(query, ("reason", "run_id", "limit", "cursor"))
     services = request.app[SERVICES]
     if query.get("reason") == "":
         raise invalid_parameter("reason must not be empty (leave it out for every reason)")
-    where = LetterFilter(reason=query.get("reason"), run_id=_optional_run_id(query.get("run_id")))
-    limit = _letters_limit(query.get("limit"))
-    before = None if query.get("cursor") is None else _decode_cursor(query["cursor"])
+    where = LetterFilter(reason=query.get("reason"), run_id=optional_run_id(query.get("run_id")))
+    limit = page_limit(query.get("limit"))
+    before = decode_position(query.get("cursor"))
     letters = await services.store.dashboard.letters_page(where, before=before, limit=limit + 1)
     page, more = letters[:limit], len(letters) > limit
     reasons = await request.app[CACHE].get(
@@ -136,7 +111,7 @@ async def dead_letters(request: web.Request) -> web.Response:
         {
             "total": total,
             "letters": [_letter(letter) for letter in page],
-            "next_cursor": _encode_cursor(page[-1]) if more and page else None,
+            "next_cursor": encode_position(page[-1].at, page[-1].letter_id) if more and page else None,
             "reasons": [{"reason": reason, "count": count} for reason, count in reasons],
         }
     )
@@ -146,38 +121,6 @@ def _letter(letter: DeadLetter) -> dict[str, Any]:
     data = letter.as_dict()
     data["id"] = data.pop("_id")
     return data
-
-
-def _optional_run_id(text: str | None) -> str | None:
-    return None if text is None else parse_run_id(text)
-
-
-def _letters_limit(text: str | None) -> int:
-    if text is None:
-        return LETTERS_LIMIT_DEFAULT
-    if not _DIGITS.fullmatch(text) or not 1 <= int(text) <= LETTERS_LIMIT_MAX:
-        raise invalid_parameter(f"limit must be an integer from 1 to {LETTERS_LIMIT_MAX}")
-    return int(text)
-
-
-# `<letter time in µs since the epoch>-<letter id as hex>`: every string of this shape is a position
-# in the newest-first order (the document can say exactly which cursors are valid).
-LETTER_CURSOR_PATTERN = "^[0-9]{1,17}-([0-9a-f]{2}){1,600}$"
-_LETTER_CURSOR = re.compile(LETTER_CURSOR_PATTERN)
-
-
-def _encode_cursor(letter: DeadLetter) -> str:
-    at_us = round(letter.at.timestamp() * 1_000_000)
-    return f"{at_us}-{letter.letter_id.encode().hex()}"
-
-
-def _decode_cursor(text: str) -> tuple[datetime, str]:
-    if not _LETTER_CURSOR.fullmatch(text):
-        raise invalid_parameter("invalid cursor; pass next_cursor from the previous page unchanged")
-    at_us, _, hex_id = text.partition("-")
-    # Bytes that are not UTF-8 still name a position (between the real ids around it).
-    letter_id = bytes.fromhex(hex_id).decode("utf-8", "replace")
-    return datetime.fromtimestamp(int(at_us) / 1_000_000, UTC), letter_id
 
 
 async def requeue(request: web.Request) -> web.Response:
@@ -205,7 +148,7 @@ FRESHNESS_AGES_S = (3600, 86_400, 7 * 86_400, 30 * 86_400)  # the histogram's up
 
 async def freshness(request: web.Request) -> web.Response:
     """How stale the mirror is: live profiles per sync-age bucket and the share over max-age."""
-    _only(request.query, ())
+    only_parameters(request.query, ())
     services, settings = request.app[SERVICES], request.app[SETTINGS]
     max_age_s = int(settings.freshness_ttl_s)
     ages = tuple(sorted({*FRESHNESS_AGES_S, max_age_s}))
@@ -239,8 +182,9 @@ def _freshness_body(total: int, ages: tuple[int, ...], within: list[int], max_ag
 
 
 async def search(request: web.Request) -> web.Response:
-    """`q`: a run id, an employee id, a shorthand name or a profile URL; returns what it names."""
-    _only(request.query, ("q",))
+    """`q`: a run id, an employee id, a shorthand name, a profile URL or a data request id (the
+    upstream's, or the ledger row's `<run id>:<seq>`); returns what it names."""
+    only_parameters(request.query, ("q",))
     text = (request.query.get("q") or "").strip()
     if not text or len(text) > MAX_QUERY_CHARS:
         raise invalid_parameter(f"q must be 1 to {MAX_QUERY_CHARS} characters")
@@ -252,14 +196,16 @@ async def _matches(services: Services, text: str) -> list[dict[str, Any]]:
     if _RUN_ID.fullmatch(lowered):
         run = await services.store.runs.get(lowered)
         return [] if run is None else [{"kind": "run", "id": run.run_id, "label": f"{run.kind} run"}]
+    # The upstream documents no format for a data request id (the simulator's are UUIDs), so any
+    # text may be one: digits may be an employee id too, a UUID a shorthand name, and both are asked.
+    matches = await data_request_matches(services, text)
     if _DIGITS.fullmatch(text) and 1 <= int(text) <= MAX_EMPLOYEE_ID:
         doc = await services.store.employees.get(int(text))
-        return [] if doc is None else [_employee_match(doc)]
+        return matches if doc is None else [*matches, _employee_match(doc)]
     url = _PROFILE_URL.fullmatch(text)
     name = url.group(1) if url else text
     if not _NAME.fullmatch(name):
-        return []
-    matches = []
+        return matches
     for employee_id in await services.store.dashboard.ids_by_shorthand_name(name):
         doc = await services.store.employees.get(employee_id)
         if doc is not None:

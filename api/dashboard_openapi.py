@@ -7,14 +7,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from api.dashboard_data import (
-    LETTER_CURSOR_PATTERN,
-    LETTERS_LIMIT_DEFAULT,
-    LETTERS_LIMIT_MAX,
-    MAX_QUERY_CHARS,
-    REQUEUE_MAX,
-)
+from api.dashboard_data import MAX_QUERY_CHARS, REQUEUE_MAX
+from api.dashboard_params import LETTERS_LIMIT_DEFAULT, LETTERS_LIMIT_MAX, POSITION_CURSOR_PATTERN
+from api.dashboard_upstream import PAGE_DEFAULT, PAGE_MAX, ROW_ID_PATTERN
 from jobs.inputs import MAX_EMPLOYEE_ID
+from worker.run_model import DATA_REQUEST_STATES
 
 Schema = dict[str, Any]
 
@@ -86,6 +83,7 @@ def dashboard_schemas() -> dict[str, Schema]:
     )
     change = _obj({"at": _n("string"), "run_id": _n("string"), "fields": {"type": "array", "items": _TEXT}})
     return {
+        **_upstream_schemas(),
         "FleetClassRate": rate,
         "FleetWorker": worker,
         "Fleet": _obj(
@@ -125,7 +123,11 @@ def dashboard_schemas() -> dict[str, Schema]:
                 "matches": {
                     "type": "array",
                     "items": _obj(
-                        {"kind": {"type": "string", "enum": ["run", "employee"]}, "id": {}, "label": _TEXT}
+                        {
+                            "kind": {"type": "string", "enum": ["run", "employee", "data_request"]},
+                            "id": {},
+                            "label": _TEXT,
+                        }
                     ),
                 },
             }
@@ -140,6 +142,68 @@ def dashboard_schemas() -> dict[str, Schema]:
                 "collects_total": _COUNT,
                 "collects": {"type": "array", "items": collect, "description": "newest first, last 50"},
                 "changes": {"type": "array", "items": change, "description": "newest first, last 50"},
+            }
+        ),
+    }
+
+
+_TIME: Schema = {"type": "string", "format": "date-time"}
+
+
+def _upstream_schemas() -> dict[str, Schema]:
+    """Data requests (the bulk ledger) and webhook subscriptions (`api.dashboard_upstream`)."""
+    state: Schema = {"type": "string", "enum": list(DATA_REQUEST_STATES)}
+    summary = {
+        "id": {"type": "string", "pattern": ROW_ID_PATTERN, "description": "the ledger row: <run id>:<seq>"},
+        "run_id": _TEXT, "seq": _COUNT, "kind": {"type": "string", "enum": ["id_file", "es_dsl"]},
+        "state": state, "request_id": {**_n("string"), "description": "the upstream's id"},
+        "error": _n("string"), "created_at": _TIME, "age_s": _NUM, "submitted_at": _n("string"),
+        "ready_at": _n("string"),
+        "files_expire_at": {**_n("string"), "description": "ready_at + 30 days, when files are listed"},
+        "files_expired": {"type": "boolean"}, "polls": _COUNT, "files_total": _COUNT,
+        "files_done": _COUNT, "records_ingested": _COUNT, "bytes_downloaded": _COUNT,
+    }  # fmt: skip
+    file = _obj(
+        {
+            "index": _COUNT, "name": _TEXT, "done": {"type": "boolean"}, "records_ingested": _COUNT,
+            "downloads": _COUNT, "corrupt_downloads": _COUNT,
+        }
+    )  # fmt: skip
+    subscription = _obj(
+        {
+            "id": _TEXT, "type": _n("string"), "selection": _n("string"),
+            "status": {**_n("string"), "description": "as the upstream last said, or expired"},
+            "created_at": _n("string"), "age_s": _n("number"), "expiring_at": _n("string"),
+            "expires_in_s": _n("number"), "renewed_at": _n("string"), "last_delivery_at": _n("string"),
+            "last_delivery_age_s": _n("number"),
+            "silent": {"type": "boolean", "description": "no delivery for cadence + slack"},
+        }
+    )  # fmt: skip
+    detail = {
+        **summary,
+        "fingerprint": _TEXT,
+        "limit": _n("integer"),
+        "download_errors": _COUNT,
+        "run_state": _n("string"),
+        "files": {"type": "array", "items": file},
+    }
+    return {
+        "DataRequestSummary": _obj(summary),
+        "DataRequestPage": _obj(
+            {
+                "total": _COUNT,
+                "by_state": {"type": "object", "additionalProperties": _COUNT, "description": "cached 10 s"},
+                "data_requests": {"type": "array", "items": _ref("DataRequestSummary")},
+                "next_cursor": _n("string"),
+            }
+        ),
+        "DataRequestDetail": _obj(detail),
+        "SubscriptionSummary": subscription,
+        "SubscriptionPage": _obj(
+            {
+                "total": _COUNT,
+                "subscriptions": {"type": "array", "items": _ref("SubscriptionSummary")},
+                "next_cursor": _n("string"),
             }
         ),
     }
@@ -160,7 +224,7 @@ _ERROR_TEXT = {
     "400": "invalid_parameter or invalid_body",
     "401": "unauthorized: missing or invalid bearer token",
     "403": "forbidden_origin: a browser sent it from another origin",
-    "404": "employee_not_found",
+    "404": "employee_not_found or data_request_not_found",
     "500": "internal",
     "503": "unavailable: Redis or MongoDB is not answering",
 }
@@ -176,6 +240,11 @@ def _page(op_id: str, summary: str, content_type: str) -> Schema:
     return {"get": {"summary": summary, "operationId": op_id, "security": [], "responses": {"200": ok}}}
 
 
+_CURSOR_PARAM = _query(
+    "cursor", {"type": "string", "pattern": POSITION_CURSOR_PATTERN}, "next_cursor of the previous page"
+)
+
+
 def dashboard_paths() -> dict[str, Schema]:
     letters_params = [
         _query("reason", {"type": "string", "minLength": 1}, "exactly this reason"),
@@ -184,9 +253,7 @@ def dashboard_paths() -> dict[str, Schema]:
             "limit",
             {"type": "integer", "minimum": 1, "maximum": LETTERS_LIMIT_MAX, "default": LETTERS_LIMIT_DEFAULT},
         ),
-        _query(
-            "cursor", {"type": "string", "pattern": LETTER_CURSOR_PATTERN}, "next_cursor of the previous page"
-        ),
+        _CURSOR_PARAM,
     ]
     requeue_body: Schema = {
         "type": "object",
@@ -228,13 +295,14 @@ def dashboard_paths() -> dict[str, Schema]:
                 requestBody={"required": True, **_json(requeue_body)},
             )
         },
+        **_upstream_paths(),
         "/v1/dashboard/freshness": {
             "get": _op("dashboardFreshness", "Mirror staleness histogram (cached 30 s)", "Freshness", "400")
         },
         "/v1/dashboard/search": {
             "get": _op(
                 "dashboardSearch",
-                "Find a run id, an employee id, a shorthand name or a profile URL",
+                "Find a run id, an employee id, a shorthand name, a profile URL or a data request id",
                 "SearchResult",
                 "400",
                 parameters=[
@@ -259,6 +327,46 @@ def dashboard_paths() -> dict[str, Schema]:
                         "schema": {"type": "integer", "minimum": 1, "maximum": MAX_EMPLOYEE_ID},
                     }
                 ],
+            )
+        },
+    }
+
+
+def _upstream_paths() -> dict[str, Schema]:
+    limit = _query("limit", {"type": "integer", "minimum": 1, "maximum": PAGE_MAX, "default": PAGE_DEFAULT})
+    run_id = _query("run_id", {"type": "string", "pattern": "^[0-9a-f]{32}$"}, "only this bulk run's")
+    row_id = {
+        "name": "id",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string", "pattern": ROW_ID_PATTERN},
+    }
+    return {
+        "/v1/dashboard/data-requests": {
+            "get": _op(
+                "dashboardDataRequests",
+                "Bulk data requests (the ledger), newest first, one page at a time, with counts by state",
+                "DataRequestPage",
+                "400",
+                parameters=[run_id, limit, _CURSOR_PARAM],
+            )
+        },
+        "/v1/dashboard/data-requests/{id}": {
+            "get": _op(
+                "dashboardDataRequest",
+                "One data request: its state, its run, each of its files",
+                "DataRequestDetail",
+                "400 404",
+                parameters=[row_id],
+            )
+        },
+        "/v1/dashboard/subscriptions": {
+            "get": _op(
+                "dashboardSubscriptions",
+                "Webhook subscriptions, newest first: state, selection, age, expiry, last delivery",
+                "SubscriptionPage",
+                "400",
+                parameters=[limit, _CURSOR_PARAM],
             )
         },
     }

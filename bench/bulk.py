@@ -1,13 +1,14 @@
 """Bulk benchmark: N profiles via collect vs via bulk, the batched sink vs raw bulk_write, and the
 memory of ingesting one 10,000-record file.
 
-    uv run python -m bench bulk [--profiles 500] [--sink-docs 2000] [--file-records 10000]
+    uv run python -m bench bulk [--profiles 500] [--sink-docs 2000] [--file-records 10000] [--plot FILE.png]
 
 Everything on loopback: the simulator as a subprocess (default rate limits: collect 54, bulk 27;
 data requests ready 2 s + 0.5 ms per record after their POST), real Redis, and MongoDB: the
 Mongo-wire server (mongoeco, in memory) on a free port unless MONGODB_URL names a real one. The
 table says which. The Mongo-wire server slows down as a collection grows, so its sink figures are
 not MongoDB figures; the ratio batched / raw on the same server is the meaningful number.
+`--plot` draws the two paths' progress: profiles done (the run's own counter) over wall time.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from bench.plots import Panel, Series, draw
 from config import Settings, configure_logging
 from devstack import processes as svc
 from jobs.inputs import read_lines
@@ -47,6 +49,7 @@ class PathRow:
     requests: dict[str, int]
     credits: int
     state: str
+    progress: list[tuple[float, int]]  # (seconds since enqueue, items processed), every 0.25 s
 
 
 def _sim(port: int, method: str, path: str, body: object = None) -> dict[str, Any]:
@@ -73,17 +76,50 @@ async def run_path(settings: Settings, sim_port: int, via: str, count: int) -> P
         receipt = await enqueue_lines(
             services, read_lines(io.BytesIO(text.encode())), "ids", source="bench", intake=intake
         )
-        await run_fleet_worker(settings, burst=True)
+        progress: list[tuple[float, int]] = []
+        sampler = asyncio.create_task(_sample_progress(services, receipt.run_id, started, progress))
+        try:
+            await run_fleet_worker(settings, burst=True)
+        finally:
+            sampler.cancel()
         elapsed = time.perf_counter() - started
+        processed = (await services.progress.counts(receipt.run_id)).get("processed", 0)
+        progress.append((elapsed, processed))
         status = await get_status(services, receipt.run_id)
         stats = _sim(sim_port, "GET", "stats")
         requests = {cls: int(v["accepted"]) for cls, v in stats["classes"].items() if v["accepted"]}
         await services.store.drop_database()
         return PathRow(
-            via, count, elapsed, requests, int(stats["credits_charged"]), str(status and status.state.value)
-        )
+            via, count, elapsed, requests, int(stats["credits_charged"]), str(status and status.state.value),
+            progress,
+        )  # fmt: skip
     finally:
         await services.close()
+
+
+async def _sample_progress(
+    services: Services, run_id: str, started: float, into: list[tuple[float, int]]
+) -> None:
+    while True:
+        processed = (await services.progress.counts(run_id)).get("processed", 0)
+        into.append((time.perf_counter() - started, processed))
+        await asyncio.sleep(0.25)
+
+
+def plot(rows: list[PathRow], path: str) -> None:
+    panel = Panel(
+        title=f"{rows[0].profiles:,} profiles: collect (one request each) vs bulk (data requests)",
+        series=[
+            Series(f"{r.path}: {r.seconds:.1f} s", [t for t, _ in r.progress], [n for _, n in r.progress])
+            for r in rows
+        ],
+        xlabel="seconds since the run was enqueued",
+        ylabel="profiles done",
+        limit=rows[0].profiles,
+        limit_label="all of them",
+        ymax=rows[0].profiles * 1.1,
+    )
+    draw([panel], path)
 
 
 async def sink_ratio(settings: Settings, docs: int, batch: int) -> tuple[float, float, int]:
@@ -142,6 +178,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--sink-docs", type=int, default=1_000)
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--file-records", type=int, default=10_000)
+    parser.add_argument("--plot", metavar="FILE.png")
     parser.add_argument(
         "--redis-url", help="a Redis database of its own (default: one claimed like the tests do)"
     )
@@ -197,7 +234,11 @@ def _main(args: argparse.Namespace) -> int:
     try:
         with svc.redis_available(args.redis_url):
             print(f"MongoDB for every figure below: {server}\n", flush=True)
-            _print_paths([asyncio.run(run_path(settings, sim_port, via, args.profiles)) for via in VIAS])
+            rows = [asyncio.run(run_path(settings, sim_port, via, args.profiles)) for via in VIAS]
+            _print_paths(rows)
+            if args.plot:
+                plot(rows, args.plot)
+                print(f"plot: {args.plot}", file=sys.stderr)
             _print_sink(*asyncio.run(sink_ratio(settings, args.sink_docs, args.batch)), args)
             _print_rss(_rss_of_ingest(settings, sim_port, args.file_records))
     finally:

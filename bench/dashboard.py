@@ -1,19 +1,24 @@
 """What one dashboard refresh costs the API: CPU of the API process per request, and wall time.
 
-    uv run python -m bench dashboard [--runs 1000] [--dead-letters 2000] [--calls 100]
+    uv run python -m bench dashboard [--runs 1000] [--dead-letters 10000] [--data-requests 200]
+                                     [--subscriptions 20] [--queued 500] [--calls 100]
 
-Seeds MongoDB with RUNS runs (20 of them running, with live counters in Redis) and DEAD_LETTERS
-letters, writes two minutes of fleet figures for 8 workers to Redis, starts the real API process
+Seeds MongoDB with RUNS runs (20 of them running, with live counters in Redis), DEAD_LETTERS
+letters, DATA_REQUESTS ledger rows and SUBSCRIPTIONS webhook subscriptions (each with an id list of
+5,000 ids, which a page must not read), fills the queue with QUEUED collect jobs (the feeder's window;
+the oldest 40 marked started, as two workers of 20 would have them), writes two minutes of fleet
+figures for 8 workers to Redis,
+starts the real API process
 (`employee-sync api`), and calls each JSON endpoint the page polls CALLS times. The API's CPU is read
 from /proc/<pid>/stat before and after (user + system, 10 ms ticks: hence many calls), so the figure
 is the API's own work (HTTP handling, the Redis and MongoDB clients, JSON), not the stores'. The
-Mongo-wire server stands in for MongoDB and its inserts slow down as a collection grows, so 10,000
-letters take many minutes to seed there; pass `--dead-letters 10000` with MONGODB_URL set to a real
-MongoDB for that size.
+Mongo-wire server stands in for MongoDB and its inserts slow down as a collection grows (10,000
+letters take about 5 minutes to seed there, in batches of 100 so that no one insert stalls the
+server past the driver's heartbeat); MONGODB_URL set to a real MongoDB seeds in seconds.
 
-The page polls the fleet figures and the runs page every 3 s, dead letters every 10 s, freshness
-every 30 s; a "refresh" below is one fleet call plus one runs page, with the slower panels added in
-proportion.
+The page polls the fleet figures and the runs page every 3 s, dead letters and bulk requests every
+10 s, freshness and subscriptions every 30 s; a "refresh" below is one fleet call plus one runs
+page, with the slower panels added in proportion.
 """
 
 from __future__ import annotations
@@ -38,10 +43,15 @@ from pymongo import AsyncMongoClient
 from config import Settings
 from devstack import processes as svc
 from jobs.runs import new_run_id
+from worker import keys
 from worker.fleet_stats import FleetRecorder
-from worker.run_model import Run, RunKind, RunState
+from worker.queue import JobSpec
+from worker.run_model import DataRequest, Run, RunKind, RunState
 from worker.runtime import Services
+from worker.store.ledger import row_id_of
 from worker.store.mongo import DEAD_LETTERS
+
+SEED_BATCH = 100  # the Mongo-wire server's insert cost grows with the collection: keep each one short
 
 TOKEN = "bench-dashboard-token-0123456789"
 ENDPOINTS = {
@@ -49,6 +59,8 @@ ENDPOINTS = {
     "fleet": "/v1/dashboard/fleet",
     "runs page (20)": "/v1/runs?limit=20",
     "dead letters page (25)": "/v1/dashboard/dead-letters?limit=25",
+    "bulk requests page (20)": "/v1/dashboard/data-requests?limit=20",
+    "subscriptions page (20)": "/v1/dashboard/subscriptions?limit=20",
     "freshness": "/v1/dashboard/freshness",
 }
 PER_REFRESH = {
@@ -56,6 +68,8 @@ PER_REFRESH = {
     "fleet": 1.0,
     "runs page (20)": 1.0,
     "dead letters page (25)": 0.3,
+    "bulk requests page (20)": 0.3,
+    "subscriptions page (20)": 0.1,
     "freshness": 0.1,
 }
 _TICK_S = os.sysconf("SC_CLK_TCK")
@@ -94,11 +108,21 @@ def measure(base: str, pid: int, path: str, calls: int, name: str) -> Row:
     return Row(name, 1000 * cpu / calls, 1000 * statistics.median(walls), 1000 * first)
 
 
-async def seed(settings: Settings, runs: int, letters: int) -> None:
+@dataclass(frozen=True)
+class Sizes:
+    runs: int
+    dead_letters: int
+    data_requests: int
+    subscriptions: int
+    queued: int
+
+
+async def seed(settings: Settings, sizes: Sizes) -> None:
     services = await Services.open(settings)
     try:
         await services.redis.flushdb()
         created = datetime.now(UTC) - timedelta(hours=1)
+        runs = sizes.runs
         for n in range(runs):
             run = Run(run_id=new_run_id(), kind=RunKind.IDS, source="bench", accepted=1000)
             run.created_at = created + timedelta(seconds=n)
@@ -107,21 +131,25 @@ async def seed(settings: Settings, runs: int, letters: int) -> None:
             await services.store.runs.create(run)
             if run.state is RunState.RUNNING:
                 await services.progress.add(run.run_id, {"processed": 400, "inserted": 300, "unchanged": 100})
-        await _seed_letters(settings, letters)
+        await _seed_ledger(services, sizes.data_requests)
+        await _seed_subscriptions(services, sizes.subscriptions)
+        await _seed_letters(settings, sizes.dead_letters)
         await _seed_fleet(services)
+        await _seed_queue(services, sizes.queued)
     finally:
         await services.close()
 
 
 async def _seed_letters(settings: Settings, count: int) -> None:
+    # The driver's monitor reads with the connect timeout: a long insert must not make it drop the pool.
     client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(
-        settings.mongodb_url, tz_aware=True, socketTimeoutMS=600_000
+        settings.mongodb_url, tz_aware=True, socketTimeoutMS=600_000, connectTimeoutMS=600_000
     )
     start = datetime.now(UTC) - timedelta(days=1)
     reasons = ["upstream 400: invalid id", "upstream 403: forbidden", "worker died while running it"]
     try:
         collection = client[settings.mongodb_database][DEAD_LETTERS]
-        for offset in range(0, count, 500):
+        for offset in range(0, count, SEED_BATCH):
             await collection.insert_many(
                 [
                     {
@@ -129,11 +157,54 @@ async def _seed_letters(settings: Settings, count: int) -> None:
                         "reason": reasons[n % 3], "error_type": "PermanentError", "status": 400,
                         "attempts": 1, "at": start + timedelta(seconds=n),
                     }
-                    for n in range(offset, min(count, offset + 500))
+                    for n in range(offset, min(count, offset + SEED_BATCH))
                 ]
             )  # fmt: skip
     finally:
         await client.close()
+
+
+async def _seed_ledger(services: Services, count: int) -> None:
+    """Ledger rows of one bulk run, as jobs/bulk plans them: half done with two files, half planned."""
+    run_id = new_run_id()
+    start = datetime.now(UTC) - timedelta(hours=2)
+    ledger = services.store.ledger
+    for seq in range(count):
+        row = DataRequest(
+            row_id=row_id_of(run_id, seq), run_id=run_id, seq=seq, kind="id_file",
+            fingerprint=f"bench-{seq}", chunk_seqs=[seq], created_at=start + timedelta(seconds=seq),
+        )  # fmt: skip
+        await ledger.plan(row)
+        if seq % 2:
+            continue
+        at = row.created_at + timedelta(seconds=5)
+        await ledger.begin_submit(row.row_id, at)
+        await ledger.submitted(row.row_id, uuid.uuid4().hex, at)
+        await ledger.ready(row.row_id, ["json/part-00000.json.gz", "json/part-00001.json.gz"], at)
+        await ledger.done(row.row_id)
+
+
+async def _seed_subscriptions(services: Services, count: int) -> None:
+    now = datetime.now(UTC)
+    for n in range(count):
+        await services.store.webhooks.save_subscription(
+            {
+                "_id": f"bench-sub-{n:04d}", "type": "experience", "selection": "ids",
+                "ids": list(range(1, 5001)), "query_json": None, "collect_unknown": True,
+                "token_hash": f"{n:064x}", "status": "active", "created_at": now - timedelta(days=n),
+                "expiring_at": now + timedelta(days=91 - n), "lineage_started_at": now - timedelta(days=n),
+                "renewed_at": None, "last_delivery_at": now - timedelta(hours=n),
+                "silence_after_s": 9 * 86_400,
+            }
+        )  # fmt: skip
+
+
+async def _seed_queue(services: Services, count: int, started: int = 40) -> None:
+    jobs = [JobSpec(f"collect:id:{n}", ("b" * 32, f"id:{n}")) for n in range(count)]
+    await services.queue.enqueue_many(keys.JOB_QUEUE, keys.COLLECT_JOB, jobs)
+    for job in jobs[:started]:
+        # arq's in-progress key (worker/queue.py owns arq; a bench may name its key, as the tests do)
+        await services.redis.set(f"arq:in-progress:{job.job_id}", b"1", px=3_600_000)
 
 
 async def _seed_fleet(services: Services) -> None:
@@ -160,7 +231,10 @@ async def _seed_fleet(services: Services) -> None:
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench dashboard", description=__doc__)
     parser.add_argument("--runs", type=int, default=1000)
-    parser.add_argument("--dead-letters", type=int, default=2000)
+    parser.add_argument("--dead-letters", type=int, default=10_000)
+    parser.add_argument("--data-requests", type=int, default=200)
+    parser.add_argument("--subscriptions", type=int, default=20)
+    parser.add_argument("--queued", type=int, default=500, help="collect jobs waiting in the queue")
     parser.add_argument("--calls", type=int, default=100)
     args = parser.parse_args(argv)
     external = os.environ.get("MONGODB_URL")
@@ -198,9 +272,10 @@ def _bench(args: argparse.Namespace, external: str | None, redis_url: str) -> in
     )
     try:
         t = time.perf_counter()
-        asyncio.run(seed(settings, args.runs, args.dead_letters))
+        sizes = Sizes(args.runs, args.dead_letters, args.data_requests, args.subscriptions, args.queued)
+        asyncio.run(seed(settings, sizes))
         seeded_s = time.perf_counter() - t
-        print(f"seeded {args.runs:,} runs and {args.dead_letters:,} dead letters in {seeded_s:.0f} s")
+        print(f"seeded {sizes} in {seeded_s:.0f} s", flush=True)
         rows = _measure_api(settings, args.calls)
     finally:
         if mongo is not None:
@@ -228,7 +303,11 @@ def _measure_api(settings: Settings, calls: int) -> list[Row]:
 
 
 def _print(rows: list[Row], args: argparse.Namespace) -> None:
-    print(f"\n{args.runs:,} runs (20 running), {args.dead_letters:,} dead letters, {args.calls} calls each")
+    print(
+        f"\n{args.runs:,} runs (20 running), {args.dead_letters:,} dead letters, {args.data_requests:,} "
+        f"data requests, {args.subscriptions:,} subscriptions, {args.queued:,} jobs queued, "
+        f"{args.calls} calls each"
+    )
     print("| endpoint | API CPU per call | wall p50 | first call (caches cold) |")
     print("|---|---|---|---|")
     for r in rows:

@@ -1,6 +1,6 @@
 """`bench freshness`: a simulated month in minutes, three ways of keeping a mirror fresh side by side.
 
-    uv run python -m bench freshness [--profiles 600] [--week-s 30] [--weeks 4]
+    uv run python -m bench freshness [--profiles 600] [--week-s 30] [--weeks 4] [--plot FILE.png]
 
 One simulator (one changing world, `world_change_share_per_week` 5 %), one Mongo-wire server, and
 per strategy its own API key (the simulator counts requests per key), Redis database and MongoDB
@@ -19,7 +19,8 @@ Per strategy: collect and search requests during the month, collect credits per 
 made, the webhook notices the lane received (and how many of those the webhook path collected),
 staleness of changes (the simulator's wall time of a change -> the first fetch that brought
 it into that mirror), in simulated days, and the share of profiles ever older than max-age
-(age = now - the later of synced_at and verified_at, sampled every 2 s).
+(age = now - the later of synced_at and verified_at, sampled every 2 s). `--plot` draws that
+sample over the month: the share of each mirror older than max-age, per strategy (bench.plots).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import hashlib
 import io
 import json
 import statistics
+import sys
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -40,6 +42,7 @@ import aiohttp
 import redis as sync_redis
 
 from api.app import serve
+from bench.plots import Panel, Series, draw
 from cli.wiring import run_fleet_worker
 from config import Settings
 from devstack import processes as svc
@@ -67,6 +70,7 @@ class Lane:
     services: Services | None = None
     worker: asyncio.Task[None] | None = None
     ever_over: set[int] = field(default_factory=set)
+    over_share: list[tuple[float, float]] = field(default_factory=list)  # (wall time, share over max-age)
     base: dict[str, int] = field(default_factory=dict)
     sync: str | None = None
     api: asyncio.Task[None] | None = None  # our API (the webhook receiver), lane (c) only
@@ -157,10 +161,13 @@ async def _sample(lanes: list[Lane], ids: list[int], max_age_s: float, stop: asy
             store = lane.services.store
             synced = await store.employees.sync_times(ids)
             verified = await store.syncs.verified_times(lane.sync) if lane.sync else {}
+            over = 0
             for i in ids:
                 fresh = max(synced[i], verified.get(i, synced[i])) if i in synced else None
                 if fresh is None or now - fresh.timestamp() > max_age_s:
                     lane.ever_over.add(i)
+                    over += 1
+            lane.over_share.append((now, over / len(ids)))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), 2.0)
 
@@ -251,7 +258,10 @@ async def _make_syncs(lanes: dict[str, Lane], ids: list[int], week_s: float, eve
         raise RuntimeError(f"the webhooks sync made no subscription: {error}")
 
 
-async def run_month(profiles: int, week_s: float, weeks: int, every_h: float) -> list[dict[str, Any]]:
+async def run_month(
+    profiles: int, week_s: float, weeks: int, every_h: float
+) -> tuple[list[dict[str, Any]], list[Lane], float]:
+    """The rows, the lanes (their samples) and the wall time the simulated month started."""
     day_s = week_s / 7
     keys = {name: f"bench-{name}-key-0123456789abcdef" for name in STRATEGIES}
     sim = await start(
@@ -285,7 +295,7 @@ async def run_month(profiles: int, week_s: float, weeks: int, every_h: float) ->
             lane.base = await _requests(sim, lane.api_key)
         stop = asyncio.Event()
         sampler = asyncio.create_task(_sample(list(lanes.values()), ids, week_s, stop))
-        started, naive_runs = time.monotonic(), []
+        started, started_wall, naive_runs = time.monotonic(), time.time(), []
         for day in range(1, weeks * 7 + 1):
             await asyncio.sleep(max(0.0, started + day * day_s - time.monotonic()))
             await _sim(sim, "POST", "advance", {"days": 1})
@@ -300,7 +310,8 @@ async def run_month(profiles: int, week_s: float, weeks: int, every_h: float) ->
         end_s = time.time()
         world = await _sim(sim, "GET", "world?limit=100000")  # the world changed only during the month
         changes = [c for c in world["changes"] if c.get("source") == "world"]
-        return [await _row(lane, sim, changes, end_s, day_s, profiles) for lane in lanes.values()]
+        rows = [await _row(lane, sim, changes, end_s, day_s, profiles) for lane in lanes.values()]
+        return rows, list(lanes.values()), started_wall
     finally:
         for lane in lanes.values():
             for running in (lane.worker, lane.api):
@@ -377,18 +388,38 @@ def print_table(rows: list[dict[str, Any]], profiles: int, week_s: float, weeks:
         )
 
 
+def plot(lanes: list[Lane], started_wall: float, day_s: float, path: str) -> None:
+    panel = Panel(
+        title="share of the mirror older than max-age (7 simulated days), sampled every 2 s",
+        series=[
+            Series(_LABELS[lane.name], [(t - started_wall) / day_s for t, _ in lane.over_share],
+                   [100 * share for _, share in lane.over_share])
+            for lane in lanes
+        ],
+        xlabel="simulated days",
+        ylabel="% of profiles over max-age",
+    )  # fmt: skip
+    draw([panel], path)
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench freshness", description=__doc__)
     parser.add_argument("--profiles", type=int, default=600)
     parser.add_argument("--week-s", type=float, default=30.0, help="wall seconds per simulated week")
     parser.add_argument("--weeks", type=int, default=4)
     parser.add_argument("--every-h", type=float, default=6.0, help="the syncs' --every, in simulated hours")
+    parser.add_argument("--plot", metavar="FILE.png")
     args = parser.parse_args(argv)
     if not 100 <= args.profiles <= 2000:
         parser.error("--profiles: 100..2000 (the Mongo-wire server slows down beyond that)")
     with svc.redis_available("redis://127.0.0.1:6379/0"):
-        rows = asyncio.run(run_month(args.profiles, args.week_s, args.weeks, args.every_h))
+        rows, lanes, started_wall = asyncio.run(
+            run_month(args.profiles, args.week_s, args.weeks, args.every_h)
+        )
     print_table(rows, args.profiles, args.week_s, args.weeks)
+    if args.plot:
+        plot(lanes, started_wall, args.week_s / 7, args.plot)
+        print(f"plot: {args.plot}", file=sys.stderr)
     window_days = Settings.model_fields["webhook_fresh_window_s"].default / (args.week_s / 7)
     print(
         f"syncs: max-age 7 d, every {args.every_h:g} h; (c) subscribes its query (es_dsl, experience "

@@ -29,6 +29,7 @@ from typing import Any
 import redis
 
 from bench.peers_micro import micro_benchmark
+from bench.plots import Panel, draw, sliding_second_series
 from devstack import processes as svc
 from worker import keys
 
@@ -152,38 +153,24 @@ def table(rows: list[Row]) -> str:
     return "\n".join([head, *lines])
 
 
-def _per_sliding_second(times: list[float]) -> tuple[list[float], list[int]]:
-    """Requests in the second before each 50 ms tick, from one second after the first request."""
-    t0 = times[0]
-    grid = [t0 + 1.0 + i * 0.05 for i in range(int((times[-1] - t0 - 1.0) / 0.05))]
-    counts = [bisect.bisect_right(times, g) - bisect.bisect_right(times, g - 1.0) for g in grid]
-    return [g - t0 for g in grid], counts
-
-
 def plot(rows: list[Row], path: str) -> None:
     """Requests sent per sliding second, one panel per (K x C, jitter), against the limit line."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    panels: dict[tuple[int, int, float], list[Row]] = {}
+    groups: dict[tuple[int, int, float], list[Row]] = {}
     for row in rows:
-        panels.setdefault((row.processes, row.concurrency, row.jitter_ms), []).append(row)
-    fig, axes = plt.subplots(len(panels), 1, figsize=(11, 4 * len(panels)), squeeze=False)
-    for ax, ((k, c, jitter), group) in zip(axes[:, 0], panels.items(), strict=True):
-        for row in group:
-            times = [t for t, _ in row.sends]
-            if len(times) > 1:
-                ax.plot(*_per_sliding_second(times), linewidth=1, label=row.strategy)
-        ax.axhline(LIMIT, color="black", linestyle="--", linewidth=1.5, label=f"limit {LIMIT}/s")
-        ax.set_title(f"{k} processes x {c} tasks, arrival jitter 0-{jitter:g} ms", fontsize=10)
-        ax.set_xlabel("seconds since the first request")
-        ax.set_ylabel("sent in the preceding second")
-        ax.set_ylim(0, LIMIT * 2)
-        ax.legend(fontsize=7, ncol=3, loc="upper right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
+        groups.setdefault((row.processes, row.concurrency, row.jitter_ms), []).append(row)
+    panels = [
+        Panel(
+            title=f"{k} processes x {c} tasks, arrival jitter 0-{jitter:g} ms",
+            series=[sliding_second_series(row.strategy, [t for t, _ in row.sends]) for row in group],
+            xlabel="seconds since the first request",
+            ylabel="sent in the preceding second",
+            limit=LIMIT,
+            limit_label=f"limit {LIMIT}/s",
+            ymax=LIMIT * 2,
+        )
+        for (k, c, jitter), group in groups.items()
+    ]
+    draw(panels, path)
 
 
 def main(argv: list[str]) -> int:

@@ -1,9 +1,12 @@
 """Rate benchmark: K processes x C concurrent loops against the simulator for T seconds.
 
     uv run python -m bench rate [--seconds 10] [--scenarios 1x10,2x20,4x25,8x10] [--class collect]
+                                [--plot FILE.png]
 
 Every process books slots from the one Redis limiter and calls the simulator, which is the
 referee: it counts accepted requests, 429s and the maximum accepted in any sliding second.
+`--plot` draws the requests the fleet sent per sliding second, one panel per scenario, against the
+limit line (bench.plots, the same drawing as `bench peers --plot`).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import Any
 
 import redis
 
+from bench.plots import Panel, draw, sliding_second_series
 from bench.rate_worker import SEARCH_BODY
 from devstack import processes as svc
 from worker import keys
@@ -40,6 +44,7 @@ class RateResult:
     max_in_any_second: int
     accepted_rps: float
     other: dict[str, int]
+    sent_at: list[float]  # wall time of every request sent, all processes
 
     @property
     def utilisation(self) -> float:
@@ -101,11 +106,14 @@ def run_scenario(
     ]  # fmt: skip
     procs = [subprocess.Popen(argv, stdout=subprocess.PIPE) for _ in range(processes)]
     other: Counter[str] = Counter()
+    sent_at: list[float] = []
     for proc in procs:
         out, _ = proc.communicate(timeout=seconds + 120)
         if proc.returncode != 0:
             raise RuntimeError(f"bench process failed with {proc.returncode}")
-        other.update({k: v for k, v in json.loads(out).items() if k not in ("200", "429")})
+        report = json.loads(out)
+        other.update({k: v for k, v in report["counts"].items() if k not in ("200", "429")})
+        sent_at.extend(report["sent"])
     stats = _get(f"{admin}/stats")["classes"][endpoint_class]
     return RateResult(
         processes=processes,
@@ -117,6 +125,7 @@ def run_scenario(
         max_in_any_second=stats["max_in_any_second"],
         accepted_rps=float(stats["accepted_rps"] or 0.0),
         other=dict(other),
+        sent_at=sorted(sent_at),
     )
 
 
@@ -134,12 +143,31 @@ def _table(results: list[RateResult], endpoint_class: str) -> str:
     return "\n".join([head, *rows])
 
 
+def plot(results: list[RateResult], endpoint_class: str, path: str) -> None:
+    panels = [
+        Panel(
+            title=f"{endpoint_class}: {r.processes} processes x {r.concurrency} loops, one limiter "
+            f"({r.accepted_rps:.1f} accepted rps, max {r.max_in_any_second} in any second, "
+            f"{r.rejected_429} 429s)",
+            series=[sliding_second_series("sent, fleet-wide", r.sent_at)],
+            xlabel="seconds since the first request",
+            ylabel="sent in the preceding second",
+            limit=r.limit_rps,
+            limit_label=f"limit {r.limit_rps}/s",
+            ymax=r.limit_rps * 1.5,
+        )
+        for r in results
+    ]
+    draw(panels, path, panel_height_in=3)
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench rate", description=__doc__)
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--scenarios", default=DEFAULT_SCENARIOS, help="KxC,KxC,...")
     parser.add_argument("--class", dest="endpoint_class", default="collect", choices=sorted(LIMITS))
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/14")
+    parser.add_argument("--plot", metavar="FILE.png")
     args = parser.parse_args(argv)
     api_key = secrets.token_hex(16)
     sim_port = svc.free_port()
@@ -159,4 +187,7 @@ def main(argv: list[str]) -> int:
         finally:
             svc.stop(sim)
     print(_table(results, args.endpoint_class))
+    if args.plot:
+        plot(results, args.endpoint_class, args.plot)
+        print(f"plot: {args.plot}", file=sys.stderr)
     return 0

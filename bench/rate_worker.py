@@ -1,7 +1,8 @@
 """One benchmark process: C concurrent loops of (limiter slot → API call) for T seconds.
 
 The same limiter and client the fleet uses, without MongoDB, so the table measures the rate
-limiter against the simulator and nothing else. Prints one JSON line with its counts.
+limiter against the simulator and nothing else. Prints one JSON line: its counts by status and the
+wall time of every request it sent (for `bench rate --plot`).
 """
 
 from __future__ import annotations
@@ -38,12 +39,14 @@ async def _loop(
     endpoint_class: EndpointClass,
     deadline: float,
     counts: Counter[str],
+    sent: list[float],
     employee_id: int,
 ) -> None:
     while time.monotonic() < deadline:
         await limiter.acquire(endpoint_class)
         if time.monotonic() >= deadline:
             return
+        sent.append(time.time())  # wall clock: the processes' times are compared with each other
         try:
             counts[str(await _one_call(client, endpoint_class, employee_id))] += 1
         except RateLimitedError as exc:
@@ -61,20 +64,21 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
     )
     client = CoresignalClient.open(args.base_url, args.api_key, timeout_s=10, limit=args.concurrency)
     counts: Counter[str] = Counter()
+    sent: list[float] = []
     # Wait for a common start so every process competes for the same seconds.
     await asyncio.sleep(max(0.0, args.start_at - time.time()))
     deadline = time.monotonic() + args.seconds
     try:
         await asyncio.gather(
             *(
-                _loop(limiter, client, endpoint_class, deadline, counts, 10_000 + 7 * i)
+                _loop(limiter, client, endpoint_class, deadline, counts, sent, 10_000 + 7 * i)
                 for i in range(args.concurrency)
             )
         )
     finally:
         await client.close()
         await redis.aclose()
-    return dict(counts)
+    return {"counts": dict(counts), "sent": sent}
 
 
 def main() -> None:

@@ -203,6 +203,29 @@ async def test_the_queue_gauges_read_depth_and_the_oldest_due_job(services: Serv
     assert value(samples, "employee_sync_queue_oldest_job_age_seconds") == 0
 
 
+async def test_the_oldest_due_job_is_found_past_a_window_of_running_ones(services: Services) -> None:
+    """The walk reads the queue oldest first in chunks and stops at the first job not started."""
+    queue = services.queue
+    batches = {0: range(0, 50), 10: range(50, 100), 20: range(100, 150)}  # due now, +10 s, +20 s
+    for defer_s, numbers in batches.items():
+        jobs = [JobSpec(f"collect:id:{n}", ("r", f"id:{n}")) for n in numbers]
+        await queue.enqueue_many(keys.JOB_QUEUE, keys.COLLECT_JOB, jobs, defer_s=defer_s)
+    now_ms = int(time.time() * 1000)
+    for n in range(80):  # the first batch and 30 of the second: more than one chunk is running
+        await services.redis.set(f"arq:in-progress:collect:id:{n}", b"1")
+
+    age = await queue.oldest_due_age_s(keys.JOB_QUEUE, now_ms=now_ms + 25_000)
+    assert age is not None and 14.0 <= age <= 15.5  # job 80, due at +10 s
+
+    for n in range(80, 100):
+        await services.redis.set(f"arq:in-progress:collect:id:{n}", b"1")
+    age = await queue.oldest_due_age_s(keys.JOB_QUEUE, now_ms=now_ms + 25_000)
+    assert age is not None and 4.0 <= age <= 5.5  # job 100, due at +20 s
+    for n in range(100, 150):
+        await services.redis.set(f"arq:in-progress:collect:id:{n}", b"1")
+    assert await queue.oldest_due_age_s(keys.JOB_QUEUE, now_ms=now_ms + 25_000) is None
+
+
 def test_outcome_labels_stay_small() -> None:
     assert outcome_label("page 3: 1000 ids, 990 to collect, 10 fresh") == "page"
     assert outcome_label("stale: run is at page 4") == "stale"

@@ -22,7 +22,7 @@ Outcomes: every accepted item ends with exactly one of `Outcome`; a run is finis
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -137,6 +137,8 @@ class DataRequestState(StrEnum):
 
 DATA_REQUEST_STATES: tuple[str, ...] = tuple(s.value for s in DataRequestState)
 DATA_REQUEST_FINAL = frozenset({DataRequestState.DONE, DataRequestState.FAILED, DataRequestState.UNKNOWN})
+# A ready request's files can be downloaded for 30 days, then the API answers 404 (spec §8.3).
+DATA_REQUEST_FILES_KEPT = timedelta(days=30)
 
 
 @dataclass(slots=True)

@@ -6,8 +6,8 @@
 const TOKEN_KEY = "employee-sync.token";
 const FAST_MS = 3000;   // runs, rate, queue, credits
 const SLOW_MS = 10000;  // dead letters
-const FRESH_MS = 30000; // freshness (the server caches it for 30 s)
-const state = { runsCursor: null, runsCursors: [], deadCursor: null, deadCursors: [], timers: [] };
+const FRESH_MS = 30000; // freshness (the server caches it for 30 s), subscriptions (they change by the day)
+const state = { runsCursor: null, runsCursors: [], deadCursor: null, deadCursors: [], bulkCursor: null, subsCursor: null, timers: [] };
 
 const $ = (sel) => document.querySelector(sel);
 function el(tag, attrs, ...children) {
@@ -70,7 +70,7 @@ function signOut(message) {
   sessionStorage.removeItem(TOKEN_KEY);
   state.timers.forEach(clearInterval);
   state.timers = [];
-  document.querySelectorAll("tbody, #rate-classes, #r429-body, #credits-body, #queue-body, #run-body, #employee-body, #search-body, #freshness-body")
+  document.querySelectorAll("tbody, #rate-classes, #r429-body, #credits-body, #queue-body, #run-body, #employee-body, #search-body, #freshness-body, #dr-body")
     .forEach((n) => n.replaceChildren());
   setSignedIn(false);
   const err = $("#login-error");
@@ -106,10 +106,12 @@ function tick(speed) {
   const view = currentView();
   if (view.name === "overview") {
     if (speed === "fast") { guard(loadFleet()); guard(loadRuns()); }
-    if (speed === "slow") guard(loadDead());
-    if (speed === "fresh") guard(loadFreshness());
+    if (speed === "slow") { guard(loadDead()); guard(loadBulk()); }
+    if (speed === "fresh") { guard(loadFreshness()); guard(loadSubscriptions()); }
   } else if (view.name === "run" && speed === "fast") {
     guard(loadRun(view.id));
+  } else if (view.name === "data-request" && speed === "fast") {
+    guard(loadDataRequest(view.id));
   }
 }
 
@@ -119,6 +121,7 @@ function currentView() {
   let m;
   if ((m = h.match(/^runs\/([0-9a-f]{32})$/))) return { name: "run", id: m[1] };
   if ((m = h.match(/^employees\/([0-9]+)$/))) return { name: "employee", id: m[1] };
+  if ((m = h.match(/^data-requests\/([0-9a-f]{32}:[0-9]{5,9})$/))) return { name: "data-request", id: m[1] };
   if ((m = h.match(/^search\/(.+)$/))) return { name: "search", q: decodeURIComponent(m[1]) };
   return { name: "overview" };
 }
@@ -126,11 +129,13 @@ function currentView() {
 function route() {
   if (!sessionStorage.getItem(TOKEN_KEY)) return;
   const view = currentView();
-  for (const name of ["overview", "run", "employee", "search"]) show($("#" + name + "-view"), view.name === name);
+  for (const name of ["overview", "run", "employee", "search", "data-request"]) show($("#" + name + "-view"), view.name === name);
   show($("#error"), false);
   if (view.name === "overview") {
     guard(loadFleet()); guard(loadRuns()); guard(loadDead()); guard(loadFreshness());
+    guard(loadBulk()); guard(loadSubscriptions());
   } else if (view.name === "run") guard(loadRun(view.id));
+  else if (view.name === "data-request") guard(loadDataRequest(view.id));
   else if (view.name === "employee") guard(loadEmployee(view.id));
   else guard(loadSearch(view.q));
 }
@@ -290,7 +295,96 @@ async function loadRun(runId) {
   }
   dl.append(el("dt", {}, "ETA"), el("dd", {}, run.eta_s == null ? "—" : fmtDuration(run.eta_s)));
   dl.append(el("dt", {}, "credits spent"), el("dd", {}, fmtInt(creditsSpent(run))));
-  $("#run-body").replaceChildren(progressBar(run), el("p", {}, ...actionButtons(run, () => guard(loadRun(runId)))), dl);
+  const parts = [progressBar(run), el("p", {}, ...actionButtons(run, () => guard(loadRun(runId)))), dl];
+  if (run.kind === "bulk") {
+    const page = await api("/v1/dashboard/data-requests?" + new URLSearchParams({ run_id: runId, limit: "50" }));
+    parts.push(el("h3", {}, "Data requests"), dataRequestTable("run-data-requests", page.data_requests));
+  }
+  $("#run-body").replaceChildren(...parts);
+}
+
+// --- bulk requests and subscriptions -----------------------------------------------------------
+const dataRequestHref = (id) => "#/data-requests/" + id;
+
+function filesExpire(dr) {
+  if (!dr.files_expire_at) return "—";
+  return dr.files_expired ? el("span", { class: "bad" }, "expired") : fmtTime(dr.files_expire_at);
+}
+
+function dataRequestRow(dr) {
+  return el("tr", { class: "dr-row", "data-dr": dr.id },
+    el("td", {}, el("a", { href: dataRequestHref(dr.id), title: dr.request_id || dr.id }, dr.request_id ? shortId(dr.request_id) : dr.id.slice(-5))),
+    el("td", {}, el("a", { href: "#/runs/" + dr.run_id, title: dr.run_id }, shortId(dr.run_id))),
+    el("td", {}, dr.kind),
+    el("td", { class: "dr-state" }, dr.state + (dr.error ? " (" + dr.error + ")" : "")),
+    el("td", {}, fmtDuration(dr.age_s)),
+    el("td", { class: "dr-records" }, fmtInt(dr.records_ingested)),
+    el("td", { class: "dr-files" }, dr.files_done + " / " + dr.files_total),
+    el("td", {}, filesExpire(dr)));
+}
+
+function dataRequestTable(id, rows) {
+  return el("table", { id },
+    el("thead", {}, el("tr", {}, ...["data request", "run", "kind", "state", "age", "records", "files done / total", "files expire"].map((h) => el("th", {}, h)))),
+    el("tbody", {}, ...rows.map(dataRequestRow)));
+}
+
+async function loadBulk() {
+  const params = new URLSearchParams({ limit: "20" });
+  if (state.bulkCursor) params.set("cursor", state.bulkCursor);
+  const page = await api("/v1/dashboard/data-requests?" + params);
+  show($("#panel-bulk"), page.total > 0 || page.data_requests.length > 0);
+  $("#bulk-total").textContent = "(" + Object.entries(page.by_state).filter(([, n]) => n).map(([s, n]) => s + " " + fmtInt(n)).join(" · ") + ")";
+  $("#bulk-table tbody").replaceChildren(...page.data_requests.map(dataRequestRow));
+  state.bulkNext = page.next_cursor;
+  $("#bulk-next").disabled = !page.next_cursor;
+  $("#bulk-first").disabled = !state.bulkCursor;
+}
+
+function subscriptionState(sub) {
+  if (sub.status === "expired") return el("span", { class: "bad" }, "expired");
+  return sub.silent ? el("span", { class: "bad" }, (sub.status || "?") + ", silent") : (sub.status || "—");
+}
+
+async function loadSubscriptions() {
+  const params = new URLSearchParams({ limit: "20" });
+  if (state.subsCursor) params.set("cursor", state.subsCursor);
+  const page = await api("/v1/dashboard/subscriptions?" + params);
+  show($("#panel-subscriptions"), page.total > 0 || page.subscriptions.length > 0);
+  $("#subs-total").textContent = "(" + fmtInt(page.total) + ")";
+  $("#subs-table tbody").replaceChildren(...page.subscriptions.map((sub) => el("tr", { class: "sub-row", "data-sub": sub.id },
+    el("td", { title: sub.id }, shortId(sub.id)), el("td", {}, sub.type), el("td", {}, sub.selection),
+    el("td", { class: "sub-state" }, subscriptionState(sub)), el("td", {}, fmtDuration(sub.age_s)),
+    el("td", {}, sub.expiring_at ? fmtTime(sub.expiring_at) + " (in " + fmtDuration(sub.expires_in_s) + ")" : "—"),
+    el("td", { class: "sub-delivery" }, sub.last_delivery_at ? fmtDuration(sub.last_delivery_age_s) + " ago" : "none yet"))));
+  state.subsNext = page.next_cursor;
+  $("#subs-next").disabled = !page.next_cursor;
+  $("#subs-first").disabled = !state.subsCursor;
+}
+
+async function loadDataRequest(id) {
+  const dr = await api("/v1/dashboard/data-requests/" + encodeURIComponent(id));
+  $("#dr-id").textContent = dr.request_id || dr.id;
+  const facts = [
+    ["state", dr.state], ["error", dr.error], ["ledger row", dr.id], ["upstream id", dr.request_id],
+    ["kind", dr.kind], ["created", fmtTime(dr.created_at)], ["submitted", fmtTime(dr.submitted_at)],
+    ["ready", fmtTime(dr.ready_at)], ["files expire", dr.files_expire_at ? fmtTime(dr.files_expire_at) : "—"],
+    ["polls", dr.polls], ["records ingested", fmtInt(dr.records_ingested)], ["bytes downloaded", fmtInt(dr.bytes_downloaded)],
+    ["files done", dr.files_done + " / " + dr.files_total],
+  ];
+  const dl = el("dl", { class: "kv" });
+  dl.append(el("dt", {}, "run"), el("dd", { "data-field": "run" },
+    el("a", { href: "#/runs/" + dr.run_id }, dr.run_id), " (" + (dr.run_state || "gone") + ")"));
+  for (const [k, v] of facts) {
+    if (v === null || v === undefined) continue;
+    dl.append(el("dt", {}, k), el("dd", { "data-field": k.replace(/ /g, "_") }, String(v)));
+  }
+  const files = el("table", { id: "dr-files" },
+    el("thead", {}, el("tr", {}, ...["#", "file", "done", "records", "downloads"].map((h) => el("th", {}, h)))),
+    el("tbody", {}, ...dr.files.map((f) => el("tr", {}, el("td", {}, f.index), el("td", {}, el("code", {}, f.name)),
+      el("td", { class: "file-done" }, f.done ? "yes" : "no"), el("td", {}, fmtInt(f.records_ingested)),
+      el("td", {}, f.downloads + (f.corrupt_downloads ? " (" + f.corrupt_downloads + " corrupt)" : ""))))));
+  $("#dr-body").replaceChildren(dl, el("h3", {}, "Files"), files);
 }
 
 // --- dead letters ---------------------------------------------------------------------------
@@ -335,15 +429,18 @@ async function loadFreshness() {
 }
 
 // --- search and a profile's page ------------------------------------------------------------
+const MATCH_PAGES = { run: "#/runs/", employee: "#/employees/", data_request: "#/data-requests/" };
+const matchHref = (m) => MATCH_PAGES[m.kind] + m.id;
+
 async function loadSearch(q) {
   const result = await api("/v1/dashboard/search?" + new URLSearchParams({ q }));
   if (result.matches.length === 1) {
     const m = result.matches[0];
-    location.replace("#/" + (m.kind === "run" ? "runs/" : "employees/") + m.id);
+    location.replace(matchHref(m));
     return;
   }
   $("#search-body").replaceChildren(result.matches.length
-    ? el("ul", {}, ...result.matches.map((m) => el("li", {}, el("a", { href: "#/" + (m.kind === "run" ? "runs/" : "employees/") + m.id }, m.label + " (" + m.id + ")"))))
+    ? el("ul", {}, ...result.matches.map((m) => el("li", {}, el("a", { href: matchHref(m) }, m.label + " (" + m.id + ")"))))
     : el("p", { class: "muted" }, "Nothing found for “" + q + "”."));
 }
 
@@ -390,6 +487,10 @@ document.addEventListener("DOMContentLoaded", () => {
   $("#runs-first").addEventListener("click", () => { state.runsCursor = null; state.runsCursors = []; guard(loadRuns()); });
   $("#dead-next").addEventListener("click", () => { state.deadCursors.push(state.deadCursor); state.deadCursor = state.deadNext; guard(loadDead()); });
   $("#dead-first").addEventListener("click", () => { state.deadCursor = null; state.deadCursors = []; guard(loadDead()); });
+  $("#bulk-next").addEventListener("click", () => { state.bulkCursor = state.bulkNext; guard(loadBulk()); });
+  $("#bulk-first").addEventListener("click", () => { state.bulkCursor = null; guard(loadBulk()); });
+  $("#subs-next").addEventListener("click", () => { state.subsCursor = state.subsNext; guard(loadSubscriptions()); });
+  $("#subs-first").addEventListener("click", () => { state.subsCursor = null; guard(loadSubscriptions()); });
   window.addEventListener("hashchange", route);
   const saved = sessionStorage.getItem(TOKEN_KEY);
   if (saved) signIn(saved); else setSignedIn(false);

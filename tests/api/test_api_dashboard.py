@@ -34,7 +34,7 @@ async def test_every_json_route_answers_401_without_a_token(api: Api) -> None:
         reply = await api.request(route.method, concrete(path), token=None)
         assert_error(reply, 401, "unauthorized")
         checked += 1
-    assert checked >= 14  # 8 API routes (+ /metrics) and 6 dashboard JSON routes
+    assert checked >= 17  # 8 API routes (+ /metrics) and 9 dashboard JSON routes
 
 
 @pytest.mark.parametrize("path", sorted(UI_PATHS))

@@ -33,14 +33,21 @@ class Stack:
     settings: Settings
     api_log: Path
     log_dir: Path
+    simulator_url: str  # its /_sim control endpoints: a test may change how the upstream behaves
 
-    def call(self, method: str, path: str, body: object = None, token: str | None = TOKEN) -> Any:
+    def simulator(self, method: str, path: str, body: object = None) -> Any:
+        return self.call(method, path, body, token=None, base=self.simulator_url)
+
+    def call(
+        self, method: str, path: str, body: object = None, token: str | None = TOKEN, base: str | None = None
+    ) -> Any:
         """The HTTP API as any client calls it (the checks go through the API, not the stores)."""
         headers = {"Content-Type": "application/json"}
         if token is not None:
             headers["Authorization"] = f"Bearer {token}"
         data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(self.url + path, data=data, method=method, headers=headers)
+        url = (base or self.url) + path
+        request = urllib.request.Request(url, data=data, method=method, headers=headers)
         try:
             with urllib.request.urlopen(request, timeout=15) as resp:
                 return json.load(resp)

@@ -37,12 +37,19 @@ def stack(redis_url: str, mongo_url: str, tmp_path_factory: pytest.TempPathFacto
         env = worker_env(settings, sim_port)
         workers = [start_worker(env, log_dir / f"worker-{n}.log", concurrency=10) for n in range(2)]
         port = svc.free_port()
-        api_env = {**env, "API_TOKENS": TOKEN}
+        # Subscriptions need a URL the upstream calls back: this API, on loopback (http allowed there).
+        api_env = {**env, "API_TOKENS": TOKEN, "WEBHOOK_PUBLIC_BASE_URL": f"http://127.0.0.1:{port}"}
         argv = svc.employee_sync_argv("api", "--host", "127.0.0.1", "--port", str(port))
         api = svc.spawn(argv, env=api_env, log_path=log_dir / "api.log")
         try:
             svc.wait_for_port("127.0.0.1", port, timeout_s=30, proc=api)
-            yield Stack(f"http://127.0.0.1:{port}", settings, log_dir / "api.log", log_dir)
+            yield Stack(
+                f"http://127.0.0.1:{port}",
+                settings,
+                log_dir / "api.log",
+                log_dir,
+                f"http://127.0.0.1:{sim_port}",
+            )
         finally:
             svc.stop(api)
             for worker in workers:

@@ -161,3 +161,49 @@ def test_dead_letters_are_listed_by_reason_and_requeued_from_the_page(
 
     wait_until(lambda: stack.call("GET", "/v1/dashboard/dead-letters")["total"] == 0, "letters requeued")
     expect(page.locator("#letters-table tbody tr")).to_have_count(0, timeout=UI_TIMEOUT_MS)
+
+
+def test_bulk_requests_and_subscriptions_have_panels_and_a_data_request_id_opens_its_page(
+    page: Page, stack: Stack, tmp_path: Path
+) -> None:
+    # Files of 100 records, so the request's 300 profiles come as three files.
+    stack.simulator("PATCH", "/_sim/config", {"bulk_file_records": 100, "bulk_base_delay_s": 0.5})
+    ids = [Population.id_at(i) for i in range(1200, 1500)]
+    run_id = stack.call("POST", "/v1/runs", {"employee_ids": ids, "via": "bulk"})["run_id"]
+    created = stack.call("POST", "/v1/subscriptions", {"type": "experience", "ids": ids[:50]})
+    # A delivery from the upstream, through the subscription's own capability URL.
+    stack.call(
+        "POST", created["webhook_url"].removeprefix(stack.url), [{"member_id": ids[0], "status": "changed"}]
+    )
+    wait_until(
+        lambda: stack.call("GET", f"/v1/runs/{run_id}")["state"] == "finished", "the bulk run done", 120
+    )
+    (row,) = stack.call("GET", f"/v1/dashboard/data-requests?run_id={run_id}")["data_requests"]
+    sign_in(page, stack)
+
+    bulk = page.locator(f"#bulk-table tr.dr-row[data-dr='{row['id']}']")
+    expect(bulk).to_be_visible(timeout=UI_TIMEOUT_MS)
+    expect(bulk.locator(".dr-state")).to_have_text("done")
+    expect(bulk.locator(".dr-files")).to_have_text("3 / 3")
+    expect(bulk.locator(".dr-records")).to_have_text("300")
+    subscription = page.locator(f"#subs-table tr.sub-row[data-sub='{created['id']}']")
+    expect(subscription).to_be_visible(timeout=UI_TIMEOUT_MS)
+    expect(subscription.locator(".sub-state")).to_have_text("active")
+    expect(subscription.locator(".sub-delivery")).to_contain_text(" ago")
+    expect(subscription).to_contain_text("ids")
+    save_screenshot(page, tmp_path, "bulk-and-subscriptions.png")
+
+    # The upstream's data request id opens the request's page: its state, its run, its files.
+    page.fill("#search-q", row["request_id"])
+    page.press("#search-q", "Enter")
+    expect(page.locator("#data-request-view")).to_be_visible(timeout=UI_TIMEOUT_MS)
+    expect(page.locator("#dr-body dd[data-field='state']")).to_have_text("done")
+    expect(page.locator("#dr-body dd[data-field='run']")).to_contain_text(f"{run_id} (finished)")
+    expect(page.locator("#dr-files tbody tr")).to_have_count(3)
+    expect(page.locator("#dr-files td.file-done")).to_have_text(["yes", "yes", "yes"])
+    save_screenshot(page, tmp_path, "data-request.png")
+
+    page.locator("#dr-body dd[data-field='run'] a").click()  # and on to the bulk run it belongs to
+    expect(page.locator("#run-id")).to_have_text(run_id, timeout=UI_TIMEOUT_MS)
+    expect(page.locator(f"#run-data-requests tr.dr-row[data-dr='{row['id']}']")).to_be_visible()
+    assert TOKEN not in stack.api_log.read_text(errors="replace")

@@ -99,5 +99,12 @@ class DeadLetters:
 
     async def ensure_indexes(self) -> None:
         async with translated("create_index"):
-            await self._collection.create_index([("run_id", ASCENDING)])
-            await self._collection.create_index([("at", ASCENDING)])  # the dashboard's pages
+            # The dashboard pages newest first by (at, _id), of all letters, one run or one reason:
+            # with the tie-breaker in the index a page reads its 25 entries, not a sort of them all.
+            await self._collection.create_index(
+                [("run_id", ASCENDING), ("at", ASCENDING), ("_id", ASCENDING)]
+            )
+            await self._collection.create_index(
+                [("reason", ASCENDING), ("at", ASCENDING), ("_id", ASCENDING)]
+            )
+            await self._collection.create_index([("at", ASCENDING), ("_id", ASCENDING)])

@@ -10,9 +10,10 @@ checkpoint (records taken from each file) lives here too: a worker killed mid-fi
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
-from pymongo import ASCENDING, ReturnDocument
+from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 
 from worker.run_model import DataRequest, DataRequestState
@@ -87,6 +88,67 @@ def _from_doc(doc: Doc) -> DataRequest:
     )
 
 
+# What a summary row reads: not the query (up to 15,000 characters) nor the per-file maps.
+_SUMMARY_FIELDS = {
+    name: True
+    for name in (
+        "run_id", "seq", "kind", "state", "request_id", "error", "created_at", "submitted_at",
+        "ready_at", "polls", "files", "files_done", "records_ingested", "bytes_downloaded",
+    )
+}  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class DataRequestSummary:
+    """A data request as the dashboard lists it: where it is, how far its ingest got."""
+
+    row_id: str
+    run_id: str
+    seq: int
+    kind: str
+    state: DataRequestState
+    request_id: str | None
+    error: str | None
+    created_at: datetime
+    submitted_at: datetime | None
+    ready_at: datetime | None
+    polls: int
+    files_total: int
+    files_done: int
+    records_ingested: int
+    bytes_downloaded: int
+
+
+def _summary(doc: Doc) -> DataRequestSummary:
+    return DataRequestSummary(
+        row_id=str(doc["_id"]),
+        run_id=str(doc["run_id"]),
+        seq=int(doc["seq"]),
+        kind=str(doc["kind"]),
+        state=S(doc["state"]),
+        request_id=doc.get("request_id"),
+        error=doc.get("error"),
+        created_at=doc["created_at"],
+        submitted_at=doc.get("submitted_at"),
+        ready_at=doc.get("ready_at"),
+        polls=int(doc.get("polls") or 0),
+        files_total=len(doc.get("files") or []),
+        files_done=len(set(doc.get("files_done") or [])),
+        records_ingested=int(doc.get("records_ingested") or 0),
+        bytes_downloaded=int(doc.get("bytes_downloaded") or 0),
+    )
+
+
+def summary_of(row: DataRequest) -> DataRequestSummary:
+    return DataRequestSummary(
+        row_id=row.row_id, run_id=row.run_id, seq=row.seq, kind=row.kind, state=row.state,
+        request_id=row.request_id, error=row.error, created_at=row.created_at,
+        submitted_at=row.submitted_at, ready_at=row.ready_at, polls=row.polls,
+        files_total=len(row.files), files_done=len(set(row.files_done)),
+        records_ingested=row.records_ingested, bytes_downloaded=row.bytes_downloaded,
+    )  # fmt: skip
+
+
 class DataRequestLedger:
     def __init__(self, rows: AsyncCollection[Doc]) -> None:
         self._rows = rows
@@ -95,6 +157,9 @@ class DataRequestLedger:
         async with translated("create_index"):
             await self._rows.create_index([("run_id", ASCENDING), ("seq", ASCENDING)])
             await self._rows.create_index([("state", ASCENDING)])
+            # The dashboard's newest-first pages and its search by the upstream's id.
+            await self._rows.create_index([("created_at", ASCENDING), ("_id", ASCENDING)])
+            await self._rows.create_index([("request_id", ASCENDING)])
 
     async def plan(self, row: DataRequest) -> DataRequest:
         """Add a planned row unless it exists (planning again after a crash changes nothing)."""
@@ -226,4 +291,25 @@ class DataRequestLedger:
             query["state"] = {"$in": [s.value for s in states]}
         async with translated("read data requests"):
             cursor = self._rows.find(query).sort("created_at", ASCENDING).limit(limit)
+            return [_from_doc(doc) async for doc in cursor]
+
+    # --- reading for the dashboard ------------------------------------------------------------
+
+    async def summaries(
+        self, *, run_id: str | None, before: tuple[datetime, str] | None, limit: int
+    ) -> list[DataRequestSummary]:
+        """Newest first, of one run or all; `before` is the (created_at, row id) the last page ended at."""
+        query: Doc = {} if run_id is None else {"run_id": run_id}
+        if before is not None:
+            at, row_id = before
+            query["$or"] = [{"created_at": {"$lt": at}}, {"created_at": at, "_id": {"$lt": row_id}}]
+        order = [("created_at", DESCENDING), ("_id", DESCENDING)]
+        async with translated("page data requests"):
+            cursor = self._rows.find(query, _SUMMARY_FIELDS).sort(order).limit(limit)
+            return [_summary(doc) async for doc in cursor]
+
+    async def find_by_request_id(self, request_id: str, limit: int = 5) -> list[DataRequest]:
+        """Rows carrying this upstream id (one, unless a request was re-planned under another run)."""
+        async with translated("find data request"):
+            cursor = self._rows.find({"request_id": request_id}).limit(limit)
             return [_from_doc(doc) async for doc in cursor]

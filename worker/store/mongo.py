@@ -78,8 +78,12 @@ class MongoStore:
         async with translated("create_index"):
             await self._db[EMPLOYEES].create_index([("profile.shorthand_names", ASCENDING)])
             await self._db[EMPLOYEES].create_index([("sync.synced_at", ASCENDING)])
-            await self._db[RUNS].create_index([("created_at", ASCENDING)])
-            await self._db[RUNS].create_index([("state", ASCENDING), ("created_at", ASCENDING)])
+            # Run pages sort by (created_at, _id) newest first: the tie-breaker is in the index, so a
+            # page of 20 reads 20 runs instead of sorting every run (or every run in that state).
+            await self._db[RUNS].create_index([("created_at", ASCENDING), ("_id", ASCENDING)])
+            await self._db[RUNS].create_index(
+                [("state", ASCENDING), ("created_at", ASCENDING), ("_id", ASCENDING)]
+            )
             await self._db[RUN_INPUTS].create_index([("run_id", ASCENDING), ("seq", ASCENDING)])
             # A search id found on two pages is looked up by value (multikey): see RunStore.seen_elsewhere.
             await self._db[RUN_INPUTS].create_index([("run_id", ASCENDING), ("items", ASCENDING)])

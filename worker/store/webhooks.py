@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from pymongo import ASCENDING, WriteConcern
+from pymongo import ASCENDING, DESCENDING, WriteConcern
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
@@ -104,6 +104,22 @@ class WebhookStore:
     async def delete_subscription(self, subscription_id: str) -> None:
         async with translated("delete subscription"):
             await self._subs.delete_one({"_id": subscription_id})
+
+    async def subscriptions_page(self, *, before: tuple[datetime, str] | None, limit: int) -> list[Doc]:
+        """Newest first, without the id list, the query or the token hash (a list of 500,000 ids is
+        megabytes, and a page needs none of it); `before` is the (created_at, id) of the last row."""
+        query: Doc = {}
+        if before is not None:
+            at, subscription_id = before
+            query["$or"] = [{"created_at": {"$lt": at}}, {"created_at": at, "_id": {"$lt": subscription_id}}]
+        hidden = {"ids": False, "query_json": False, "token_hash": False}
+        order = [("created_at", DESCENDING), ("_id", DESCENDING)]
+        async with translated("page subscriptions"):
+            return [doc async for doc in self._subs.find(query, hidden).sort(order).limit(limit)]
+
+    async def count_subscriptions(self) -> int:
+        async with translated("count subscriptions"):
+            return await self._subs.count_documents({})
 
     # --- the inbox --------------------------------------------------------------------------
 
@@ -215,3 +231,4 @@ class WebhookStore:
             await self._inbox.create_index([("state", ASCENDING), ("received_at", ASCENDING)])
             await self._inbox.create_index([("received_at", ASCENDING)])
             await self._notices.create_index([("at", ASCENDING)])
+            await self._subs.create_index([("created_at", ASCENDING), ("_id", ASCENDING)])  # the dashboard
