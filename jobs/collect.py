@@ -80,6 +80,8 @@ async def _outcome(ctx: WorkerContext, run_id: str, item_key: str) -> str:
         if attempt > 1 and await _written_by_earlier_try(ctx["services"], run_id, item_key):
             return Outcome.RECOVERED.value
         return await _collect_and_store(ctx, run_id, item_key)
+    except RetryJob:  # a stale 402 (see pause_for_credits): run again, it is nobody's failure
+        raise
     except NotFoundError:
         return await _not_found(ctx, run_id, item_key)
     except OutOfCreditsError:

@@ -26,7 +26,7 @@ from jobs.inputs import employee_id_of
 from jobs.runs import RunStatus, get_status, republish_size
 from jobs.search_chain import enqueue_page
 from worker import keys
-from worker.errors import RunNotFoundError, RunStateError
+from worker.errors import RetryJob, RunNotFoundError, RunStateError
 from worker.queue import JobSpec
 from worker.run_model import Outcome, Run, RunKind, RunState, allowed_from, utcnow
 from worker.runtime import Services
@@ -44,8 +44,13 @@ async def pause_run(services: Services, run_id: str, *, reason: str | None = Non
 
 
 async def pause_for_credits(services: Services, run_id: str) -> str:
-    """Out of credits: close the API to the fleet and pause this run until someone resumes it."""
-    await services.credits.mark_exhausted()
+    """Out of credits: close the API to the fleet and pause this run until someone resumes it.
+
+    A 402 to a request sent before a resume is stale: the job runs again (its next look at the gate
+    sees the resume) instead of pausing the run the resume just started."""
+    if not await services.credits.mark_exhausted():
+        log.info("credits.stale_402", reason="a resume came after this job looked at the gate")
+        raise RetryJob(services.settings.default_retry_after_s, "402 from before a resume")
     with contextlib.suppress(RunStateError):  # already paused (or ended) by another job
         await pause_run(services, run_id, reason=OUT_OF_CREDITS)
         log.warning("run.paused", reason=OUT_OF_CREDITS)

@@ -27,7 +27,7 @@ from cli.wiring import JOB_FUNCTIONS, run_fleet_worker
 from config import Settings
 from devstack.processes import free_port
 from jobs.collect import collect
-from jobs.control import cancel_run, pause_run, recover_run, resume_run
+from jobs.control import cancel_run, pause_for_credits, pause_run, recover_run, resume_run
 from jobs.deadletter import requeue_dead_letters
 from jobs.feeder import MAX_CHUNKS_PER_WALK, feed
 from jobs.producers import Receipt
@@ -769,3 +769,42 @@ async def test_arq_never_drops_a_job_on_its_own(tiny: Settings) -> None:
         assert ARQ_MAX_TRIES > 365 * 24 * 3600  # a store outage retried every second for a year
     finally:
         await worker.close()
+
+
+# -- #26: a late 402 must not undo a resume -------------------------------------------------------
+
+
+async def test_26_a_402_to_a_request_sent_before_a_resume_neither_closes_the_gate_nor_pauses_the_run(
+    services: Services,
+) -> None:
+    gate = services.credits
+    receipt = await enqueue_ids(services, [Population.id_at(0)])
+    looked, closed_and_resumed = asyncio.Event(), asyncio.Event()
+
+    async def job_in_flight_across_the_resume() -> str:
+        assert not await gate.exhausted()  # it looks at the gate and sends its request...
+        looked.set()
+        await closed_and_resumed.wait()  # ...another job's 402 closes the gate, a human resumes...
+        return await pause_for_credits(services, receipt.run_id)  # ...then its own 402 arrives
+
+    async def another_job_and_a_resume() -> None:
+        await looked.wait()
+        assert not await gate.exhausted()
+        assert await gate.mark_exhausted()  # this 402 came before the resume: it closes the gate
+        await gate.clear()  # the resume (credits were added)
+        closed_and_resumed.set()
+
+    in_flight = asyncio.create_task(job_in_flight_across_the_resume())
+    await another_job_and_a_resume()
+    with pytest.raises(RetryJob):  # the stale 402's job runs again instead
+        await in_flight
+    assert not await gate.exhausted(), "the resume still stands"
+    status = await get_status(services, receipt.run_id)
+    assert status is not None and status.state == RunState.RUNNING
+
+    async def job_after_the_resume() -> bool:
+        assert not await gate.exhausted()
+        return await gate.mark_exhausted()
+
+    assert await asyncio.create_task(job_after_the_resume()), "a 402 after the resume still closes it"
+    assert await gate.exhausted()

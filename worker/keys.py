@@ -15,6 +15,8 @@ JOB_QUEUE = f"{PREFIX}:queue:jobs"
 
 # Set when the upstream answered 402: no worker calls it until a run is resumed.
 CREDITS_EXHAUSTED = f"{PREFIX}:credits_exhausted"
+# Bumped by every resume that reopens the API: a 402 to a request sent before it is stale.
+CREDITS_EPOCH = f"{PREFIX}:credits_epoch"
 
 # Job function names, as registered with the queue
 COLLECT_JOB = "collect"
