@@ -13,7 +13,9 @@ import io
 import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -26,7 +28,7 @@ from jobs.producers import Receipt, enqueue_lines
 from simulator.app import RunningSimulator, start
 from simulator.config import SimulatorConfig
 from simulator.population import Population
-from worker.runtime import Services
+from worker.runtime import Services, shutdown, startup
 
 TEST_API_KEY = "test-key-0123456789abcdef01234567"
 
@@ -118,14 +120,21 @@ def settings(clean_redis: str, mongo_url: str, database_name: str) -> Settings:
     )
 
 
-@pytest.fixture
-async def services(settings: Settings) -> AsyncIterator[Services]:
+@asynccontextmanager
+async def opened_services(settings: Settings) -> AsyncIterator[Services]:
+    """The long-lived clients for these settings; the test's database is dropped afterwards."""
     opened = await Services.open(settings)
     try:
         yield opened
     finally:
         await opened.store.drop_database()
         await opened.close()
+
+
+@pytest.fixture
+async def services(settings: Settings) -> AsyncIterator[Services]:
+    async with opened_services(settings) as opened:
+        yield opened
 
 
 MakeSimulator = Callable[..., Awaitable[RunningSimulator]]
@@ -160,3 +169,16 @@ async def enqueue_ids(services: Services, employee_ids: Iterable[int], *, source
     """A run over these ids, exactly as `employee-sync enqueue ids FILE` makes one."""
     text = "\n".join(map(str, employee_ids))
     return await enqueue_lines(services, read_lines(io.BytesIO(text.encode())), "ids", source=source)
+
+
+@asynccontextmanager
+async def worker_context(settings: Settings) -> AsyncIterator[dict[str, Any]]:
+    """A worker's arq `ctx`, as a fleet worker builds it at start-up (real client, limiter, stores);
+    its database is dropped afterwards."""
+    context: dict[str, Any] = {"settings": settings}
+    await startup(context)
+    try:
+        yield context
+    finally:
+        await context["services"].store.drop_database()
+        await shutdown(context)

@@ -17,7 +17,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from api.app import create_app
 from config import Settings
 from jobs.changes import read_changes
-from tests.conftest import with_overrides
+from tests.conftest import opened_services, with_overrides
 from worker.runtime import Services
 from worker.store.changes import ChangeFeed
 
@@ -51,12 +51,8 @@ def feed_settings(settings: Settings) -> Settings:
 
 @pytest.fixture
 async def feed_services(feed_settings: Settings) -> AsyncIterator[Services]:
-    opened = await Services.open(feed_settings)
-    try:
+    async with opened_services(feed_settings) as opened:
         yield opened
-    finally:
-        await opened.store.drop_database()
-        await opened.close()
 
 
 async def write_versions(services: Services, employee_id: int, versions: int, run_id: str = "r") -> None:

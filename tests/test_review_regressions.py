@@ -35,7 +35,7 @@ from jobs.runs import RunStatus, create_run, get_status
 from jobs.search import _fetch_and_fan_out, search_page, start_search_run
 from simulator.app import RunningSimulator
 from simulator.population import Population
-from tests.conftest import MakeSimulator, enqueue_ids, with_overrides
+from tests.conftest import MakeSimulator, enqueue_ids, with_overrides, worker_context
 from worker import keys
 from worker.credits import CreditsGate
 from worker.errors import RetryJob, StoreRejectedError
@@ -43,7 +43,7 @@ from worker.progress import RunProgress
 from worker.queue import ARQ_MAX_TRIES, JobQueue, WorkerOptions, _arq_worker, _as_arq_job
 from worker.retry import RetryPolicy
 from worker.run_model import FeedCursor, Outcome, RunKind, RunState, utcnow
-from worker.runtime import Services, WorkerContext, shutdown, startup
+from worker.runtime import Services, WorkerContext
 from worker.stash import ProfileStash
 from worker.store import MongoStore
 from worker.store.employees import SinkOutcome, content_hash
@@ -83,13 +83,8 @@ def tiny(settings: Settings, simulator: RunningSimulator) -> Settings:
 @pytest.fixture
 async def ctx(tiny: Settings) -> AsyncIterator[dict[str, Any]]:
     """A worker's context, as a fleet worker builds it: real client, limiter, stores."""
-    context: dict[str, Any] = {"settings": tiny}
-    await startup(context)
-    try:
+    async with worker_context(tiny) as context:
         yield context
-    finally:
-        await context["services"].store.drop_database()
-        await shutdown(context)
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from jobs.control import cancel_run, pause_run, resume_run
 from jobs.runs import RunState, get_status, list_runs
 from simulator.app import RunningSimulator
 from simulator.population import Population
-from tests.conftest import MakeSimulator, enqueue_ids, population_ids, with_overrides
+from tests.conftest import MakeSimulator, enqueue_ids, opened_services, population_ids, with_overrides
 from worker import keys
 from worker.errors import RunNotFoundError, RunStateError
 from worker.runtime import Services
@@ -42,12 +42,8 @@ def small_window(settings: Settings, simulator: RunningSimulator) -> Settings:
 
 @pytest.fixture
 async def windowed(small_window: Settings) -> AsyncIterator[Services]:
-    opened = await Services.open(small_window)
-    try:
+    async with opened_services(small_window) as opened:
         yield opened
-    finally:
-        await opened.store.drop_database()
-        await opened.close()
 
 
 async def test_the_queue_holds_a_bounded_window_while_inputs_wait_in_mongodb(

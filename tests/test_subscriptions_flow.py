@@ -14,7 +14,7 @@ from cli.wiring import run_fleet_worker
 from config import Settings
 from jobs import subscriptions
 from simulator.app import RunningSimulator
-from tests.conftest import MakeSimulator, enqueue_ids
+from tests.conftest import MakeSimulator, enqueue_ids, opened_services
 from tests.receiver_support import (
     api_server,
     cli,
@@ -46,12 +46,8 @@ def hook_settings(settings: Settings, simulator: RunningSimulator, port: int) ->
 
 @pytest.fixture
 async def hook_services(hook_settings: Settings) -> AsyncIterator[Services]:
-    opened = await Services.open(hook_settings)
-    try:
+    async with opened_services(hook_settings) as opened:
         yield opened
-    finally:
-        await opened.store.drop_database()
-        await opened.close()
 
 
 @pytest.fixture

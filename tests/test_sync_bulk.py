@@ -17,9 +17,9 @@ from jobs.sync_plan import plan_sweep
 from jobs.syncs import SyncRequest, create_sync, get_sync
 from simulator.app import RunningSimulator
 from tests.bulk_support import bulk_settings, bulk_simulator, sim_get
-from tests.conftest import MakeSimulator, population_ids, with_overrides
+from tests.conftest import MakeSimulator, population_ids, with_overrides, worker_context
 from worker.run_model import RunKind, RunState
-from worker.runtime import Services, shutdown, startup
+from worker.runtime import Services
 from worker.sync_model import SyncSource
 
 BULK_MIN_ITEMS = 20
@@ -38,13 +38,8 @@ async def ctx(settings: Settings, simulator: RunningSimulator) -> AsyncIterator[
         search_rps=100,
         sync_scheduler=False,  # the test ticks by hand
     )
-    context: dict[str, Any] = {"settings": tuned}
-    await startup(context)
-    try:
+    async with worker_context(tuned) as context:
         yield context
-    finally:
-        await context["services"].store.drop_database()
-        await shutdown(context)
 
 
 def id_lines(ids: list[int]) -> list[tuple[int, str]]:

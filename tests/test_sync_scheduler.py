@@ -18,10 +18,10 @@ from jobs.scheduler import scheduler_tick
 from jobs.sync_runs import delta_ids
 from jobs.syncs import SyncRequest, create_sync, get_sync, run_now
 from simulator.app import RunningSimulator
-from tests.conftest import MakeSimulator, population_ids, with_overrides
+from tests.conftest import MakeSimulator, population_ids, with_overrides, worker_context
 from worker.freshness import freshness_of
 from worker.metrics_server import render_metrics
-from worker.runtime import Services, shutdown, startup
+from worker.runtime import Services
 from worker.sync_model import Sync, SyncSource
 
 POPULATION = 400
@@ -46,13 +46,8 @@ def sim_settings(settings: Settings, simulator: RunningSimulator) -> Settings:
 
 @pytest.fixture
 async def ctx(sim_settings: Settings) -> AsyncIterator[dict[str, Any]]:
-    context: dict[str, Any] = {"settings": sim_settings}
-    await startup(context)
-    try:
+    async with worker_context(sim_settings) as context:
         yield context
-    finally:
-        await context["services"].store.drop_database()
-        await shutdown(context)
 
 
 async def sim_admin(sim: RunningSimulator, method: str, path: str, body: object = None) -> Any:

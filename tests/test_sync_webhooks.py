@@ -21,7 +21,7 @@ from jobs.subscriptions import recreate, subscriptions_tick
 from jobs.sync_webhooks import ensure_subscriptions
 from jobs.syncs import SyncRequest, create_sync, delete_sync, get_sync, sync_view
 from simulator.app import RunningSimulator
-from tests.conftest import MakeSimulator, enqueue_ids
+from tests.conftest import MakeSimulator, enqueue_ids, worker_context
 from tests.receiver_support import (
     api_server,
     credits_charged,
@@ -34,7 +34,7 @@ from tests.receiver_support import (
 from worker.client import SubscriptionClient
 from worker.errors import SubscriptionNotFoundError
 from worker.run_model import RunKind, RunState
-from worker.runtime import Services, shutdown, startup
+from worker.runtime import Services
 from worker.sync_model import Sync, SyncSource
 
 MAX_IDS = 100  # the simulator's ids-per-subscription limit in these tests, and ours
@@ -63,13 +63,8 @@ async def ctx(settings: Settings, simulator: RunningSimulator, port: int) -> Asy
     tuned = webhook_settings(
         settings, simulator, port, search_rps=100, sync_scheduler=False, sync_subscription_max_ids=MAX_IDS
     )
-    context: dict[str, Any] = {"settings": tuned}
-    await startup(context)
-    try:
+    async with worker_context(tuned) as context:
         yield context
-    finally:
-        await context["services"].store.drop_database()
-        await shutdown(context)
 
 
 def ids_request(name: str, ids: list[int], **fields: Any) -> SyncRequest:

@@ -17,7 +17,7 @@ from config import Settings
 from devstack import processes as svc
 from jobs.webhooks import observe_lag, webhook_tick
 from simulator.app import RunningSimulator
-from tests.conftest import MakeSimulator, enqueue_ids
+from tests.conftest import MakeSimulator, enqueue_ids, opened_services
 from tests.receiver_support import (
     TOKEN,
     api_server,
@@ -59,12 +59,8 @@ def hook_settings(settings: Settings, simulator: RunningSimulator, port: int) ->
 
 @pytest.fixture
 async def hook_services(hook_settings: Settings) -> AsyncIterator[Services]:
-    opened = await Services.open(hook_settings)
-    try:
+    async with opened_services(hook_settings) as opened:
         yield opened
-    finally:
-        await opened.store.drop_database()
-        await opened.close()
 
 
 @pytest.fixture
