@@ -9,11 +9,12 @@ from config import Settings
 from jobs.scheduler import budgets_of
 from jobs.syncs import (
     SyncRequest,
-    create_sync,
+    build_sync,
     delete_sync,
     get_sync,
     list_syncs,
     run_now,
+    save_sync,
     set_sync_state,
     sync_view,
 )
@@ -31,8 +32,12 @@ async def _with_services[T](settings: Settings, action: Callable[[Services], Awa
 
 
 async def sync_create(settings: Settings, request: SyncRequest) -> dict[str, Any]:
+    # A bad definition is refused before any store is reached: the user hears about the bad
+    # duration or query, not about a database that happens to be down.
+    sync, members = build_sync(request)
+
     async def act(services: Services) -> dict[str, Any]:
-        return await sync_view(services, await create_sync(services, request))
+        return await sync_view(services, await save_sync(services, sync, members))
 
     return await _with_services(settings, act)
 

@@ -127,7 +127,11 @@ def _parsed(lines: Iterable[tuple[int, str | InputError]], kind: InputKind) -> I
 
 
 async def create_sync(services: Services, request: SyncRequest) -> Sync:
-    sync, members = build_sync(request)
+    return await save_sync(services, *build_sync(request))
+
+
+async def save_sync(services: Services, sync: Sync, members: list[tuple[str, int | None]]) -> Sync:
+    """Store a definition `build_sync` accepted (the CLI builds it before it connects to anything)."""
     await services.store.syncs.create(sync, members)
     return sync
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from config import Settings
+from devstack.processes import free_port
 from jobs.syncs import (
     SyncNotFoundError,
     SyncRequest,
@@ -18,6 +19,7 @@ from jobs.syncs import (
     run_now,
     set_sync_state,
 )
+from tests.conftest import with_overrides
 from tests.fleet_support import run_cli
 from worker.errors import InputError
 from worker.runtime import Services
@@ -115,3 +117,13 @@ def test_the_cli_refuses_a_bad_definition_with_exit_2_and_saves_nothing(
     assert json.loads(made.stdout)["members"] == 2
     shown = json.loads(run_cli(settings, "syncs", "list", "--json").stdout)
     assert [s["name"] for s in shown] == ["team"]  # the refused ones left nothing behind
+
+
+def test_a_bad_definition_is_refused_before_any_store_is_reached(settings: Settings, tmp_path: Path) -> None:
+    ids = tmp_path / "ids.txt"
+    ids.write_text("101\n")
+    nowhere = with_overrides(settings, mongodb_url=f"mongodb://127.0.0.1:{free_port()}")
+    args = ["syncs", "create", "team", "--ids", str(ids), "--max-age", "1h", "--every", "6h"]
+    refused = run_cli(nowhere, *args)
+    assert refused.returncode == 2, refused.stderr
+    assert "shorter than --every" in refused.stderr and "MongoDB" not in refused.stderr
