@@ -86,3 +86,30 @@ async def test_a_job_whose_worker_died_is_taken_over_once_its_lease_lapses(
     await _burst(clean_redis, {"quick": quick}, workers=1)
     assert ran == ["b"]
     assert await client.zcard(QUEUE) == 0
+
+
+async def test_a_poll_skips_jobs_another_worker_holds_and_runs_the_ones_behind_them(
+    clean_redis: str, client: aioredis.Redis
+) -> None:
+    # The head of the queue is taken (another worker's leases); the worker must neither run those
+    # nor stall behind them: it runs the free jobs behind, and the held ones once their lease ends.
+    ran: list[str] = []
+
+    async def quick(ctx: dict[str, Any], name: str) -> str:
+        ran.append(name)
+        return "ok"
+
+    held = [JobSpec(f"quick:held-{n}", (f"held-{n}",)) for n in range(5)]
+    free = [JobSpec(f"quick:free-{n}", (f"free-{n}",)) for n in range(3)]
+    queue = JobQueue(client)
+    await queue.enqueue_many(QUEUE, "quick", held)
+    await queue.enqueue_many(QUEUE, "quick", free)
+    for spec in held:
+        await client.set(IN_PROGRESS + spec.job_id, b"1", px=1_500)
+    worker = asyncio.create_task(_burst(clean_redis, {"quick": quick}, workers=1))
+    deadline = asyncio.get_running_loop().time() + 1.0
+    while len(ran) < 3 and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.02)
+    assert sorted(ran) == ["free-0", "free-1", "free-2"]  # the held ones did not run meanwhile
+    await worker
+    assert sorted(ran) == sorted([f"free-{n}" for n in range(3)] + [f"held-{n}" for n in range(5)])

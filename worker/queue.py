@@ -489,6 +489,35 @@ def _redis_settings(target: RedisTarget) -> RedisSettings:
     )
 
 
+# The ids of a poll's read that no worker has started (ARGV[1]: arq's in-progress key prefix).
+_UNCLAIMED = """
+local free = {}
+for i = 2, #ARGV do
+  if redis.call('EXISTS', ARGV[1] .. ARGV[i]) == 0 then free[#free + 1] = ARGV[i] end
+end
+return free
+"""
+
+
+class _ClaimingWorker(Worker):
+    """arq's worker, minus its most expensive habit on a busy queue.
+
+    Running jobs stay at the head of arq's queue until they finish, and each poll tries to claim
+    every id it read with its own WATCH/EXISTS/ZSCORE round trips. With F jobs in flight across
+    the fleet, a worker with one free slot spent ~3F round trips per poll to learn that the head
+    was taken. One script call drops the started ids first; arq's own claim then runs on the
+    rest, unchanged, so a job freed meanwhile is simply picked up by the next poll.
+    Measured in the demo (3 workers x 25 jobs, 1,000 profiles, 2 cores): 150k Redis commands and
+    55 % of the rate before, ~110k (most of them the script's server-side EXISTS) and 78-80 % after.
+    """
+
+    async def start_jobs(self, job_ids: list[bytes]) -> None:
+        if len(job_ids) > 1:
+            unclaimed = self.pool.register_script(_UNCLAIMED)
+            job_ids = list(await unclaimed(args=[in_progress_key_prefix, *job_ids]))
+        await super().start_jobs(job_ids)
+
+
 def _arq_worker(options: WorkerOptions, functions: Mapping[str, JobFunction], ctx: dict[str, Any]) -> Worker:
     inner_s = max(1.0, options.job_timeout_s - JOB_DEADLINE_MARGIN_S)
 
@@ -504,7 +533,7 @@ def _arq_worker(options: WorkerOptions, functions: Mapping[str, JobFunction], ct
         )
         for name, job, every_s in options.periodic
     ]
-    worker = Worker(
+    worker = _ClaimingWorker(
         functions=[func(wrap(name, job), name=name) for name, job in functions.items()],
         cron_jobs=crons,
         queue_name=options.queue_name,
