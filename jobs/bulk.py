@@ -135,7 +135,7 @@ async def _submit(ctx: WorkerContext, run: Run, row: DataRequest) -> str:
         return await _failed(ctx, run, row, f"submit refused: {_reason(ctx, exc)}", fail_run_too=True)
     except RateLimitedError as exc:
         await services.store.ledger.not_submitted(row.row_id)
-        pause_s = await limiter.penalize("bulk", exc.retry_after_s or ctx["settings"].default_retry_after_s)
+        pause_s = await limiter.penalize("bulk", exc.retry_after_s)
         raise RetryJob(pause_s, f"submit rate limited: {exc}") from exc
     except UpstreamUnavailableError as exc:  # answered 5xx, or never sent: nothing was created
         await services.store.ledger.not_submitted(row.row_id)
@@ -173,7 +173,7 @@ async def _poll(ctx: WorkerContext, run: Run, row: DataRequest) -> str | None:
         files = await ctx["client"].poll_files(row.request_id)
     except RateLimitedError as exc:
         services.metrics.observe_bulk_poll("rate_limited")
-        pause_s = await limiter.penalize("bulk", exc.retry_after_s or settings.default_retry_after_s)
+        pause_s = await limiter.penalize("bulk", exc.retry_after_s)
         raise RetryJob(pause_s, f"poll rate limited: {exc}") from exc
     except DataRequestNotFoundError as exc:
         return await _failed(

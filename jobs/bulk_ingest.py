@@ -164,7 +164,7 @@ async def _download_error(
     """5xx, reset, timeout or 429 mid-download: what was written is checkpointed; try again."""
     services, settings = ctx["services"], ctx["settings"]
     if isinstance(exc, RateLimitedError):
-        pause_s = await ctx["limiter"].penalize("bulk", exc.retry_after_s or settings.default_retry_after_s)
+        pause_s = await ctx["limiter"].penalize("bulk", exc.retry_after_s)
         raise RetryJob(pause_s, f"download rate limited: {exc}") from exc
     errors = await services.store.ledger.count_download_error(row.row_id)
     if errors >= settings.max_tries * len(row.files):

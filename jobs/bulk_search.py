@@ -81,9 +81,7 @@ async def bulk_search(ctx: WorkerContext, run_id: str) -> str:
     except OutOfCreditsError:
         return await pause_for_credits(services, run_id)
     except RateLimitedError as exc:
-        pause_s = await ctx["limiter"].penalize(
-            "search", exc.retry_after_s or ctx["settings"].default_retry_after_s
-        )
+        pause_s = await ctx["limiter"].penalize("search", exc.retry_after_s)
         raise RetryJob(pause_s, f"search rate limited: {exc}") from exc
     except PermanentError as exc:
         reason = redact_text(f"search refused: {exc}", ctx["settings"].secrets())

@@ -136,8 +136,7 @@ async def _fetch(ctx: WorkerContext, item_key: str) -> dict[str, Any]:
     try:
         profile = await ctx["client"].collect(collect_key_of(item_key))
     except RateLimitedError as exc:
-        retry_after_s = exc.retry_after_s or ctx["settings"].default_retry_after_s
-        pause_s = await limiter.penalize("collect", retry_after_s)
+        pause_s = await limiter.penalize("collect", exc.retry_after_s)
         log.warning("collect.rate_limited", pause_s=round(pause_s, 3))
         raise RateLimitedError(str(exc), retry_after_s=pause_s) from exc
     structlog.contextvars.bind_contextvars(

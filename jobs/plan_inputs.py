@@ -54,7 +54,7 @@ async def count_matches(services: Services, body: dict[str, Any]) -> int:
         try:
             return await client.count(body)
         except RateLimitedError as exc:
-            await limiter.penalize("search", exc.retry_after_s or settings.default_retry_after_s)
+            await limiter.penalize("search", exc.retry_after_s)
             raise
     finally:
         await client.close()

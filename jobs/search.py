@@ -102,7 +102,7 @@ async def _fetch_and_fan_out(ctx: WorkerContext, run: Run, page_no: int) -> str:
             json.loads(run.query_json), after=state.cursor, items_per_page=settings.search_items_per_page
         )
     except RateLimitedError as exc:
-        pause_s = await ctx["limiter"].penalize("search", exc.retry_after_s or settings.default_retry_after_s)
+        pause_s = await ctx["limiter"].penalize("search", exc.retry_after_s)
         raise RateLimitedError(str(exc), retry_after_s=pause_s) from exc
     keys_on_page = list(dict.fromkeys(f"id:{i}" for i in page.ids))  # distinct, in page order
     seen = await services.store.runs.seen_elsewhere(run_id, page_no, keys_on_page)

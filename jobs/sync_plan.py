@@ -103,7 +103,7 @@ async def search_all(ctx: WorkerContext, body: dict[str, Any], plan: Plan) -> li
                 body, after=after, items_per_page=settings.search_items_per_page
             )
         except RateLimitedError as exc:
-            await ctx["limiter"].penalize("search", exc.retry_after_s or settings.default_retry_after_s)
+            await ctx["limiter"].penalize("search", exc.retry_after_s)
             raise
         plan.search_requests += 1
         ids.update(dict.fromkeys(page.ids))

@@ -81,6 +81,14 @@ async def test_a_penalty_seen_by_one_worker_delays_every_other_worker(redis_clie
     assert time.monotonic() - started >= 0.45
 
 
+async def test_a_429_without_retry_after_pauses_for_the_configured_default(
+    redis_client: aioredis.Redis,
+) -> None:
+    worker = limiter(redis_client, 100, safety_margin=0.0, default_retry_after_s=0.4)
+    pause_s = await worker.penalize("collect", None)
+    assert 0.4 <= pause_s <= 0.48  # the default, plus up to 20 % jitter
+
+
 async def test_a_slot_booked_before_a_penalty_is_booked_again_after_it(redis_client: aioredis.Redis) -> None:
     worker_a = limiter(redis_client, 4, safety_margin=0.0)
     worker_b = limiter(redis_client, 4, safety_margin=0.0)

@@ -130,6 +130,7 @@ class RateLimiter:
         max_ahead_s: float = 2.0,
         acquire_timeout_s: float = 30.0,
         retry_after_cap_s: float = 120.0,
+        default_retry_after_s: float = 1.0,
         recheck_s: float = 0.002,
         rng: random.Random | None = None,
         observer: GrantObserver | None = None,
@@ -146,6 +147,7 @@ class RateLimiter:
         self._max_ahead_us = round(max_ahead_s * _US)
         self._acquire_timeout_s = acquire_timeout_s
         self._retry_after_cap_s = retry_after_cap_s
+        self._default_retry_after_s = default_retry_after_s
         # A reply older than this at the slot's moment no longer proves "no 429 since": look again.
         # 2 ms is the order of the window a look-up itself leaves (its reply to the request leaving).
         self._recheck_us = round(recheck_s * _US)
@@ -201,13 +203,18 @@ class RateLimiter:
         """Add one slot-to-response time by hand (what `observe_response` does for a real request)."""
         self._samples[endpoint_class].add(sample_s)
 
-    async def penalize(self, endpoint_class: EndpointClass, retry_after_s: float) -> float:
+    async def penalize(self, endpoint_class: EndpointClass, retry_after_s: float | None) -> float:
         """Slow the whole fleet after an upstream 429; returns the pause actually applied (s).
+
+        `retry_after_s` is the 429's Retry-After as the client parsed it; a 429 without one pauses
+        for `default_retry_after_s` (one place decides that, not every caller).
 
         The pause is capped at `retry_after_cap_s`: a far-future Retry-After must not stall the fleet
         until someone deletes a key. A non-finite value is the caller's bug (the client parses the
         header into a finite number), so it is refused rather than guessed at.
         """
+        if retry_after_s is None:
+            retry_after_s = self._default_retry_after_s
         if not math.isfinite(retry_after_s):
             raise ValueError(f"retry_after_s must be finite, got {retry_after_s!r}")
         # Jitter spreads the resume of fleets that saw the 429 at slightly different moments.

@@ -110,6 +110,7 @@ def build_limiter(
         max_ahead_s=settings.limiter_max_ahead_s,
         acquire_timeout_s=settings.job_timeout_s * 0.3,
         retry_after_cap_s=settings.retry_after_cap_s,
+        default_retry_after_s=settings.default_retry_after_s,
         observer=observer,
     )
 
