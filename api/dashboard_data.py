@@ -26,6 +26,7 @@ from api.dashboard_params import (
     only_parameters,
     optional_run_id,
     page_limit,
+    runs_by_state,
 )
 from api.dashboard_upstream import add_upstream_routes, data_request_matches
 from api.errors import ApiError, json_response
@@ -43,7 +44,6 @@ from worker.store.deadletters import DeadLetter
 
 REQUEUE_MAX = 10_000
 REASONS_CACHE_S = 10.0
-RUN_STATES_CACHE_S = 5.0
 FRESHNESS_CACHE_S = 30.0
 CHANGES_SHOWN = 50
 MAX_QUERY_CHARS = 200
@@ -85,9 +85,7 @@ async def fleet(request: web.Request) -> web.Response:
     view = fleet_view.as_dict()
     view["credits"]["exhausted"] = services.credits.exhausted_of(credits_reply)
     view["queue"] = {"depth": depth, "oldest_age_s": oldest_age_s, "window": settings.queue_window}
-    by_state = await request.app[CACHE].get(
-        "runs_by_state", RUN_STATES_CACHE_S, services.store.runs.count_runs_by_state
-    )
+    by_state = await runs_by_state(request.app, services)
     view["runs_by_state"] = {state.value: count for state, count in by_state.items()}
     view["rate_safety_margin"] = settings.rate_safety_margin
     return json_response(view)
