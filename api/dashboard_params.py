@@ -13,6 +13,8 @@ from aiohttp import web
 from multidict import MultiMapping
 
 from api.validation import invalid_parameter, parse_run_id, preview
+from worker.run_model import RunState
+from worker.runtime import Services
 
 LETTERS_LIMIT_DEFAULT, LETTERS_LIMIT_MAX = 25, 200
 _DIGITS = re.compile(r"[0-9]{1,19}")
@@ -38,6 +40,16 @@ class TtlCache:
 
 
 CACHE = web.AppKey("dashboard_cache", TtlCache)
+RUN_STATES_CACHE_S = 5.0
+
+
+async def runs_by_state(app: web.Application, services: Services) -> dict[RunState, int]:
+    """Runs per state, at most RUN_STATES_CACHE_S old: the fleet figures show them and a runs
+    page's ETAs divide the rate by the running ones (one aggregate per 5 s, not a count per page)."""
+    counts: dict[RunState, int] = await app[CACHE].get(
+        "runs_by_state", RUN_STATES_CACHE_S, services.store.runs.count_runs_by_state
+    )
+    return counts
 
 
 def only_parameters(query: MultiMapping[str], allowed: tuple[str, ...]) -> None:

@@ -204,7 +204,9 @@ async def subscriptions(request: web.Request) -> web.Response:
     before = decode_position(query.get("cursor"))
     docs = await services.store.webhooks.subscriptions_page(before=before, limit=limit + 1)
     page, more = docs[:limit], len(docs) > limit
-    total = await services.store.webhooks.count_subscriptions()  # a few dozen rows: not cached
+    total = len(docs)  # the first page holds them all: that is the count, no second read
+    if before is not None or more:
+        total = await services.store.webhooks.count_subscriptions()  # a few dozen rows: not cached
     now = utcnow()
     last = page[-1] if more and page else None
     return json_response(

@@ -12,6 +12,7 @@ import structlog
 from aiohttp import web
 
 from api.cursor import from_control, to_control
+from api.dashboard_params import runs_by_state
 from api.errors import ApiError, error_response, json_response, unavailable_message
 from api.items import rejected_if_none_usable
 from api.jsonbody import read_json
@@ -119,7 +120,15 @@ async def get_run(request: web.Request) -> web.Response:
 async def list_runs(request: web.Request) -> web.Response:
     query = parse_list_query(request.query)
     cursor = None if query.cursor is None else to_control(query.cursor)
-    page = await runs.list_runs(request.app[SERVICES], state=query.state, limit=query.limit, cursor=cursor)
+    services = request.app[SERVICES]
+
+    async def running_count() -> int:
+        by_state = await runs_by_state(request.app, services)
+        return by_state[runs.RunState.RUNNING]
+
+    page = await runs.list_runs(
+        services, state=query.state, limit=query.limit, cursor=cursor, running_count=running_count
+    )
     return json_response(
         {"runs": [run.as_dict() for run in page.runs], "next_cursor": from_control(page.next_cursor)}
     )

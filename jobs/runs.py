@@ -11,6 +11,7 @@ import base64
 import binascii
 import json
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -240,7 +241,17 @@ class RunPage:
     next_cursor: str | None
 
 
-async def list_runs(services: Services, *, state: str | None, limit: int, cursor: str | None) -> RunPage:
+async def list_runs(
+    services: Services,
+    *,
+    state: str | None,
+    limit: int,
+    cursor: str | None,
+    running_count: Callable[[], Awaitable[int]] | None = None,
+) -> RunPage:
+    """A page of runs, newest first. `running_count`: where the page's ETAs get the number of
+    running runs (default: a count now); the API passes its few-seconds cache of runs by state,
+    which the dashboard's fleet figures read too, so a dashboard refresh counts them once."""
     if state is not None and state not in RUN_STATES:
         raise InputError(f"unknown state {state!r}; one of {', '.join(RUN_STATES)}")
     before = None if cursor is None else decode_cursor(cursor)
@@ -252,7 +263,8 @@ async def list_runs(services: Services, *, state: str | None, limit: int, cursor
     page = runs[:limit]
     running = None
     if any(run.state is RunState.RUNNING for run in page):
-        running = await services.store.runs.count_in_state(RunState.RUNNING)
+        count = running_count or (lambda: services.store.runs.count_in_state(RunState.RUNNING))
+        running = await count()
     lives = await services.progress.counts_many([run.run_id for run in page])
     statuses = [
         await status_of(services, run, running=running, live=live)

@@ -9,9 +9,11 @@ import pytest
 import redis.asyncio as aioredis
 
 from tests.conftest import TEST_API_KEY
-from worker import keys
+from worker import fleet_view, keys
+from worker.credits import CreditsGate
 from worker.fleet_stats import FLEET_RECORDER, FleetRecorder, track_in_flight
-from worker.fleet_view import SETTLE_S, read_fleet
+from worker.fleet_view import SETTLE_S, read_fleet, read_fleet_with
+from worker.queue import JobQueue, JobSpec
 
 LIMITS = {"collect": 54.0, "search": 18.0, "bulk": 27.0}
 
@@ -147,3 +149,44 @@ async def test_an_active_limiter_cool_down_is_published_for_readers_without_the_
     by_class = {c.endpoint_class: c for c in view.classes}
     assert 25 < by_class["collect"].cooldown_remaining_s <= 30
     assert by_class["search"].cooldown_remaining_s == 0
+
+
+async def test_a_read_planned_from_a_wrong_clock_offset_reads_again_with_the_redis_time(
+    redis_client: aioredis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The keys are planned from the offset the last read measured; an hour off (a clock jump),
+    the TIME reply shows the plan was wrong, and the figures are those of the Redis time."""
+    first = recorder(redis_client, 1)
+    await first.flush()
+    past = int(await redis_now_s(redis_client)) - SETTLE_S - 3
+    first._grants[("collect", past)] += 7
+    await first.flush()
+    monkeypatch.setattr(fleet_view._CLOCK, "offset_s", -3600.0)
+
+    view = await read_fleet(redis_client, LIMITS)
+
+    collect = next(c for c in view.classes if c.endpoint_class == "collect")
+    assert collect.per_second[past - collect.series_start_s] == 7
+    assert abs(view.now_s - await redis_now_s(redis_client)) < 5
+    assert abs(fleet_view._CLOCK.offset_s) < 5  # learnt again from the TIME reply
+
+
+async def test_other_modules_reads_ride_on_the_fleet_read_and_come_back_parsed(
+    redis_client: aioredis.Redis,
+) -> None:
+    queue, credits = JobQueue(redis_client), CreditsGate(redis_client)
+    await queue.enqueue_many(keys.JOB_QUEUE, keys.COLLECT_JOB, [JobSpec("collect:id:1", ("r" * 32, "id:1"))])
+    await redis_client.set(keys.CREDITS_EXHAUSTED, b"1")
+    await redis_client.script_flush()  # the queue's script is lost: it is loaded on the way
+    queue_args: list[str | int] = []
+
+    def also(pipe: object) -> None:
+        credits.queue_exhausted(pipe)
+        queue_args.extend(queue.queue_figures(pipe, keys.JOB_QUEUE))
+
+    _, (credits_reply, *queue_replies) = await read_fleet_with(redis_client, LIMITS, also)
+
+    assert credits.exhausted_of(credits_reply) is True
+    depth, age_s = await queue.figures_of(queue_replies, keys.JOB_QUEUE, queue_args)
+    assert depth == 1
+    assert age_s is not None and age_s >= 0

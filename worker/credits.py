@@ -12,11 +12,12 @@ closing the gate again would undo the resume (review finding #26).
 from __future__ import annotations
 
 from contextvars import ContextVar
+from typing import Any
 
 import redis.asyncio as aioredis
 
 from worker import keys
-from worker.redis_errors import redis_boundary
+from worker.redis_errors import redis_boundary, reply_or_raise
 
 # The epoch this task saw at its last look at the gate (None: it never looked).
 _SEEN_EPOCH: ContextVar[int | None] = ContextVar("credits_seen_epoch", default=None)
@@ -38,6 +39,18 @@ class CreditsGate:
     async def exhausted(self) -> bool:
         async with redis_boundary("credits flag"):
             flag, epoch = await self._redis.mget(keys.CREDITS_EXHAUSTED, keys.CREDITS_EPOCH)
+        _SEEN_EPOCH.set(int(epoch or 0))
+        return flag is not None
+
+    @staticmethod
+    def queue_exhausted(pipe: Any) -> None:
+        """`exhausted` as one command on a caller's pipeline (the dashboard's one round trip);
+        `exhausted_of` reads its reply."""
+        pipe.mget(keys.CREDITS_EXHAUSTED, keys.CREDITS_EPOCH)
+
+    @staticmethod
+    def exhausted_of(reply: Any) -> bool:
+        flag, epoch = reply_or_raise("credits flag", reply)
         _SEEN_EPOCH.set(int(epoch or 0))
         return flag is not None
 

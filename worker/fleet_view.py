@@ -1,23 +1,31 @@
-"""Reading the fleet-wide live figures that `worker.fleet_stats` writes: one TIME and one pipeline.
+"""Reading the fleet-wide live figures that `worker.fleet_stats` writes: one pipeline.
 
 What the dashboard shows per endpoint class (granted per second against the limit, utilisation, limiter
 wait p50/p95, 429s per minute, an active cool-down), the credit balance with its burn rate, and the
 live workers. The current second is still being counted (workers flush once a second), so the series
 ends two seconds back.
+
+The read is one round trip, as the workers' flush is: the pipeline starts with TIME, and the keys it
+reads are planned from the local clock plus the offset to the Redis clock that the previous read's
+TIME measured. When the plan from that guess is not the plan of the Redis time the TIME reply gave
+(the guess fell in another second: the first read, a clock jump), it is read again with that plan.
+A reader may add its own commands to the same round trip (`read_fleet_with`: the dashboard adds
+the credits gate and the queue's figures).
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
 import redis.asyncio as aioredis
 
 from worker import keys
-from worker.redis_errors import redis_boundary
+from worker.redis_errors import redis_boundary, reply_or_raise
 
 RATE_WINDOW_S = 120
 SETTLE_S = 2  # seconds still being flushed by the workers: left out of the series
@@ -26,6 +34,7 @@ R429_MINUTES = 30
 BURN_WINDOW_S = 900  # burn rate from the credit samples of the last 15 minutes
 MIN_BURN_SPAN_S = 10.0
 WORKER_LIVE_S = 15.0  # a heartbeat older than this: the worker is not counted as live
+PLAN_ATTEMPTS = 3  # reads with a plan from a guessed Redis time before giving up on matching it
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,14 +95,54 @@ def _fields(item: Any) -> dict[str, Any]:
 async def read_fleet(
     client: aioredis.Redis, limits_rps: Mapping[str, float], *, window_s: int = RATE_WINDOW_S
 ) -> FleetView:
+    view, _ = await read_fleet_with(client, limits_rps, None, window_s=window_s)
+    return view
+
+
+async def read_fleet_with(
+    client: aioredis.Redis,
+    limits_rps: Mapping[str, float],
+    also: Callable[[Any], None] | None,
+    *,
+    window_s: int = RATE_WINDOW_S,
+) -> tuple[FleetView, list[Any]]:
+    """The fleet view and the raw replies of the commands `also` queued after the fleet's own on
+    the same pipeline (the caller parses them; errors come back in place, as exceptions)."""
+    classes = list(limits_rps)
+    guess_s = time.time() + _CLOCK.offset_s
     async with redis_boundary("fleet stats read"):
-        seconds, micros = await client.time()
-        now_s = int(seconds) + int(micros) / 1e6
-        plan = _Plan(list(limits_rps), int(now_s), window_s)
-        async with client.pipeline(transaction=False) as pipe:
-            plan.queue(pipe, now_s)
-            replies = await pipe.execute()
-    return plan.build(replies, now_s, limits_rps)
+        for _ in range(PLAN_ATTEMPTS):
+            plan = _Plan(classes, int(guess_s), window_s)
+            async with client.pipeline(transaction=False) as pipe:
+                pipe.time()
+                plan.queue(pipe, guess_s)
+                if also is not None:
+                    also(pipe)
+                replies = await pipe.execute(raise_on_error=False)
+            own, extra = replies[: 1 + plan.commands], replies[1 + plan.commands :]
+            _raise_first_error(own)
+            seconds, micros = own[0]
+            now_s = int(seconds) + int(micros) / 1e6
+            _CLOCK.offset_s = now_s - time.time()
+            if plan.same_as(_Plan(classes, int(now_s), window_s)):
+                break
+            guess_s = time.time() + _CLOCK.offset_s
+    return plan.build(own[1:], now_s, limits_rps), extra
+
+
+def _raise_first_error(replies: list[Any]) -> None:
+    for reply in replies:
+        reply_or_raise("fleet stats read", reply)
+
+
+class _RedisClock:
+    """Redis time minus local time, as the last fleet read measured it (0 before the first one)."""
+
+    def __init__(self) -> None:
+        self.offset_s = 0.0
+
+
+_CLOCK = _RedisClock()
 
 
 class _Plan:
@@ -106,6 +155,11 @@ class _Plan:
         self.grant_minutes = list(range(self.first // 60, self.last // 60 + 1))
         self.r429_minutes = list(range(now // 60 - R429_MINUTES + 1, now // 60 + 1))
         self.wait_minutes = [now // 60 - 1, now // 60]
+        self.commands = len(classes) * (len(self.grant_minutes) + 1 + len(self.wait_minutes) + 1) + 4
+
+    def same_as(self, other: _Plan) -> bool:
+        """Whether `other` reads the same keys and the same seconds (so these replies are its)."""
+        return (self.first, self.last, self.r429_minutes) == (other.first, other.last, other.r429_minutes)
 
     def queue(self, pipe: Any, now_s: float) -> None:
         for cls in self.classes:

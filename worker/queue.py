@@ -26,12 +26,12 @@ from arq.constants import in_progress_key_prefix, job_key_prefix, result_key_pre
 from arq.cron import cron
 from arq.jobs import serialize_job
 from arq.worker import Worker, func
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 
 from config.redis_target import RedisTarget
 from worker import keys
 from worker.errors import RedisUnavailableError, RetryJob
-from worker.redis_errors import redis_boundary
+from worker.redis_errors import redis_boundary, reply_or_raise
 
 log = structlog.get_logger("employee_sync.queue")
 
@@ -265,11 +265,37 @@ class JobQueue:
         Done from here, with every job's payload read back, it cost ~20 ms of CPU per dashboard
         refresh or metrics scrape with the 500-job window queued.
         """
-        now_ms = int(time.time() * 1000) if now_ms is None else now_ms
-        args: list[str | int] = [in_progress_key_prefix, job_key_prefix, PRIORITY_SCORE, now_ms, _PEEK]
+        args = _oldest_args(now_ms)
         async with redis_boundary("queue read"):
             age_ms = await self._oldest_waiting(keys=[queue_name], args=args)
         return None if age_ms is None else max(0, int(age_ms)) / 1000
+
+    def queue_figures(self, pipe: Any, queue_name: str, *, now_ms: int | None = None) -> list[str | int]:
+        """`depth` and `oldest_due_age_s` as two commands on a caller's pipeline (the dashboard's
+        fleet read: one round trip for all of it). The script goes by its hash, not through the
+        pipeline's script support (which asks SCRIPT EXISTS first: a round trip of its own); pass
+        the two replies and the returned arguments to `figures_of`."""
+        args = _oldest_args(now_ms)
+        pipe.zcard(queue_name)
+        pipe.evalsha(self._oldest_waiting.sha, 1, queue_name, *args)
+        return args
+
+    async def figures_of(
+        self, replies: Sequence[Any], queue_name: str, args: list[str | int]
+    ) -> tuple[int, float | None]:
+        """(depth, oldest due age) from `queue_figures`' replies; a script Redis lost (a restart,
+        SCRIPT FLUSH) is run the ordinary way, which loads it."""
+        depth, age_ms = replies
+        if isinstance(age_ms, NoScriptError):
+            async with redis_boundary("queue read"):
+                age_ms = await self._oldest_waiting(keys=[queue_name], args=args)
+        depth, age_ms = reply_or_raise("queue depth", depth), reply_or_raise("queue read", age_ms)
+        return int(depth), None if age_ms is None else max(0, int(age_ms)) / 1000
+
+
+def _oldest_args(now_ms: int | None) -> list[str | int]:
+    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+    return [in_progress_key_prefix, job_key_prefix, PRIORITY_SCORE, now_ms, _PEEK]
 
 
 async def _deaths_before(ctx: dict[str, Any]) -> int:

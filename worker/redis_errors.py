@@ -25,3 +25,11 @@ async def redis_boundary(what: str) -> AsyncIterator[None]:
         yield
     except RedisError as exc:
         raise RedisUnavailableError(f"Redis {what}: {type(exc).__name__}: {exc}") from exc
+
+
+def reply_or_raise[T](what: str, reply: T) -> T:
+    """A reply of a pipeline run with `execute(raise_on_error=False)`, or its error (which such a
+    pipeline returns in place) as RedisUnavailableError."""
+    if isinstance(reply, RedisError):
+        raise RedisUnavailableError(f"Redis {what}: {type(reply).__name__}: {reply}") from reply
+    return reply

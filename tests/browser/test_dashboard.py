@@ -20,6 +20,7 @@ from worker.store.mongo import DEAD_LETTERS
 pytestmark = pytest.mark.slow
 
 UI_TIMEOUT_MS = 30_000
+PANEL_POLL_TIMEOUT_MS = 45_000  # the subscriptions panel polls every 30 s
 
 
 def sign_in(page: Page, stack: Stack, token: str = TOKEN) -> None:
@@ -50,6 +51,8 @@ def wait_until(check: object, what: str, timeout_s: float = 60.0) -> None:
 def test_signed_in_the_page_shows_a_run_advancing_the_rate_against_the_limit_and_pauses_it(
     page: Page, stack: Stack, tmp_path: Path, screenshot_copy: Path | None
 ) -> None:
+    if screenshot_copy is not None:  # the README's picture: the bulk and subscription panels show
+        add_bulk_run_and_subscription(stack)  # only when there is something in them
     sign_in(page, stack)
     expect(page.locator("#overview-view")).to_be_visible(timeout=UI_TIMEOUT_MS)
     run_id = create_run(stack, 0, 600)
@@ -70,6 +73,8 @@ def test_signed_in_the_page_shows_a_run_advancing_the_rate_against_the_limit_and
     expect(page.locator("#credits-body")).to_contain_text(re.compile(r"\d{3},\d{3}"), timeout=UI_TIMEOUT_MS)
     if screenshot_copy is not None:  # the README's picture: let the chart fill in a little first
         wait_until(lambda: done_of(page, run_id) >= 350, "a fuller chart", timeout_s=120)
+        expect(page.locator("#panel-bulk")).to_be_visible(timeout=PANEL_POLL_TIMEOUT_MS)
+        expect(page.locator("#panel-subscriptions")).to_be_visible(timeout=PANEL_POLL_TIMEOUT_MS)
     save_screenshot(page, tmp_path, "dashboard.png", screenshot_copy)
 
     # Pause from the page; the API says the run is paused.
@@ -84,6 +89,13 @@ def test_signed_in_the_page_shows_a_run_advancing_the_rate_against_the_limit_and
     assert page.context.cookies() == []
     assert TOKEN not in page.url
     stack.call("POST", f"/v1/runs/{run_id}/cancel")  # leave the fleet idle for the next test
+
+
+def add_bulk_run_and_subscription(stack: Stack) -> None:
+    """For the README's picture: a small bulk run and a subscription, so those panels have rows."""
+    ids = [Population.id_at(i) for i in range(1600, 1700)]
+    stack.call("POST", "/v1/runs", {"employee_ids": ids, "via": "bulk"})
+    stack.call("POST", "/v1/subscriptions", {"type": "experience", "ids": ids[:20]})
 
 
 def test_a_wrong_token_shows_an_error_and_no_data(page: Page, stack: Stack, tmp_path: Path) -> None:
