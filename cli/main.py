@@ -165,9 +165,13 @@ def _open_input(source: str, *, seekable: bool = False) -> Any:
     if not seekable or (source != "-" and Path(source).is_file()):
         return contextlib.nullcontext(sys.stdin.buffer) if source == "-" else Path(source).open("rb")
     spool = tempfile.SpooledTemporaryFile(max_size=64 << 20)  # noqa: SIM115 - closed by the caller's with
-    with contextlib.ExitStack() as stack:
-        stream = sys.stdin.buffer if source == "-" else stack.enter_context(Path(source).open("rb"))
-        shutil.copyfileobj(stream, spool)
+    try:  # an input that cannot be read (a directory, EIO) closes the spool before its error is reported
+        with contextlib.ExitStack() as stack:
+            stream = sys.stdin.buffer if source == "-" else stack.enter_context(Path(source).open("rb"))
+            shutil.copyfileobj(stream, spool)
+    except BaseException:
+        spool.close()
+        raise
     spool.seek(0)
     return spool
 

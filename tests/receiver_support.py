@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from config import Settings
 from devstack import processes as svc
 from simulator.app import RunningSimulator
 from simulator.population import Population
+from tests.cli_support import run_cli_in_process
 from tests.conftest import with_overrides
 from worker.runtime import Services
 
@@ -108,7 +108,7 @@ def cli_env(settings: Settings) -> dict[str, str]:
 
 
 async def cli(settings: Settings, *args: str) -> Any:
-    """Run `employee-sync ARGS --json` as a process; returns its parsed output."""
+    """`employee-sync ARGS --json` (in this process, tests/cli_support.py); returns its parsed output."""
     return json.loads(await cli_text(settings, *args))
 
 
@@ -118,12 +118,7 @@ async def cli_lines(settings: Settings, *args: str) -> list[Any]:
 
 
 async def cli_text(settings: Settings, *args: str) -> str:
-    proc = await asyncio.create_subprocess_exec(
-        *svc.employee_sync_argv(*args, "--json"),
-        env={**os.environ, **cli_env(settings)},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await proc.communicate()
-    assert proc.returncode == 0, err.decode()
-    return out.decode()
+    # In a thread: the command runs its own event loop, and this test's loop serves the upstream stub.
+    result = await asyncio.to_thread(run_cli_in_process, settings, *args, "--json", **cli_env(settings))
+    assert result.returncode == 0, result.stderr
+    return result.stdout

@@ -1,5 +1,6 @@
 """The planner: skip fresh first, then bulk at BULK_MIN_ITEMS or more, else collect; and `plan`,
-`enqueue --dry-run` and `--via` as a user runs them (real processes), spending nothing."""
+`enqueue --dry-run` and `--via` through `cli.main.main` (in this process, tests/cli_support.py),
+spending nothing."""
 
 from __future__ import annotations
 
@@ -17,8 +18,8 @@ from jobs.planner import plan_items, plan_search
 from jobs.producers import create_list_run, create_search_run
 from jobs.runs import get_status
 from tests.bulk_support import bulk_settings, bulk_simulator, bulk_stats
+from tests.cli_support import run_cli_in_process
 from tests.conftest import MakeSimulator, population_ids
-from tests.fleet_support import run_cli
 from worker.run_model import RunKind, utcnow
 from worker.runtime import Services
 
@@ -50,17 +51,23 @@ async def test_plan_ids_prints_fresh_credits_requests_and_time_and_spends_nothin
     ids = tmp_path / "ids.txt"
     ids.write_text("\n".join(map(str, population_ids(10))) + "\nnot-an-id\n")
     # No simulator at all: CORESIGNAL_BASE_URL points at a closed port, so nothing can be spent.
-    result = run_cli(settings, "plan", "ids", str(ids))
+    # In a thread: the command runs its own event loop (asyncio.run), as in a process.
+    result = await asyncio.to_thread(run_cli_in_process, settings, "plan", "ids", str(ids))
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "items          10" in out and "already fresh  3" in out and "to sync        7" in out
     assert "collect 7" in out and "choice: collect (7 to sync < BULK_MIN_ITEMS 3,000)" in out
-    data = json.loads(run_cli(settings, "plan", "ids", str(ids), "--json", "--via", "bulk").stdout)
+    as_json = await asyncio.to_thread(
+        run_cli_in_process, settings, "plan", "ids", str(ids), "--json", "--via", "bulk"
+    )
+    data = json.loads(as_json.stdout)
     assert (data["choice"], data["bulk"]["credits"], data["fresh"]) == ("bulk", 7, 3)
-    dry = run_cli(settings, "enqueue", "ids", str(ids), "--dry-run")
+    dry = await asyncio.to_thread(run_cli_in_process, settings, "enqueue", "ids", str(ids), "--dry-run")
     assert dry.returncode == 0 and "choice: collect" in dry.stdout
     assert await services.store.runs.count_all() == 0  # a dry run creates nothing
-    refused = run_cli(settings, "enqueue", "names", str(ids), "--via", "bulk")
+    refused = await asyncio.to_thread(
+        run_cli_in_process, settings, "enqueue", "names", str(ids), "--via", "bulk"
+    )
     assert refused.returncode == 2 and "names stay on collect" in refused.stderr
 
 
@@ -73,7 +80,16 @@ async def test_enqueue_ids_via_auto_goes_bulk_at_the_threshold_and_skips_fresh(
     )
     ids = tmp_path / "ids.txt"
     ids.write_text("\n".join(map(str, population_ids(120))))
-    result = run_cli(settings, "enqueue", "ids", "-", "--json", stdin=ids.read_bytes(), BULK_MIN_ITEMS="100")
+    result = await asyncio.to_thread(
+        run_cli_in_process,
+        settings,
+        "enqueue",
+        "ids",
+        "-",
+        "--json",
+        stdin=ids.read_bytes(),
+        BULK_MIN_ITEMS="100",
+    )
     assert result.returncode == 0, result.stderr
     run_id = json.loads(result.stdout)["run_id"]
     run = await services.store.runs.get(run_id)
@@ -95,7 +111,7 @@ async def test_plan_search_counts_once_and_submits_nothing(
     query.write_text(json.dumps({"query": {"range": {"id": {"lt": population_ids(1, first=400)[0]}}}}))
     # In a thread: the simulator answering the count runs on this test's event loop.
     result = await asyncio.to_thread(
-        run_cli, settings, "plan", "search", str(query), CORESIGNAL_BASE_URL=simulator.base_url
+        run_cli_in_process, settings, "plan", "search", str(query), CORESIGNAL_BASE_URL=simulator.base_url
     )
     assert result.returncode == 0, result.stderr
     assert "items          400" in result.stdout and "choice: collect" in result.stdout

@@ -19,8 +19,8 @@ from jobs.bulk_search import start_bulk_search_run
 from jobs.control import pause_run, recover_run, resume_run
 from jobs.runs import get_status
 from tests.bulk_support import bulk_settings, bulk_simulator, bulk_stats, enqueue_bulk_ids
+from tests.cli_support import run_cli_in_process
 from tests.conftest import TEST_API_KEY, MakeSimulator, population_ids
-from tests.fleet_support import run_cli
 from worker.client import CoresignalClient
 from worker.run_model import DataRequest, utcnow
 from worker.runtime import Services
@@ -185,7 +185,7 @@ async def test_a_row_left_submitting_by_a_dead_worker_is_unknown_and_never_resub
     [attention] = data["data_requests_attention"]  # type: ignore[misc]
     assert "may exist upstream and be billed" in attention["reason"]
     assert (await bulk_stats(simulator))["posts_by_fingerprint"] == {}  # not resubmitted
-    listed = run_cli(settings, "data-requests", "--attention", "--json")
+    listed = await asyncio.to_thread(run_cli_in_process, settings, "data-requests", "--attention", "--json")
     assert listed.returncode == 0, listed.stderr
     [cli_row] = json.loads(listed.stdout)
     assert (cli_row["data_request"], cli_row["state"]) == (row.row_id, "unknown")

@@ -1,5 +1,8 @@
 """Issue 13 item 6: every command, tried as a new user would, fails with one clear line, no traceback,
-and never a password (review #13 in console mode too). Real processes, as in tests/test_cli.py."""
+and never a password (review #13 in console mode too). Real processes where the process is the point
+(a worker that cannot start, a pipe, a port in use, the unreachable-store sweeps); the refusals that
+happen before anything is opened (help, settings, arguments, unreadable files) run `cli.main.main` in
+this process (tests/cli_support.py), which prints and exits the same way without ~2 s of imports."""
 
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ import pytest
 
 from config import Settings
 from devstack import processes as svc
+from tests.cli_support import run_cli_in_process
 from tests.conftest import TEST_API_KEY
 from tests.fleet_support import run_cli
 
@@ -71,7 +75,7 @@ def busy_port() -> Iterator[int]:
 
 
 def test_help_opens_with_what_the_tool_does_and_the_first_commands(settings: Settings) -> None:
-    result = run_cli(settings, "--help")
+    result = run_cli_in_process(settings, "--help")
     assert result.returncode == 0
     text = result.stdout
     assert "composition root" not in text
@@ -84,7 +88,7 @@ def test_help_opens_with_what_the_tool_does_and_the_first_commands(settings: Set
 
 
 def test_a_worker_without_an_api_key_is_a_configuration_error(settings: Settings) -> None:
-    result = run_cli(settings, "worker", CORESIGNAL_API_KEY="")
+    result = run_cli_in_process(settings, "worker", CORESIGNAL_API_KEY="")
     assert result.returncode == 2
     assert _lines(result) == ["configuration error: CORESIGNAL_API_KEY is not set"]
     _assert_clean(result)
@@ -163,7 +167,7 @@ def test_a_console_mode_worker_with_passworded_unreachable_stores_prints_no_pass
 def test_invalid_settings_are_configuration_errors(
     settings: Settings, env: dict[str, str], expected: str
 ) -> None:
-    result = run_cli(settings, "ping", **env)
+    result = run_cli_in_process(settings, "ping", **env)
     assert result.returncode == 2, result.stderr
     assert _lines(result)[0].startswith(expected), result.stderr
     _assert_clean(result)
@@ -177,11 +181,11 @@ def test_unreadable_inputs_are_usage_errors(settings: Settings, tmp_path: Path, 
         "/proc/self/mem": "error: cannot read /proc/self/mem: Input/output error",  # opens, then EIO
     }
     for path, expected in cases.items():
-        result = run_cli(settings, "enqueue", kind, path)
+        result = run_cli_in_process(settings, "enqueue", kind, path)
         assert result.returncode == 2, result.stderr
         assert _lines(result) == [expected]
         _assert_clean(result)
-    runs = run_cli(settings, "runs", "--json")
+    runs = run_cli_in_process(settings, "runs", "--json")
     assert runs.returncode == 0 and runs.stdout.strip() == "[]"  # no run was created for any of them
 
 
@@ -221,7 +225,7 @@ def test_a_port_in_use_is_one_line(settings: Settings, busy_port: int, command: 
     ids=lambda v: " ".join(v) if isinstance(v, tuple) else "",
 )
 def test_bad_arguments_say_which(settings: Settings, args: tuple[str, ...], expected: str) -> None:
-    result = run_cli(settings, *args, stdin="not json" if args[0] == "enqueue" else None)
+    result = run_cli_in_process(settings, *args, stdin="not json" if args[0] == "enqueue" else None)
     assert result.returncode in (1, 2), result.stderr
     assert expected in _lines(result)[-1], result.stderr
     _assert_clean(result)

@@ -19,8 +19,8 @@ from jobs.syncs import (
     run_now,
     set_sync_state,
 )
+from tests.cli_support import run_cli_in_process
 from tests.conftest import with_overrides
-from tests.fleet_support import run_cli
 from worker.errors import InputError
 from worker.runtime import Services
 from worker.store.syncs import SyncExistsError
@@ -105,17 +105,17 @@ def test_the_cli_refuses_a_bad_definition_with_exit_2_and_saves_nothing(
 ) -> None:
     ids = tmp_path / "ids.txt"
     ids.write_text("")
-    refused = run_cli(settings, "syncs", "create", "team", "--ids", str(ids))
+    refused = run_cli_in_process(settings, "syncs", "create", "team", "--ids", str(ids))
     assert refused.returncode == 2 and "list is empty" in refused.stderr
     ids.write_text("101\n102\n")
-    refused = run_cli(settings, "syncs", "create", "team", "--ids", str(ids), "--max-age", "5x")
+    refused = run_cli_in_process(settings, "syncs", "create", "team", "--ids", str(ids), "--max-age", "5x")
     assert refused.returncode == 2 and "unknown duration unit 'x'" in refused.stderr
-    made = run_cli(
+    made = run_cli_in_process(
         settings, "syncs", "create", "team", "--ids", str(ids), "--max-age", "20s", "--every", "2s", "--json"
     )
     assert made.returncode == 0, made.stderr
     assert json.loads(made.stdout)["members"] == 2
-    shown = json.loads(run_cli(settings, "syncs", "list", "--json").stdout)
+    shown = json.loads(run_cli_in_process(settings, "syncs", "list", "--json").stdout)
     assert [s["name"] for s in shown] == ["team"]  # the refused ones left nothing behind
 
 
@@ -124,6 +124,6 @@ def test_a_bad_definition_is_refused_before_any_store_is_reached(settings: Setti
     ids.write_text("101\n")
     nowhere = with_overrides(settings, mongodb_url=f"mongodb://127.0.0.1:{free_port()}")
     args = ["syncs", "create", "team", "--ids", str(ids), "--max-age", "1h", "--every", "6h"]
-    refused = run_cli(nowhere, *args)
+    refused = run_cli_in_process(nowhere, *args)
     assert refused.returncode == 2, refused.stderr
     assert "shorter than --every" in refused.stderr and "MongoDB" not in refused.stderr
