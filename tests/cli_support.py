@@ -8,6 +8,7 @@ The result has run_cli's shape, and the command sees the same environment run_cl
 
 from __future__ import annotations
 
+import gc
 import io
 import logging
 import subprocess
@@ -49,6 +50,9 @@ def run_cli_in_process(
         except SystemExit as exc:  # argparse: --help (0) and usage errors (2)
             code = exc.code if isinstance(exc.code, int) else 1
         finally:
+            # A client the command left open would otherwise be collected during some later test,
+            # whose failure would then name the wrong test: collect now, so it fails this one.
+            gc.collect()
             handlers, level, arq_level, config = saved
             root.handlers[:] = handlers
             root.setLevel(level)
