@@ -103,6 +103,7 @@ async def ready(client: CoresignalClient, simulator: RunningSimulator, request_i
     return names
 
 
+@pytest.mark.slow
 async def test_a_few_thousand_ids_submitted_polled_downloaded_and_decoded(
     client: CoresignalClient, simulator: RunningSimulator, observed: Observed
 ) -> None:
@@ -124,6 +125,7 @@ async def test_a_few_thousand_ids_submitted_polled_downloaded_and_decoded(
     assert [status for _, status in observed.seen][:3] == [201, 202, 200]
 
 
+@pytest.mark.slow
 async def test_es_dsl_counted_first_then_submitted_with_a_limit(
     client: CoresignalClient, simulator: RunningSimulator
 ) -> None:
@@ -140,6 +142,7 @@ async def test_es_dsl_counted_first_then_submitted_with_a_limit(
         await client.submit_es_dsl({"match_all": {}})
 
 
+@pytest.mark.slow
 async def test_es_dsl_matching_over_10000_fails_at_files_with_422() -> None:
     simulator = await start(SimulatorConfig(population=10_050, bulk_base_delay_s=0, bulk_per_record_s=0))
     client = CoresignalClient.open(simulator.base_url, DEFAULT_API_KEY, timeout_s=30)
@@ -173,6 +176,7 @@ async def test_refusals_map_onto_the_exception_tree(
     assert (await stats(simulator))["credits_charged"] == 3
 
 
+@pytest.mark.slow
 async def test_expired_request_is_not_found(client: CoresignalClient, simulator: RunningSimulator) -> None:
     request_id = await client.submit_id_file(ids_of(simulator, 2))
     [name] = await ready(client, simulator, request_id)
@@ -193,6 +197,7 @@ async def test_rate_limited_bulk_requests_raise_rate_limited(
         await client.poll_files(request_id)
 
 
+@pytest.mark.slow
 async def test_download_faults(client: CoresignalClient, simulator: RunningSimulator) -> None:
     request_id = await client.submit_id_file(ids_of(simulator, 800))
     [name] = await ready(client, simulator, request_id)

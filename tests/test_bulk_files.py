@@ -160,6 +160,7 @@ def test_a_record_over_the_size_limit_is_refused() -> None:
         decode(b'{"id": 1, "x": "' + b"y" * 5_000, 512, max_record_bytes=1_000)
 
 
+@pytest.mark.slow
 def test_memory_stays_flat_whatever_the_file_size() -> None:
     body = gzip.compress(jsonl(records(30_000)))
     plain_size = len(gzip.decompress(body))

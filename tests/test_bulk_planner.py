@@ -40,6 +40,7 @@ def test_fresh_items_are_skipped_first_then_the_threshold_decides(settings: Sett
     assert split.choice == "bulk" and split.bulk is not None and split.bulk.requests["search"] == 26
 
 
+@pytest.mark.slow
 async def test_plan_ids_prints_fresh_credits_requests_and_time_and_spends_nothing(
     settings: Settings, services: Services, tmp_path: Path
 ) -> None:
@@ -71,6 +72,7 @@ async def test_plan_ids_prints_fresh_credits_requests_and_time_and_spends_nothin
     assert refused.returncode == 2 and "names stay on collect" in refused.stderr
 
 
+@pytest.mark.slow
 async def test_enqueue_ids_via_auto_goes_bulk_at_the_threshold_and_skips_fresh(
     settings: Settings, services: Services, make_simulator: MakeSimulator, tmp_path: Path
 ) -> None:
@@ -103,6 +105,7 @@ async def test_enqueue_ids_via_auto_goes_bulk_at_the_threshold_and_skips_fresh(
     assert request["records"] == 119  # the fresh profile was not paid for
 
 
+@pytest.mark.slow
 async def test_plan_search_counts_once_and_submits_nothing(
     settings: Settings, services: Services, make_simulator: MakeSimulator, tmp_path: Path
 ) -> None:

@@ -33,6 +33,7 @@ async def _status(services: Services, run_id: str) -> dict[str, object]:
     return status.as_dict()
 
 
+@pytest.mark.slow
 async def test_over_10000_ids_are_split_into_requests_of_at_most_10000(
     settings: Settings, services: Services, make_simulator: MakeSimulator
 ) -> None:
@@ -50,6 +51,7 @@ async def test_over_10000_ids_are_split_into_requests_of_at_most_10000(
     assert list(stats["posts_by_fingerprint"].values()) == [1, 1]
 
 
+@pytest.mark.slow
 async def test_a_search_by_bulk_is_counted_first_then_one_es_dsl_request(
     settings: Settings, services: Services, make_simulator: MakeSimulator
 ) -> None:
@@ -66,6 +68,7 @@ async def test_a_search_by_bulk_is_counted_first_then_one_es_dsl_request(
     assert (await services.store.employees.count()) == 250
 
 
+@pytest.mark.slow
 async def test_a_search_over_one_request_is_paged_then_split_into_id_file_requests(
     settings: Settings, services: Services, make_simulator: MakeSimulator
 ) -> None:
@@ -83,6 +86,7 @@ async def test_a_search_over_one_request_is_paged_then_split_into_id_file_reques
     assert sorted(r["kind"] for r in stats["requests"].values()) == ["id_file"] * 3
 
 
+@pytest.mark.slow
 async def test_an_identical_request_in_flight_409_fails_that_request_with_its_reason(
     settings: Settings, services: Services, make_simulator: MakeSimulator
 ) -> None:
@@ -102,6 +106,7 @@ async def test_an_identical_request_in_flight_409_fails_that_request_with_its_re
     assert list((await bulk_stats(simulator))["posts_by_fingerprint"].values()) == [2]  # theirs + ours, once
 
 
+@pytest.mark.slow
 async def test_ids_none_of_which_exist_404_are_not_found_and_nothing_is_billed(
     settings: Settings, services: Services, make_simulator: MakeSimulator
 ) -> None:
@@ -114,6 +119,7 @@ async def test_ids_none_of_which_exist_404_are_not_found_and_nothing_is_billed(
     assert stats["credits_charged"] == 0
 
 
+@pytest.mark.slow
 async def test_out_of_credits_at_submit_pauses_the_run_and_resume_submits_once(
     settings: Settings, services: Services, make_simulator: MakeSimulator
 ) -> None:
@@ -136,6 +142,7 @@ async def test_out_of_credits_at_submit_pauses_the_run_and_resume_submits_once(
     assert list(stats["created_by_fingerprint"].values()) == [1]  # the 402 created nothing
 
 
+@pytest.mark.slow
 async def test_a_query_the_api_refuses_fails_the_bulk_search_run_with_the_reason(
     settings: Settings, services: Services, make_simulator: MakeSimulator
 ) -> None:
@@ -149,6 +156,7 @@ async def test_a_query_the_api_refuses_fails_the_bulk_search_run_with_the_reason
     assert (await bulk_stats(simulator))["posts_by_fingerprint"] == {}  # nothing submitted
 
 
+@pytest.mark.slow
 async def test_an_es_dsl_request_that_matched_too_many_fails_the_run_with_the_422(
     settings: Settings, services: Services, make_simulator: MakeSimulator
 ) -> None:
@@ -174,6 +182,7 @@ async def test_an_es_dsl_request_that_matched_too_many_fails_the_run_with_the_42
     assert data["state"] == "failed" and "matched too many" in str(data["error"]), data
 
 
+@pytest.mark.slow
 async def test_a_row_left_submitting_by_a_dead_worker_is_unknown_and_never_resubmitted(
     settings: Settings, services: Services, make_simulator: MakeSimulator
 ) -> None:
@@ -203,6 +212,7 @@ async def test_a_row_left_submitting_by_a_dead_worker_is_unknown_and_never_resub
     ],
     ids=["poll", "download"],
 )
+@pytest.mark.slow
 async def test_5xx_and_resets_while_polling_or_downloading_lose_nothing(
     settings: Settings, services: Services, make_simulator: MakeSimulator, faults: dict[str, float]
 ) -> None:
@@ -216,6 +226,7 @@ async def test_5xx_and_resets_while_polling_or_downloading_lose_nothing(
     assert await services.store.employees.mirrored_ids() == set(population_ids(300))
 
 
+@pytest.mark.slow
 async def test_a_corrupt_file_is_downloaded_a_bounded_number_of_times_then_fails_with_a_reason(
     settings: Settings, services: Services, make_simulator: MakeSimulator
 ) -> None:
@@ -235,6 +246,7 @@ async def simulator_stats(simulator: object) -> dict[str, object]:
     return dict(await sim_get(simulator, "stats"))  # type: ignore[arg-type]
 
 
+@pytest.mark.slow
 async def test_a_request_not_ready_by_the_deadline_fails_with_that_reason(
     settings: Settings, services: Services, make_simulator: MakeSimulator
 ) -> None:
@@ -247,6 +259,7 @@ async def test_a_request_not_ready_by_the_deadline_fails_with_that_reason(
     assert "BULK_READY_DEADLINE_S=1" in attention["reason"]
 
 
+@pytest.mark.slow
 async def test_pause_and_resume_while_polling_carry_on_without_a_second_post(
     settings: Settings, services: Services, make_simulator: MakeSimulator
 ) -> None:
@@ -268,6 +281,7 @@ async def test_pause_and_resume_while_polling_carry_on_without_a_second_post(
     assert list((await bulk_stats(simulator))["posts_by_fingerprint"].values()) == [1]
 
 
+@pytest.mark.slow
 async def test_a_submit_without_an_answer_is_unknown_and_not_resubmitted(
     settings: Settings, services: Services, make_simulator: MakeSimulator
 ) -> None:
@@ -282,6 +296,7 @@ async def test_a_submit_without_an_answer_is_unknown_and_not_resubmitted(
     assert sum((await bulk_stats(simulator))["posts_by_fingerprint"].values()) <= 1
 
 
+@pytest.mark.slow
 async def test_a_bulk_run_whose_queue_redis_lost_is_recovered_from_its_ledger(
     settings: Settings, services: Services, make_simulator: MakeSimulator
 ) -> None:
@@ -295,6 +310,7 @@ async def test_a_bulk_run_whose_queue_redis_lost_is_recovered_from_its_ledger(
     assert (data["state"], data["inserted"]) == ("finished", 80), data
 
 
+@pytest.mark.slow
 async def test_ids_not_delivered_go_to_collect_when_the_setting_says_so(
     settings: Settings, services: Services, make_simulator: MakeSimulator
 ) -> None:

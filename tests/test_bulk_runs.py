@@ -6,6 +6,8 @@ files); a burst worker runs the jobs until the queue is empty.
 
 from __future__ import annotations
 
+import pytest
+
 from cli.wiring import run_fleet_worker
 from config import Settings
 from jobs.runs import RunState, get_status
@@ -14,6 +16,7 @@ from tests.conftest import MakeSimulator, population_ids
 from worker.runtime import Services
 
 
+@pytest.mark.slow
 async def test_a_bulk_run_of_a_few_thousand_ids_lands_every_profile_exactly_once(
     settings: Settings, services: Services, make_simulator: MakeSimulator
 ) -> None:

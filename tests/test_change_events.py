@@ -214,6 +214,7 @@ def test_simulated_changes_give_the_events_their_kind_names(kind: ChangeKind) ->
     assert seen == EXPECTED[kind]
 
 
+@pytest.mark.slow
 def test_every_change_of_a_busy_simulated_world_gives_its_events() -> None:
     # Half the population changes every week for two months: many profiles change several
     # times a month, the hard case for position identity (same company and start month).

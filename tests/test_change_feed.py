@@ -67,6 +67,7 @@ async def settled(services: Services) -> None:
     await asyncio.sleep(services.settings.changes_settle_s + 0.05)
 
 
+@pytest.mark.slow
 async def test_each_change_is_one_event_with_its_role_events(feed_services: Services) -> None:
     sink = feed_services.store.employees
     await sink.upsert(7, profile(7, 1), run_id="r", fetched_at=T0)
@@ -114,6 +115,7 @@ class SlowInsertFeed(ChangeFeed):
         return seq
 
 
+@pytest.mark.slow
 async def test_paging_never_skips_or_repeats_while_events_arrive(
     feed_services: Services, feed_settings: Settings
 ) -> None:
@@ -137,6 +139,7 @@ async def test_paging_never_skips_or_repeats_while_events_arrive(
     assert seen == sorted(stored)  # every event once, in order, none skipped, none repeated
 
 
+@pytest.mark.slow
 async def test_the_feed_over_http_pages_with_its_cursor(
     feed_services: Services, feed_settings: Settings
 ) -> None:

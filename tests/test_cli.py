@@ -6,11 +6,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from config import Settings
 from tests.cli_support import run_cli_in_process
 from tests.fleet_support import run_cli
 
 
+@pytest.mark.slow
 def test_enqueue_names_reports_each_bad_line_and_keeps_the_good_ones(
     settings: Settings, tmp_path: Path
 ) -> None:
@@ -34,6 +37,7 @@ def test_enqueue_names_reports_each_bad_line_and_keeps_the_good_ones(
     assert (data["accepted"], data["rejected"], data["queued"], data["state"]) == (2, 2, 2, "running")
 
 
+@pytest.mark.slow
 def test_enqueue_ids_from_stdin_as_json(settings: Settings) -> None:
     result = run_cli(settings, "enqueue", "ids", "-", "--json", stdin=b"10000\n10007\n-1\n10000\n")
     data = json.loads(result.stdout)
@@ -44,12 +48,14 @@ def test_enqueue_ids_from_stdin_as_json(settings: Settings) -> None:
     ]
 
 
+@pytest.mark.slow
 def test_a_missing_file_is_a_usage_error(settings: Settings) -> None:
     result = run_cli_in_process(settings, "enqueue", "ids", "/nonexistent/ids.txt")
     assert result.returncode == 2
     assert "no such file: /nonexistent/ids.txt" in result.stderr
 
 
+@pytest.mark.slow
 def test_a_plain_http_upstream_is_refused_before_anything_runs(settings: Settings) -> None:
     result = run_cli_in_process(
         settings, "status", "whatever", CORESIGNAL_BASE_URL="http://api.coresignal.com/cdapi"
@@ -59,12 +65,14 @@ def test_a_plain_http_upstream_is_refused_before_anything_runs(settings: Setting
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_an_unknown_run_is_reported(settings: Settings) -> None:
     result = run_cli_in_process(settings, "status", "no-such-run")
     assert result.returncode == 1
     assert "no run 'no-such-run'" in result.stderr
 
 
+@pytest.mark.slow
 def test_pause_and_cancel_from_the_command_line(settings: Settings, tmp_path: Path) -> None:
     run_id = run_cli_in_process(settings, "enqueue", "ids", "-", stdin=b"10000\n10007\n").stdout.strip()
     paused = run_cli_in_process(settings, "pause", run_id, "--json")

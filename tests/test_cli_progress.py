@@ -63,6 +63,7 @@ async def within[T](awaitable: Awaitable[T], seconds: float, what: str) -> T:
         raise AssertionError(f"{what}: not there after {seconds}s") from None
 
 
+@pytest.mark.slow
 async def test_following_a_finished_run_prints_its_summary_and_exits_at_once(
     settings: Settings, services: Services, simulator: RunningSimulator
 ) -> None:
@@ -81,6 +82,7 @@ async def test_following_a_finished_run_prints_its_summary_and_exits_at_once(
     assert "429s 0" in lines[0]
 
 
+@pytest.mark.slow
 async def test_following_a_running_run_off_a_tty_prints_progress_lines_until_it_finishes(
     settings: Settings, services: Services, simulator: RunningSimulator
 ) -> None:
@@ -115,6 +117,7 @@ async def test_following_a_running_run_off_a_tty_prints_progress_lines_until_it_
     assert "Traceback" not in stderr
 
 
+@pytest.mark.slow
 async def test_ctrl_c_stops_following_with_exit_130_and_no_traceback(
     settings: Settings, services: Services
 ) -> None:
@@ -134,6 +137,7 @@ async def test_ctrl_c_stops_following_with_exit_130_and_no_traceback(
     assert "Traceback" not in (await follow.stderr.read()).decode()
 
 
+@pytest.mark.slow
 async def test_runs_lists_newest_first_and_filters_by_state(settings: Settings, services: Services) -> None:
     created = []
     for count in (1, 2, 3):
@@ -169,6 +173,7 @@ class FakeTty(io.StringIO):
         return True
 
 
+@pytest.mark.slow
 async def test_on_a_terminal_follow_draws_a_bar_and_then_the_summary(
     settings: Settings, services: Services, simulator: RunningSimulator
 ) -> None:

@@ -58,6 +58,7 @@ def ids(*indexes: int) -> list[int]:
     return [Population.id_at(i) for i in indexes]
 
 
+@pytest.mark.slow
 async def test_an_id_run_mirrors_every_profile_and_finishes(
     sim_settings: Settings, services: Services
 ) -> None:
@@ -77,6 +78,7 @@ async def test_an_id_run_mirrors_every_profile_and_finishes(
     assert doc is not None and doc["profile"]["id"] == wanted[0]
 
 
+@pytest.mark.slow
 async def test_names_and_profile_urls_resolve_to_the_same_employees(
     sim_settings: Settings, services: Services, simulator: RunningSimulator
 ) -> None:
@@ -91,6 +93,7 @@ async def test_names_and_profile_urls_resolve_to_the_same_employees(
     assert set(ids(1, 2, 3)) <= await services.store.employees.mirrored_ids()
 
 
+@pytest.mark.slow
 async def test_a_replayed_run_changes_nothing_and_a_real_change_is_seen(
     sim_settings: Settings, services: Services, simulator: RunningSimulator
 ) -> None:
@@ -110,6 +113,7 @@ async def test_a_replayed_run_changes_nothing_and_a_real_change_is_seen(
     assert [c["employee_id"] for c in changes] == ids(4)
 
 
+@pytest.mark.slow
 async def test_a_known_profile_that_now_404s_becomes_a_tombstone(
     sim_settings: Settings, services: Services, simulator: RunningSimulator
 ) -> None:
@@ -129,6 +133,7 @@ async def test_a_known_profile_that_now_404s_becomes_a_tombstone(
     assert doc["profile"]["id"] == gone
 
 
+@pytest.mark.slow
 async def test_transient_faults_are_retried_until_every_profile_lands(
     sim_settings: Settings, services: Services, simulator: RunningSimulator
 ) -> None:
@@ -145,6 +150,7 @@ async def test_transient_faults_are_retried_until_every_profile_lands(
     assert await services.store.dead_letters.count() == 0
 
 
+@pytest.mark.slow
 async def test_a_refused_api_key_is_dead_lettered_once_never_retried(
     sim_settings: Settings, services: Services, simulator: RunningSimulator
 ) -> None:
@@ -164,6 +170,7 @@ async def test_a_refused_api_key_is_dead_lettered_once_never_retried(
     assert stats["status_counts"] == {"401": 3}  # type: ignore[index]
 
 
+@pytest.mark.slow
 async def test_an_employee_already_queued_by_another_run_is_not_queued_twice(
     sim_settings: Settings, services: Services, simulator: RunningSimulator
 ) -> None:
@@ -189,6 +196,7 @@ async def test_duplicate_lines_in_one_input_are_collected_once(services: Service
     assert await services.queue.depth(keys.JOB_QUEUE) == 2
 
 
+@pytest.mark.slow
 async def test_a_429_slows_the_whole_fleet_instead_of_storming(
     sim_settings: Settings, services: Services, simulator: RunningSimulator
 ) -> None:

@@ -74,6 +74,7 @@ def busy_port() -> Iterator[int]:
         yield int(sock.getsockname()[1])
 
 
+@pytest.mark.slow
 def test_help_opens_with_what_the_tool_does_and_the_first_commands(settings: Settings) -> None:
     result = run_cli_in_process(settings, "--help")
     assert result.returncode == 0
@@ -87,6 +88,7 @@ def test_help_opens_with_what_the_tool_does_and_the_first_commands(settings: Set
     assert "CORESIGNAL_API_KEY" in text
 
 
+@pytest.mark.slow
 def test_a_worker_without_an_api_key_is_a_configuration_error(settings: Settings) -> None:
     result = run_cli_in_process(settings, "worker", CORESIGNAL_API_KEY="")
     assert result.returncode == 2
@@ -128,6 +130,7 @@ def test_an_unreachable_mongodb_is_one_line_naming_its_url_and_why(
     _assert_clean(result)
 
 
+@pytest.mark.slow
 def test_a_console_mode_worker_with_passworded_unreachable_stores_prints_no_password(
     settings: Settings, dead_port: int
 ) -> None:
@@ -164,6 +167,7 @@ def test_a_console_mode_worker_with_passworded_unreachable_stores_prints_no_pass
     ],
     ids=lambda v: next(iter(v)) if isinstance(v, dict) else "",
 )
+@pytest.mark.slow
 def test_invalid_settings_are_configuration_errors(
     settings: Settings, env: dict[str, str], expected: str
 ) -> None:
@@ -174,6 +178,7 @@ def test_invalid_settings_are_configuration_errors(
 
 
 @pytest.mark.parametrize("kind", ["ids", "names", "search"])
+@pytest.mark.slow
 def test_unreadable_inputs_are_usage_errors(settings: Settings, tmp_path: Path, kind: str) -> None:
     cases = {
         str(tmp_path / "missing.txt"): f"error: no such file: {tmp_path / 'missing.txt'}",
@@ -189,6 +194,7 @@ def test_unreadable_inputs_are_usage_errors(settings: Settings, tmp_path: Path, 
     assert runs.returncode == 0 and runs.stdout.strip() == "[]"  # no run was created for any of them
 
 
+@pytest.mark.slow
 def test_an_input_from_a_pipe_is_accepted(settings: Settings, tmp_path: Path) -> None:
     fifo = tmp_path / "ids.fifo"  # what `enqueue ids <(make-ids)` hands over: not a regular file
     os.mkfifo(fifo)
@@ -202,6 +208,7 @@ def test_an_input_from_a_pipe_is_accepted(settings: Settings, tmp_path: Path) ->
 
 
 @pytest.mark.parametrize("command", [("api", "--insecure-no-auth"), ("simulator",)])
+@pytest.mark.slow
 def test_a_port_in_use_is_one_line(settings: Settings, busy_port: int, command: tuple[str, ...]) -> None:
     result = run_cli(settings, *command, "--host", "127.0.0.1", "--port", str(busy_port))
     assert result.returncode == 1, result.stderr
@@ -224,6 +231,7 @@ def test_a_port_in_use_is_one_line(settings: Settings, busy_port: int, command: 
     ],
     ids=lambda v: " ".join(v) if isinstance(v, tuple) else "",
 )
+@pytest.mark.slow
 def test_bad_arguments_say_which(settings: Settings, args: tuple[str, ...], expected: str) -> None:
     result = run_cli_in_process(settings, *args, stdin="not json" if args[0] == "enqueue" else None)
     assert result.returncode in (1, 2), result.stderr

@@ -49,6 +49,7 @@ async def _burst(redis_url: str, functions: dict[str, Any], workers: int) -> Non
     await asyncio.wait_for(asyncio.gather(*fleet), timeout=60)
 
 
+@pytest.mark.slow
 async def test_a_job_slower_than_its_lease_runs_once_and_keeps_a_short_lease(
     clean_redis: str, client: aioredis.Redis
 ) -> None:
@@ -71,6 +72,7 @@ async def test_a_job_slower_than_its_lease_runs_once_and_keeps_a_short_lease(
     assert await client.exists(IN_PROGRESS + "slow:1") == 0  # released when the job ended
 
 
+@pytest.mark.slow
 async def test_a_job_whose_worker_died_is_taken_over_once_its_lease_lapses(
     clean_redis: str, client: aioredis.Redis
 ) -> None:
@@ -88,6 +90,7 @@ async def test_a_job_whose_worker_died_is_taken_over_once_its_lease_lapses(
     assert await client.zcard(QUEUE) == 0
 
 
+@pytest.mark.slow
 async def test_a_poll_skips_jobs_another_worker_holds_and_runs_the_ones_behind_them(
     clean_redis: str, client: aioredis.Redis
 ) -> None:

@@ -48,6 +48,7 @@ def max_in_any_window(slots_us: list[int], window_us: int = 1_000_000) -> int:
     return best
 
 
+@pytest.mark.slow
 async def test_slots_from_many_limiters_are_spaced_by_the_interval(redis_client: aioredis.Redis) -> None:
     # Three "workers" (separate limiter objects and connections) share one bucket.
     fleet = [limiter(redis_client, 50, safety_margin=0.0) for _ in range(3)]
@@ -71,6 +72,7 @@ async def test_classes_have_separate_buckets(redis_client: aioredis.Redis) -> No
     assert time.monotonic() - started < 0.25
 
 
+@pytest.mark.slow
 async def test_a_penalty_seen_by_one_worker_delays_every_other_worker(redis_client: aioredis.Redis) -> None:
     worker_a = limiter(redis_client, 100, safety_margin=0.0)
     worker_b = limiter(redis_client, 100, safety_margin=0.0)
@@ -89,6 +91,7 @@ async def test_a_429_without_retry_after_pauses_for_the_configured_default(
     assert 0.4 <= pause_s <= 0.48  # the default, plus up to 20 % jitter
 
 
+@pytest.mark.slow
 async def test_a_slot_booked_before_a_penalty_is_booked_again_after_it(redis_client: aioredis.Redis) -> None:
     worker_a = limiter(redis_client, 4, safety_margin=0.0)
     worker_b = limiter(redis_client, 4, safety_margin=0.0)
@@ -133,6 +136,7 @@ async def server_now_us(client: aioredis.Redis) -> int:
     return int(seconds) * 1_000_000 + int(micros)
 
 
+@pytest.mark.slow
 async def test_a_flush_with_slots_booked_ahead_never_doubles_the_rate(redis_client: aioredis.Redis) -> None:
     # Review #16: slots booked before a FLUSHDB still fire; bookings after it must not share their second.
     fleet = [limiter(redis_client, 54, max_ahead_s=1.0) for _ in range(2)]

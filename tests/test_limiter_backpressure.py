@@ -78,6 +78,7 @@ async def _job(limiter: RateLimiter, policy: RetryPolicy, tries: list[int], busy
         return
 
 
+@pytest.mark.slow
 async def test_500_concurrent_jobs_through_a_long_cool_down_are_never_dead_lettered(
     pooled_redis: aioredis.Redis,
 ) -> None:

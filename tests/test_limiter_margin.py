@@ -148,6 +148,7 @@ async def test_after_a_429_it_narrows_slowly_and_not_below_what_proved_too_littl
         assert await report(limiter, [0.002] * 64) == pytest.approx(1.25 * before, abs=1e-6)
 
 
+@pytest.mark.slow
 async def test_without_429s_it_narrows_back_to_the_floor_when_the_jitter_stops(
     redis_client: aioredis.Redis,
 ) -> None:
@@ -180,6 +181,7 @@ async def jittery_simulator() -> AsyncIterator[RunningSimulator]:
     await simulator.close()
 
 
+@pytest.mark.slow
 async def test_a_jittery_link_widens_the_margin_and_a_calm_one_narrows_it(
     redis_client: aioredis.Redis, jittery_simulator: RunningSimulator
 ) -> None:

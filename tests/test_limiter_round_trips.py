@@ -73,6 +73,7 @@ async def test_concurrent_callers_are_booked_together_and_share_a_fresh_view(cou
     assert counting.round_trips < 200
 
 
+@pytest.mark.slow
 async def test_a_batch_books_only_what_fits_the_horizon(counting: CountingRedis) -> None:
     # 10 rps with a 0.3 s horizon: of 10 callers at once, 4 are booked at once (0, 0.1, 0.2, 0.3 s);
     # the rest are refused, wait for the queue to drain and come back, still one slot each.
@@ -83,6 +84,7 @@ async def test_a_batch_books_only_what_fits_the_horizon(counting: CountingRedis)
     assert [b - a for a, b in itertools.pairwise(slots)] == [100_000] * 9
 
 
+@pytest.mark.slow
 async def test_a_slot_booked_before_a_429_elsewhere_never_fires_inside_the_cool_down(
     counting: CountingRedis,
 ) -> None:
@@ -101,6 +103,7 @@ async def test_a_slot_booked_before_a_429_elsewhere_never_fires_inside_the_cool_
     assert cooldown > 0 and all(g.slot_us >= cooldown for g in grants)
 
 
+@pytest.mark.slow
 async def test_a_429_seen_by_this_process_is_honoured_without_asking_redis(counting: CountingRedis) -> None:
     worker = limiter(counting, 5)
     await worker.acquire("collect")

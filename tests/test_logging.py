@@ -28,6 +28,7 @@ def _restore_logging() -> object:
     structlog.reset_defaults()
 
 
+@pytest.mark.slow
 async def test_worker_logs_carry_context_and_never_the_api_key(
     settings: Settings, services: Services, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -100,6 +100,7 @@ def assert_no_secret_labels(text: str, samples: Samples) -> None:
                 assert LABEL_WORD.fullmatch(label_value), f"{label}={label_value!r}"
 
 
+@pytest.mark.slow
 async def test_a_burst_run_is_counted_by_the_limiter_the_client_the_sink_and_the_jobs(
     sim_settings: Settings, services: Services, simulator: RunningSimulator
 ) -> None:
@@ -151,6 +152,7 @@ async def test_a_burst_run_is_counted_by_the_limiter_the_client_the_sink_and_the
     assert_no_secret_labels(text, samples)
 
 
+@pytest.mark.slow
 async def test_changed_unchanged_and_tombstoned_writes_are_counted(
     sim_settings: Settings, services: Services, simulator: RunningSimulator
 ) -> None:
@@ -235,6 +237,7 @@ def test_outcome_labels_stay_small() -> None:
     assert outcome_label("12345") == "other"
 
 
+@pytest.mark.slow
 async def test_a_worker_serves_its_metrics_on_metrics_port_and_a_second_one_on_it_is_refused(
     settings: Settings, services: Services, simulator: RunningSimulator, tmp_path: Path
 ) -> None:

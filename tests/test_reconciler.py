@@ -35,6 +35,7 @@ async def _two_looks(services: Services) -> tuple[list[str], list[str]]:
     return first, await reconcile(services)
 
 
+@pytest.mark.slow
 async def test_a_run_redis_lost_is_refed_from_mongodb_unasked(quick: Services) -> None:
     receipt = await enqueue_ids(quick, population_ids(20))
     assert await quick.queue.depth(keys.JOB_QUEUE) == 20
@@ -50,6 +51,7 @@ async def test_a_run_redis_lost_is_refed_from_mongodb_unasked(quick: Services) -
     assert status.counts.get("accepted") == 20  # the run's size is known to Redis again
 
 
+@pytest.mark.slow
 async def test_a_run_whose_jobs_vanished_but_counters_survived_is_refed(quick: Services) -> None:
     receipt = await enqueue_ids(quick, population_ids(12))
     # A failover that lost the latest writes: the jobs (their keys and queue entries), not the counters.
@@ -62,12 +64,14 @@ async def test_a_run_whose_jobs_vanished_but_counters_survived_is_refed(quick: S
     assert await quick.queue.depth(keys.JOB_QUEUE) == 12
 
 
+@pytest.mark.slow
 async def test_a_run_with_queued_jobs_is_left_alone(quick: Services) -> None:
     await enqueue_ids(quick, population_ids(10))
     assert await _two_looks(quick) == ([], [])
     assert await quick.queue.depth(keys.JOB_QUEUE) == 10
 
 
+@pytest.mark.slow
 async def test_a_paused_run_waits_for_resume(quick: Services) -> None:
     receipt = await enqueue_ids(quick, population_ids(10))
     await pause_run(quick, receipt.run_id)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from aiohttp import web
 
 from cli.wiring import run_fleet_worker
@@ -20,6 +21,7 @@ from tests.upstream_stub import stub_upstream
 from worker.runtime import Services
 
 
+@pytest.mark.slow
 async def test_a_minus_zero_retry_after_date_is_a_cool_down_not_a_dead_letter(
     settings: Settings, services: Services
 ) -> None:

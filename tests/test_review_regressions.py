@@ -164,6 +164,7 @@ def before_first_walk(monkeypatch: pytest.MonkeyPatch, action: Callable[[str], A
 
 
 # 2 (B)
+@pytest.mark.slow
 async def test_a_run_waiting_on_a_cancelled_runs_job_is_handed_it_and_collects_the_items(
     tiny: Settings, services: Services, simulator: RunningSimulator
 ) -> None:
@@ -182,6 +183,7 @@ async def test_a_run_waiting_on_a_cancelled_runs_job_is_handed_it_and_collects_t
 
 
 # 7 (A)
+@pytest.mark.slow
 async def test_a_run_whose_last_items_wait_on_another_runs_jobs_finishes_when_those_jobs_do(
     ctx: dict[str, Any], tiny: Settings, services: Services, simulator: RunningSimulator
 ) -> None:
@@ -206,6 +208,7 @@ async def test_a_run_whose_last_items_wait_on_another_runs_jobs_finishes_when_th
 
 
 # 3 (K)
+@pytest.mark.slow
 async def test_recovering_a_run_whose_producer_died_before_publishing_collects_every_stored_item(
     tiny: Settings, services: Services
 ) -> None:
@@ -229,6 +232,7 @@ async def test_recovering_a_run_whose_producer_died_before_publishing_collects_e
 
 
 # 8 (F)
+@pytest.mark.slow
 async def test_a_search_run_with_fresh_skips_recovered_after_redis_lost_everything_finishes(
     ctx: dict[str, Any], tiny: Settings, services: Services, simulator: RunningSimulator
 ) -> None:
@@ -249,6 +253,7 @@ async def test_a_search_run_with_fresh_skips_recovered_after_redis_lost_everythi
 
 
 # 28
+@pytest.mark.slow
 async def test_recover_does_not_count_an_employee_this_run_tombstoned_as_recovered(
     ctx: dict[str, Any], tiny: Settings, services: Services, simulator: RunningSimulator
 ) -> None:
@@ -306,6 +311,7 @@ async def outage(services: Services, store: str) -> AsyncIterator[Services]:
 
 # 6 (G)
 @pytest.mark.parametrize("store", ["mongodb", "redis"])
+@pytest.mark.slow
 async def test_a_search_page_job_whose_store_fails_at_its_start_is_retried_not_failed(
     ctx: dict[str, Any], services: Services, store: str
 ) -> None:
@@ -320,6 +326,7 @@ async def test_a_search_page_job_whose_store_fails_at_its_start_is_retried_not_f
 
 
 # 9 (J)
+@pytest.mark.slow
 async def test_an_employee_updated_mid_search_who_shows_up_on_a_later_page_too_is_counted_once(
     ctx: dict[str, Any], tiny: Settings, services: Services, simulator: RunningSimulator
 ) -> None:
@@ -343,6 +350,7 @@ async def test_an_employee_updated_mid_search_who_shows_up_on_a_later_page_too_i
 
 
 # 24
+@pytest.mark.slow
 async def test_two_jobs_that_fetched_one_search_page_store_it_once_and_count_the_same_ids(
     ctx: dict[str, Any], services: Services, simulator: RunningSimulator
 ) -> None:
@@ -389,6 +397,7 @@ async def dead_letter_one(
 
 
 # 10 (C)
+@pytest.mark.slow
 async def test_a_requeued_dead_letter_whose_job_another_run_holds_waits_on_that_job_and_finishes(
     ctx: dict[str, Any], tiny: Settings, services: Services, simulator: RunningSimulator
 ) -> None:
@@ -411,6 +420,7 @@ async def test_a_requeued_dead_letter_whose_job_another_run_holds_waits_on_that_
 
 
 # 10 (C), the holding job ending as the requeue lands
+@pytest.mark.slow
 async def test_a_requeue_that_lands_as_the_holding_job_ends_takes_its_outcome_and_finishes_the_run(
     ctx: dict[str, Any], services: Services, simulator: RunningSimulator
 ) -> None:
@@ -432,6 +442,7 @@ async def test_a_requeue_that_lands_as_the_holding_job_ends_takes_its_outcome_an
 
 
 # 10 (D)
+@pytest.mark.slow
 async def test_a_dead_letter_requeued_after_redis_lost_the_runs_counters_lets_the_run_finish(
     ctx: dict[str, Any], tiny: Settings, services: Services, simulator: RunningSimulator
 ) -> None:
@@ -446,6 +457,7 @@ async def test_a_dead_letter_requeued_after_redis_lost_the_runs_counters_lets_th
 
 
 # 22
+@pytest.mark.slow
 async def test_requeueing_a_stale_dead_letter_whose_item_later_succeeded_changes_no_count(
     tiny: Settings, services: Services
 ) -> None:
@@ -484,6 +496,7 @@ async def test_a_feed_cursor_read_before_a_rewind_cannot_be_written_over_it(serv
 
 
 # 11 (L), the race end to end
+@pytest.mark.slow
 async def test_a_feed_in_flight_when_recover_rewinds_the_run_leaves_the_rewind_in_place(
     tiny: Settings, services: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -503,6 +516,7 @@ async def test_a_feed_in_flight_when_recover_rewinds_the_run_leaves_the_rewind_i
 
 
 # 12
+@pytest.mark.slow
 async def test_a_rewound_walk_over_counted_items_saves_the_cursor_per_chunk_and_stops_after_a_bounded_walk(
     tiny: Settings, services: Services
 ) -> None:
@@ -546,6 +560,7 @@ async def test_jobs_a_feed_queues_for_a_run_cancelled_under_it_spend_no_credit(
 
 
 # 17 (M), pause
+@pytest.mark.slow
 async def test_jobs_a_feed_queues_for_a_run_paused_under_it_spend_nothing_until_it_resumes(
     tiny: Settings, services: Services, simulator: RunningSimulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -578,6 +593,7 @@ async def test_taking_a_job_out_of_the_queue_also_forgets_arqs_count_of_its_trie
 
 
 # 18
+@pytest.mark.slow
 async def test_a_stashed_profile_written_later_keeps_its_fetch_time_and_is_not_passed_off_as_fresh(
     ctx: dict[str, Any], tiny: Settings, services: Services, simulator: RunningSimulator
 ) -> None:
@@ -660,6 +676,7 @@ async def unresponsive_server() -> AsyncIterator[int]:
 
 
 # 27
+@pytest.mark.slow
 async def test_a_deadline_during_the_write_after_a_paid_fetch_keeps_the_profile_for_the_retry(
     ctx: dict[str, Any], tiny: Settings, services: Services, simulator: RunningSimulator
 ) -> None:
@@ -721,6 +738,7 @@ async def refuse_employee(mongo_url: str, database: str, employee_id: int) -> No
 
 
 # 5
+@pytest.mark.slow
 async def test_a_profile_mongodb_refuses_is_dead_lettered_at_once_not_retried_as_an_outage(
     tiny: Settings, services: Services, mongo_url: str
 ) -> None:

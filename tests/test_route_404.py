@@ -30,6 +30,7 @@ def test_a_base_url_without_cdapi_is_refused_at_start_up(settings: Settings) -> 
         with_overrides(settings, coresignal_base_url="http://127.0.0.1:8010")
 
 
+@pytest.mark.slow
 async def test_route_404s_leave_the_mirror_alive_and_the_items_in_the_dead_letter(settings: Settings) -> None:
     sim = await start(SimulatorConfig(population=50, api_keys=[TEST_API_KEY], collect_rps=400))
     try:

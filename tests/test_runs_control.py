@@ -46,6 +46,7 @@ async def windowed(small_window: Settings) -> AsyncIterator[Services]:
         yield opened
 
 
+@pytest.mark.slow
 async def test_the_queue_holds_a_bounded_window_while_inputs_wait_in_mongodb(
     small_window: Settings, windowed: Services
 ) -> None:
@@ -72,6 +73,7 @@ async def test_the_queue_holds_a_bounded_window_while_inputs_wait_in_mongodb(
     assert peak <= WINDOW + len(PERIODIC_JOBS)  # + the periodic jobs themselves (feeder, reconciler, ...)
 
 
+@pytest.mark.slow
 async def test_a_small_run_is_not_starved_by_a_large_one(small_window: Settings, windowed: Services) -> None:
     large = await enqueue_ids(windowed, population_ids(400, first=0))
     small = await enqueue_ids(windowed, population_ids(20, first=500))
@@ -92,6 +94,7 @@ async def test_a_small_run_is_not_starved_by_a_large_one(small_window: Settings,
         await worker
 
 
+@pytest.mark.slow
 async def test_pause_takes_queued_jobs_out_and_resume_finishes_the_run(
     small_window: Settings, windowed: Services, simulator: RunningSimulator
 ) -> None:
@@ -111,6 +114,7 @@ async def test_pause_takes_queued_jobs_out_and_resume_finishes_the_run(
     assert simulator.state.stats()["classes"]["collect"]["accepted"] == 100  # each profile once
 
 
+@pytest.mark.slow
 async def test_cancel_removes_queued_jobs_and_the_run_stays_cancelled(
     small_window: Settings, windowed: Services, simulator: RunningSimulator
 ) -> None:

@@ -59,6 +59,7 @@ async def sim_stats(sim: RunningSimulator) -> dict[str, object]:
         return dict(await resp.json())
 
 
+@pytest.mark.slow
 async def test_a_search_run_collects_every_matching_profile_once(
     sim_settings: Settings, services: Services, simulator: RunningSimulator
 ) -> None:
@@ -92,6 +93,7 @@ async def test_a_search_run_collects_every_matching_profile_once(
     assert stats["classes"]["collect"]["accepted"] == len(expected)  # type: ignore[index]
 
 
+@pytest.mark.slow
 async def test_max_profiles_caps_the_run(
     sim_settings: Settings, services: Services, simulator: RunningSimulator
 ) -> None:
@@ -110,6 +112,7 @@ async def test_max_profiles_caps_the_run(
     assert sorted(await services.store.employees.mirrored_ids()) == matching_ids(simulator)[:30]
 
 
+@pytest.mark.slow
 async def test_profiles_synced_within_the_freshness_ttl_are_not_collected_again(
     sim_settings: Settings, services: Services, simulator: RunningSimulator
 ) -> None:
@@ -130,6 +133,7 @@ async def test_profiles_synced_within_the_freshness_ttl_are_not_collected_again(
     assert stats["classes"]["collect"]["accepted"] == len(expected)  # type: ignore[index]  # each once
 
 
+@pytest.mark.slow
 async def test_an_empty_result_finishes_at_once(sim_settings: Settings, services: Services) -> None:
     body = {"query": {"term": {"location_country": "Atlantis"}}}
     run_id = await start_search_run(services, body, max_profiles=None, source="test")
@@ -140,6 +144,7 @@ async def test_an_empty_result_finishes_at_once(sim_settings: Settings, services
     assert (status.state, status.as_dict()["pages_fetched"], status.accepted) == ("finished", 1, 0)
 
 
+@pytest.mark.slow
 async def test_a_query_the_api_refuses_fails_the_run_with_its_reason_and_is_not_retried(
     sim_settings: Settings, services: Services, simulator: RunningSimulator
 ) -> None:
@@ -155,6 +160,7 @@ async def test_a_query_the_api_refuses_fails_the_run_with_its_reason_and_is_not_
     assert stats["status_counts"] == {"400": 1}
 
 
+@pytest.mark.slow
 async def test_a_run_interrupted_and_resumed_after_redis_lost_everything_completes(
     sim_settings: Settings, services: Services, simulator: RunningSimulator
 ) -> None:

@@ -60,6 +60,7 @@ async def world_now(sim: RunningSimulator) -> datetime:
     return datetime.fromisoformat((await sim_admin(sim, "GET", "world"))["now"])
 
 
+@pytest.mark.slow
 async def test_subscribe_with_the_cli_and_over_http(
     hook_settings: Settings, hook_services: Services, simulator: RunningSimulator, base: str, tmp_path: Path
 ) -> None:
@@ -122,6 +123,7 @@ async def test_renewed_before_expiry_and_recreated_past_the_year(
         await client.close()
 
 
+@pytest.mark.slow
 async def test_role_ended_and_role_changed_reach_the_feed(
     hook_settings: Settings, hook_services: Services, simulator: RunningSimulator, base: str
 ) -> None:

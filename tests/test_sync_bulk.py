@@ -58,6 +58,7 @@ def test_the_planner_decides_the_path_and_names_stay_on_collect(settings: Settin
     assert plan_sweep(tuned, [*ids, "name:ada-lovelace"]) == "collect"  # data requests take ids only
 
 
+@pytest.mark.slow
 async def test_a_sweep_over_the_threshold_is_one_bulk_data_request(
     ctx: dict[str, Any], simulator: RunningSimulator
 ) -> None:
@@ -86,6 +87,7 @@ async def test_a_sweep_over_the_threshold_is_one_bulk_data_request(
     assert settled.current_run_id is None and settled.last_plan["sweep"] == 0
 
 
+@pytest.mark.slow
 async def test_a_sweep_under_the_threshold_is_collected_id_by_id(
     ctx: dict[str, Any], simulator: RunningSimulator
 ) -> None:

@@ -100,6 +100,7 @@ async def test_a_query_sync_keeps_its_query(services: Services) -> None:
     assert sync.members == 0  # members are its matches, found by the first tick
 
 
+@pytest.mark.slow
 def test_the_cli_refuses_a_bad_definition_with_exit_2_and_saves_nothing(
     settings: Settings, tmp_path: Path
 ) -> None:
@@ -119,6 +120,7 @@ def test_the_cli_refuses_a_bad_definition_with_exit_2_and_saves_nothing(
     assert [s["name"] for s in shown] == ["team"]  # the refused ones left nothing behind
 
 
+@pytest.mark.slow
 def test_a_bad_definition_is_refused_before_any_store_is_reached(settings: Settings, tmp_path: Path) -> None:
     ids = tmp_path / "ids.txt"
     ids.write_text("101\n")

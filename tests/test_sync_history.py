@@ -31,6 +31,7 @@ async def change(sim: RunningSimulator, employee_id: int, action: str) -> None:
         assert resp.status == 200, await resp.text()
 
 
+@pytest.mark.slow
 async def test_every_collect_is_in_the_history_changed_or_not_with_its_run(
     sim_settings: Settings, services: Services, simulator: RunningSimulator
 ) -> None:

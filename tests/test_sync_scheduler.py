@@ -72,6 +72,7 @@ async def tick(ctx: dict[str, Any], name: str) -> Sync:
     return await get_sync(services, name)
 
 
+@pytest.mark.slow
 async def test_a_query_sync_collects_exactly_the_changed_profiles(
     ctx: dict[str, Any], simulator: RunningSimulator
 ) -> None:
@@ -111,6 +112,7 @@ async def test_a_query_sync_collects_exactly_the_changed_profiles(
     assert fourth.last_plan["delta"] == 0
 
 
+@pytest.mark.slow
 async def test_a_sweep_fills_the_members_then_waits_until_they_age(ctx: dict[str, Any]) -> None:
     services: Services = ctx["services"]
     ids = population_ids(30)
@@ -130,6 +132,7 @@ async def test_a_sweep_fills_the_members_then_waits_until_they_age(ctx: dict[str
     assert 'employee_sync_sync_credits_period{sync="s"} 30.0' in text
 
 
+@pytest.mark.slow
 async def test_a_sync_that_reaches_its_budget_pauses_its_sweep_with_a_reason(
     ctx: dict[str, Any], simulator: RunningSimulator
 ) -> None:
@@ -155,6 +158,7 @@ def _budgets(ctx: dict[str, Any]) -> Any:
     return budgets_of(ctx["services"])
 
 
+@pytest.mark.slow
 async def test_the_sweep_check_confirms_unchanged_members_and_buys_only_the_changed(
     ctx: dict[str, Any], simulator: RunningSimulator
 ) -> None:

@@ -77,6 +77,7 @@ async def tick(ctx: dict[str, Any], name: str) -> Sync:
     return await get_sync(ctx["services"], name)
 
 
+@pytest.mark.slow
 async def test_notices_refresh_members_between_ticks_and_the_sweep_does_not_buy_them_again(
     ctx: dict[str, Any], simulator: RunningSimulator, port: int
 ) -> None:
@@ -135,6 +136,7 @@ async def test_notices_refresh_members_between_ticks_and_the_sweep_does_not_buy_
         assert await credits_charged(simulator) - spent == 20 + 180  # each changed member bought once
 
 
+@pytest.mark.slow
 async def test_subscriptions_are_made_once_and_deleted_with_their_sync(
     ctx: dict[str, Any], simulator: RunningSimulator
 ) -> None:
@@ -165,6 +167,7 @@ async def test_subscriptions_are_made_once_and_deleted_with_their_sync(
             await subs.get_subscription(doc["_id"])
 
 
+@pytest.mark.slow
 async def test_a_query_sync_subscribes_its_query_and_a_refused_one_is_a_reason(
     ctx: dict[str, Any], simulator: RunningSimulator
 ) -> None:

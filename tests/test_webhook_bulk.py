@@ -75,6 +75,7 @@ async def refresh_runs(services: Services, subscription_id: str) -> list[Run]:
     return [r for r in runs if r.source == f"webhook:{subscription_id}"]
 
 
+@pytest.mark.slow
 async def test_a_week_of_notices_over_the_threshold_is_one_bulk_data_request(
     hook_settings: Settings, hook_services: Services, simulator: RunningSimulator, base: str
 ) -> None:
@@ -101,6 +102,7 @@ async def test_a_week_of_notices_over_the_threshold_is_one_bulk_data_request(
     assert await hook_services.store.webhooks.backlog() == 0
 
 
+@pytest.mark.slow
 async def test_a_batch_under_the_threshold_is_still_collected_id_by_id(
     hook_settings: Settings, hook_services: Services, simulator: RunningSimulator, base: str
 ) -> None:

@@ -86,6 +86,7 @@ async def queued(services: Services) -> int:
     return await services.queue.depth(keys.JOB_QUEUE)
 
 
+@pytest.mark.slow
 async def test_a_week_of_changes_refreshes_exactly_the_changed_profiles(
     hook_settings: Settings, hook_services: Services, simulator: RunningSimulator, base: str
 ) -> None:
@@ -125,6 +126,7 @@ async def test_a_week_of_changes_refreshes_exactly_the_changed_profiles(
     assert await hook_services.store.webhooks.backlog() == 0
 
 
+@pytest.mark.slow
 async def test_the_same_batch_twice_is_collected_once(
     hook_settings: Settings, hook_services: Services, simulator: RunningSimulator, base: str
 ) -> None:
@@ -195,6 +197,7 @@ async def test_a_wrong_token_is_a_404_and_nothing_is_stored(hook_services: Servi
     assert (await http("POST", real, data=body, token=None)).status == 202  # the real one works
 
 
+@pytest.mark.slow
 async def test_a_notice_survives_the_api_process_killed_after_its_202(
     hook_settings: Settings, hook_services: Services, simulator: RunningSimulator, base: str, tmp_path: Path
 ) -> None:
@@ -249,6 +252,7 @@ def api_env(settings: Settings) -> dict[str, str]:
     }
 
 
+@pytest.mark.slow
 async def test_metrics_replay_and_the_changes_command(
     hook_settings: Settings, hook_services: Services, simulator: RunningSimulator, base: str
 ) -> None:

@@ -47,6 +47,7 @@ WRONG_AUTHORIZATIONS = [
 
 
 @pytest.mark.parametrize(("method", "path"), PROTECTED)
+@pytest.mark.slow
 async def test_every_protected_route_refuses_a_request_without_a_token(
     api: Api, method: str, path: str
 ) -> None:

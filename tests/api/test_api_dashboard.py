@@ -119,6 +119,7 @@ async def _insert_letters(settings: Settings, count: int) -> None:
         await client.close()
 
 
+@pytest.mark.slow
 async def test_dead_letters_come_in_pages_newest_first_with_their_reasons(
     api: Api, settings: Settings
 ) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from api_support import Api, MakeApi
 
 from cli.wiring import run_fleet_worker
@@ -15,6 +16,7 @@ from tests.conftest import TEST_API_KEY, with_overrides
 from worker.runtime import Services
 
 
+@pytest.mark.slow
 async def test_a_small_run_posted_during_a_large_one_finishes_first(
     make_api: MakeApi, settings: Settings, services: Services
 ) -> None:

@@ -53,6 +53,7 @@ async def test_readyz_is_200_when_redis_and_mongodb_answer(api: Api) -> None:
     assert (reply.status, reply.body) == (200, {"status": "ready"})
 
 
+@pytest.mark.slow
 async def test_readyz_is_503_naming_mongodb_when_it_is_unreachable(
     make_api: MakeApi, mongo_down: Services
 ) -> None:
@@ -91,6 +92,7 @@ async def test_healthz_stays_200_during_an_outage(make_api: MakeApi, mongo_down:
         ("GET", "/v1/employees/5", None),
     ],
 )
+@pytest.mark.slow
 async def test_a_mongodb_outage_is_a_503_on_every_route_that_needs_it(
     make_api: MakeApi, mongo_down: Services, method: str, path: str, body: object
 ) -> None:
@@ -123,6 +125,7 @@ async def test_an_unexpected_exception_is_a_logged_500_that_reveals_nothing(
     assert (logged["path"], logged["exc_info"]) == ("/v1/runs", True)
 
 
+@pytest.mark.slow
 async def test_metrics_still_answer_during_a_mongodb_outage(make_api: MakeApi, mongo_down: Services) -> None:
     api = await make_api(services=mongo_down)
 

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import jsonschema_rs
+import pytest
 from api_support import Api, MakeApi
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -135,6 +136,7 @@ near_ids = st.one_of(
 
 @settings(max_examples=600, deadline=None)
 @given(value=near_ids)
+@pytest.mark.slow
 def test_the_documented_employee_id_item_is_exactly_what_the_producer_takes(value: object) -> None:
     """The document's `contains` for employee_ids is exact, so only names may be a surprise 422."""
     item = as_value(value, "ids")

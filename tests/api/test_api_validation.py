@@ -50,6 +50,7 @@ GOOD_QUERY = {"query": {"term": {"location_country": "Germany"}}}
         ({"shorthand_names": []}, "shorthand_names is empty"),
     ],
 )
+@pytest.mark.slow
 async def test_a_malformed_run_request_is_a_400_naming_the_problem(
     api: Api, body: Any, fragment: str
 ) -> None:

@@ -62,6 +62,7 @@ async def test_files_hold_the_collect_documents_split_by_bulk_file_records(make_
     assert delivered == [document(sim, i) for i in expected]
 
 
+@pytest.mark.slow
 async def test_json_array_layout_and_gzip_content_encoding(make_sim: MakeSim) -> None:
     sim = await make_sim(bulk_file_layout="json_array", bulk_content_encoding_gzip=True, **INSTANT)
     ids = existing_ids(sim, 250)

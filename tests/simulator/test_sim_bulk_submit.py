@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from bulk_support import existing_ids, ids_text, list_files, post_es_dsl, post_id_file
 from sim_support import API_KEY, MakeSim, Sim
 
@@ -141,6 +142,7 @@ async def test_es_dsl_with_no_match_is_404(sim: Sim) -> None:
     assert reply.status == 404
 
 
+@pytest.mark.slow
 async def test_es_dsl_matching_over_10000_is_accepted_then_422_at_files(make_sim: MakeSim) -> None:
     sim = await make_sim(bulk_base_delay_s=0, bulk_per_record_s=0)
     assert (await sim.admin("PATCH", "/config", {"population": 10_050})).status == 200

@@ -288,6 +288,7 @@ async def test_a_body_beyond_the_servers_size_limit_is_the_same_400(sim: Sim) ->
         )
 
 
+@pytest.mark.slow
 async def test_exactly_1024_clauses_are_allowed(sim: Sim) -> None:
     body = '{"query":{"bool":{"should":[%s]}}}' % ",".join(['{"bool":{}}'] * 1024)  # noqa: UP031
     assert (await sim.search(body, raw=True)).status == 200
