@@ -21,6 +21,7 @@ from simulator.app import RunningSimulator
 from tests.conftest import MakeSimulator, population_ids, with_overrides, worker_context
 from worker.freshness import freshness_of
 from worker.metrics_server import render_metrics
+from worker.run_model import utcnow
 from worker.runtime import Services
 from worker.sync_model import Sync, SyncSource
 
@@ -183,3 +184,46 @@ async def test_the_sweep_check_confirms_unchanged_members_and_buys_only_the_chan
     # At the tick, the 27 confirmed members count as fresh (max-age 2 s passes again soon after).
     fresh = await freshness_of(services.store, _budgets(ctx), second, now=second.last_tick_at)
     assert fresh.mirrored == 30 and fresh.over_max_age == 0
+
+
+async def _searches(sim: RunningSimulator) -> int:
+    return int((await sim_admin(sim, "GET", "stats"))["classes"]["search"]["accepted"])
+
+
+@pytest.mark.slow
+async def test_a_run_now_that_lands_while_a_tick_is_planning_keeps_the_sync_due(
+    ctx: dict[str, Any], simulator: RunningSimulator
+) -> None:
+    # The tick's delta search may have run before what prompted the request (a change upstream):
+    # moving the sync an `every` ahead would leave that change for the next scheduled tick.
+    services: Services = ctx["services"]
+    country = (await sim_admin(simulator, "GET", f"profiles/{population_ids(1)[0]}"))["location_country"]
+    body = {"query": {"term": {"location_country": country}}}
+    request = SyncRequest(
+        name="q", source=SyncSource.QUERY, query_text=json.dumps(body), max_age="1h", every="1h"
+    )
+    await create_sync(services, request)
+    await tick(ctx, "q")
+    settled = await tick(ctx, "q")  # watermark set; nothing due for an hour
+    assert settled.watermark is not None and not await services.store.syncs.due(utcnow())
+
+    await sim_admin(simulator, "PATCH", "config", {"latency_ms_min": 300, "latency_ms_max": 300})
+    await run_now(services, "q")
+    searches = await _searches(simulator)
+    planning = asyncio.create_task(scheduler_tick(ctx))  # type: ignore[arg-type]
+    deadline = asyncio.get_running_loop().time() + 10
+    while await _searches(simulator) == searches:  # the tick's delta search is in flight
+        assert asyncio.get_running_loop().time() < deadline, "the tick never searched"
+        await asyncio.sleep(0.02)
+    await run_now(services, "q")
+    await planning
+    during = await get_sync(services, "q")
+    assert during.last_tick_at is not None and settled.last_tick_at is not None
+    assert during.last_tick_at > settled.last_tick_at
+    assert [s.name for s in await services.store.syncs.due(utcnow())] == ["q"]  # still due
+
+    await sim_admin(simulator, "PATCH", "config", {"latency_ms_min": 0, "latency_ms_max": 0})
+    await scheduler_tick(ctx)  # type: ignore[arg-type]
+    after = await get_sync(services, "q")
+    assert after.last_tick_at is not None and after.last_tick_at > during.last_tick_at
+    assert not await services.store.syncs.due(utcnow())  # the request is served: an hour ahead again

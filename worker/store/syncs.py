@@ -146,8 +146,10 @@ class SyncStore:
             await self._syncs.update_one({"_id": name}, {"$set": {"webhook_error": error}})
 
     async def make_due(self, name: str, when: datetime) -> bool:
+        """Due at `when`; remembered as a request, so a tick already under way keeps it (`record_tick`)."""
+        fields = {"next_due_at": when, "due_requested_at": when}
         async with translated("update sync"):
-            result = await self._syncs.update_one({"_id": name}, {"$set": {"next_due_at": when}})
+            result = await self._syncs.update_one({"_id": name}, {"$set": fields})
         return result.matched_count == 1
 
     # --- the scheduler ----------------------------------------------------------------------
@@ -168,7 +170,12 @@ class SyncStore:
         plan: Mapping[str, Any],
         sweep_paused_reason: str | None,
     ) -> bool:
-        """Link the tick's run (compare-and-set on the run it replaces) and set the next due time."""
+        """Link the tick's run (compare-and-set on the run it replaces) and set the next due time.
+
+        `now` is when the tick began planning. A `make_due` after it (run now, resume) asked for a
+        plan this tick may have made too early to see what prompted it (its delta search ran
+        first), so the sync stays due instead of moving to `next_due_at`.
+        """
         fields = {
             "current_run_id": run_id,
             "last_tick_at": now,
@@ -180,6 +187,10 @@ class SyncStore:
             result = await self._syncs.update_one(
                 {"_id": name, "current_run_id": expected_run_id}, {"$set": fields}
             )
+            if result.matched_count == 1:
+                await self._syncs.update_one(
+                    {"_id": name, "due_requested_at": {"$gt": now}}, {"$set": {"next_due_at": now}}
+                )
         return result.matched_count == 1
 
     async def advance_watermark(
