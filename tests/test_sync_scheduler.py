@@ -64,6 +64,13 @@ async def collects(sim: RunningSimulator) -> int:
     return int((await sim_admin(sim, "GET", "stats"))["classes"]["collect"]["accepted"])
 
 
+async def country_sync(sim: RunningSimulator, **fields: Any) -> SyncRequest:
+    """Sync "q": a query for everyone in the first simulated employee's country."""
+    country = (await sim_admin(sim, "GET", f"profiles/{population_ids(1)[0]}"))["location_country"]
+    body = {"query": {"term": {"location_country": country}}}
+    return SyncRequest(name="q", source=SyncSource.QUERY, query_text=json.dumps(body), **fields)
+
+
 async def tick(ctx: dict[str, Any], name: str) -> Sync:
     """Make the sync due, tick once, collect what it planned; the sync as the tick left it."""
     services: Services = ctx["services"]
@@ -78,9 +85,7 @@ async def test_a_query_sync_collects_exactly_the_changed_profiles(
     ctx: dict[str, Any], simulator: RunningSimulator
 ) -> None:
     services: Services = ctx["services"]
-    country = (await sim_admin(simulator, "GET", f"profiles/{population_ids(1)[0]}"))["location_country"]
-    body = {"query": {"term": {"location_country": country}}}
-    await create_sync(services, SyncRequest(name="q", source=SyncSource.QUERY, query_text=json.dumps(body)))
+    await create_sync(services, await country_sync(simulator))
 
     first = await tick(ctx, "q")  # no watermark yet: the whole query, every match collected
     matches = set(await services.store.syncs.member_ids("q"))
@@ -197,12 +202,7 @@ async def test_a_run_now_that_lands_while_a_tick_is_planning_keeps_the_sync_due(
     # The tick's delta search may have run before what prompted the request (a change upstream):
     # moving the sync an `every` ahead would leave that change for the next scheduled tick.
     services: Services = ctx["services"]
-    country = (await sim_admin(simulator, "GET", f"profiles/{population_ids(1)[0]}"))["location_country"]
-    body = {"query": {"term": {"location_country": country}}}
-    request = SyncRequest(
-        name="q", source=SyncSource.QUERY, query_text=json.dumps(body), max_age="1h", every="1h"
-    )
-    await create_sync(services, request)
+    await create_sync(services, await country_sync(simulator, max_age="1h", every="1h"))
     await tick(ctx, "q")
     settled = await tick(ctx, "q")  # watermark set; nothing due for an hour
     assert settled.watermark is not None and not await services.store.syncs.due(utcnow())
