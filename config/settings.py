@@ -84,7 +84,7 @@ class Settings(BaseSettings):
     # "The margin is the arrival jitter we can absorb", says what each costs).
     limiter_margin_mode: Literal["adaptive", "fixed"] = "fixed"
     rate_safety_margin: float = Field(default=0.03, ge=0.0, lt=0.5)
-    limiter_margin_floor: float = Field(default=0.005, ge=0.0, lt=0.5)
+    limiter_margin_floor: float = Field(default=0.01, ge=0.0, lt=0.5)
     limiter_margin_ceiling: float = Field(default=0.10, ge=0.0, lt=0.5)
     # How fast the adaptive margin may narrow (fraction per second); it widens at once.
     limiter_margin_narrow_per_s: PositiveFloat = 0.002

@@ -6,6 +6,7 @@ Behaviour, not timing: what the margin does in answer to samples, 429s and a jit
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import AsyncIterator
 
 import pytest
@@ -57,12 +58,13 @@ def test_the_margin_for_a_spread_keeps_n_in_a_second() -> None:
         assert 1 / (1 - margin_for_spread(spread_s)) == pytest.approx(1 + spread_s)
 
 
-def test_the_spread_ignores_the_constant_part_and_one_outlier_in_a_thousand() -> None:
+def test_the_bounds_ignore_one_outlier_in_a_thousand() -> None:
     samples = JitterSamples(window=4000)
     for i in range(3000):
         samples.add(0.150 + 0.020 * (i % 100) / 99)  # 150 ms latency, 20 ms of jitter
     samples.add(5.0)  # one stall
-    assert samples.spread_s(0.999) == pytest.approx(0.020)
+    assert samples.bounds_s(0.999) == pytest.approx((0.150, 0.170))
+    assert samples.report(0.999) == "150000:170000:3001"
 
 
 async def test_it_starts_at_its_ceiling_and_the_first_report_sets_what_was_measured(
@@ -75,15 +77,70 @@ async def test_it_starts_at_its_ceiling_and_the_first_report_sets_what_was_measu
     assert await report(limiter, spread_of(0.010)) == pytest.approx(margin_for_spread(0.010), abs=1e-3)
 
 
-def test_a_handful_of_samples_is_scaled_up_towards_the_spread_it_was_drawn_from() -> None:
-    few = JitterSamples()
-    for i in range(16):
-        few.add(0.002 + 0.050 * i / 15)  # range 50 ms, as 16 draws from U(0, 53 ms) would give
-    assert few.spread_s(0.999) == pytest.approx(0.050 * 17 / 15)
-    many = JitterSamples()
-    for sample in spread_of(0.050, count=2000):  # enough samples for the quantile: no scaling
-        many.add(sample)
-    assert many.spread_s(0.999) < 0.050
+async def test_a_handful_of_samples_is_scaled_up_towards_the_spread_it_was_drawn_from(
+    redis_client: aioredis.Redis,
+) -> None:
+    policy = AdaptiveMargin(report_every_s=0.0, min_samples=16)
+    few = adaptive(redis_client, policy=policy)
+    # Range 50 ms, as 16 draws from U(0, 53 ms) would give: scaled by (n + 1) / (n - 1).
+    margin = await report(few, [0.002 + 0.050 * i / 15 for i in range(16)])
+    assert margin == pytest.approx(margin_for_spread(0.050 * 17 / 15), abs=1e-5)
+    await redis_client.delete(
+        keys.limiter_margin_key(KEY, "collect"), keys.limiter_jitter_key(KEY, "collect")
+    )
+    many = adaptive(redis_client, policy=policy)  # enough samples for the quantile: no scaling
+    assert await report(many, spread_of(0.050, count=2000)) < margin_for_spread(0.050)
+
+
+async def test_the_fleet_pools_its_processes_so_lateness_across_hosts_counts(
+    redis_client: aioredis.Redis,
+) -> None:
+    # Two hosts, each steady (2 ms of jitter), one 5 ms and one 45 ms from the API: a request from
+    # the far host can land right behind one from the near host, so 42 ms must fit, not 2.
+    near, far = adaptive(redis_client), adaptive(redis_client)
+    await report(near, [0.005 + 0.002 * i / 199 for i in range(200)])
+    margin = await report(far, [0.045 + 0.002 * i / 199 for i in range(200)])
+    assert margin == pytest.approx(margin_for_spread(0.042 * 401 / 399), abs=1e-5)
+
+
+async def test_the_first_margin_waits_for_enough_samples_from_the_whole_fleet(
+    redis_client: aioredis.Redis,
+) -> None:
+    # Four processes, each with a quarter of the grants: the first margin comes when the fleet has
+    # 16 samples, not when one process has; and the report interval does not hold warm-up back.
+    policy = AdaptiveMargin(report_every_s=60.0, min_samples=16, first_report_every=4)
+    fleet = [adaptive(redis_client, policy=policy) for _ in range(4)]
+    for i, process in enumerate(fleet[:3]):
+        assert await report(process, [0.002 + 0.001 * i] * 4) == pytest.approx(policy.ceiling)
+    assert await report(fleet[3], [0.012] * 4) == pytest.approx(margin_for_spread(0.010 * 17 / 15), abs=1e-5)
+    lone = adaptive(redis_client, policy=policy)  # a process that joins a measured fleet
+    assert await report(lone, [0.003] * 4) < policy.ceiling
+
+
+async def test_slots_booked_in_warm_up_pay_the_ceiling_only_for_a_few_slots(
+    redis_client: aioredis.Redis,
+) -> None:
+    # 40 tasks ask at once before anything is measured; a second process measures after the first
+    # 16 grants. Only the slots booked before that (16 + those within `warmup_ahead_s`: 4 here)
+    # may keep the ceiling's spacing; booked all at once, all 40 would.
+    policy = AdaptiveMargin(report_every_s=0.0, min_samples=16, warmup_ahead_s=0.02)
+    rate = 200.0
+    process, reporter = adaptive(redis_client, rate, policy), adaptive(redis_client, rate, policy)
+    slots_us: list[int] = []
+
+    async def one() -> None:
+        grant = await process.acquire("collect")
+        slots_us.append(grant.slot_us)
+        if len(slots_us) == 16:
+            await report(reporter, [0.002] * 16)  # the fleet's first margin: the floor
+
+    await asyncio.gather(*(one() for _ in range(40)))
+    ordered = sorted(slots_us)
+    gaps_us = [b - a for a, b in itertools.pairwise(ordered)]
+    ceiling_gap_us, floor_gap_us = 1e6 / (rate * (1 - policy.ceiling)), 1e6 / (rate * (1 - policy.floor))
+    at_ceiling = [g for g in gaps_us if g > (ceiling_gap_us + floor_gap_us) / 2]
+    assert 15 <= len(at_ceiling) <= 16 + 4 + 1
+    assert all(g == pytest.approx(floor_gap_us, abs=2) for g in gaps_us[-15:])
 
 
 async def test_measured_jitter_sets_the_margin_at_once(redis_client: aioredis.Redis) -> None:

@@ -5,7 +5,7 @@
 -- KEYS[2]  cooldown  fleet-wide "no request before" time set after an upstream 429, in microseconds
 -- KEYS[3]  margin    hash: m (margin in ppm), t (last change), w (last 429 widening), f/ft (the
 --                    lowest margin allowed after a 429, and when it was set)
--- KEYS[4]  jitter    hash: reporter id -> "spread_us:reported_at_us" (adaptive margin only)
+-- KEYS[4]  jitter    hash: reporter id -> "lo_us:hi_us:n:reported_at_us" (adaptive margin only)
 --
 -- ARGV[1]  mode          "acquire", "penalize" or "report"
 -- ARGV[2]  base_us       slot spacing at zero margin (1 / rate), may be fractional
@@ -16,21 +16,28 @@
 -- ARGV[8]  acquire:  known_cooldown_us, the latest cool-down the caller has seen (0: none), so one
 --                    that Redis lost with a flush is still honoured by the processes that saw it
 --          penalize: pause_us (Retry-After plus jitter, already chosen and capped by the caller)
---          report:   spread_us, this reporter's p99.9 - p0.1 spread of slot-to-response times
+--          report:   "lo_us:hi_us:n", this reporter's p0.1 and p99.9 of slot-to-response times
+--                    and how many samples they come from
 -- ARGV[9]  acquire: how many slots to book at once (callers of one process, batched)
--- ARGV[9..12] report: reporter id, narrow_ppm_per_s, stale_us, hold_us
+-- ARGV[10] acquire: warmup_ahead_us, the booking horizon while an adaptive margin is unmeasured
+-- ARGV[9..14] report: reporter id, narrow_ppm_per_s, stale_us, hold_us, min_samples, and the
+--                    fewest samples the quantile resolves (below it the bounds are the range)
 --
 -- Every mode returns {booked (1|0), wait_us, slot_us, cooldown_us, now_us, margin_ppm}: cooldown_us
 -- and now_us let the caller skip a second round trip (a reply this recent that shows no cool-down
 -- over its slot proves no 429 was recorded before now_us; see limiter.py).
 --
 -- acquire:  books up to n slots first = max(now, tat, cooldown), first + interval, ... (interval =
---           base / (1 - margin)) as long as they lie within max_ahead_us; returns booked = how
---           many, wait_us/slot_us of the first, and the interval as a 7th element.
+--           base / (1 - margin)) as long as they lie within max_ahead_us (warmup_ahead_us while
+--           an adaptive margin has not been measured: slots booked then keep the ceiling's
+--           spacing); returns booked = how many, wait_us/slot_us of the first, the interval as a
+--           7th element and the horizon used as an 8th.
 -- penalize: pushes both cooldown and tat to now + pause_us (never backwards); an adaptive margin
 --           doubles (at least +0.5 %, at most the ceiling) unless it already widened this second.
--- report:   records the reporter's spread and sets the margin from the worst fresh spread D of
---           the fleet, m = D / (1 + D): widened at once, narrowed by at most narrow_ppm_per_s.
+-- report:   records the reporter's bounds and sets the margin from the fleet's spread D (highest
+--           hi minus lowest lo of the fresh reports), m = D / (1 + D): widened at once, narrowed by
+--           at most narrow_ppm_per_s; until the fresh reports hold min_samples in all, the start
+--           margin holds. Its reply's 7th element is 1 once the fleet's margin is measured.
 --
 -- A missing TAT means the bucket's state was lost (FLUSHDB, a restart without persistence, a
 -- failover to an empty replica) or it was idle for longer than IDLE_KEEP_MS. Slots booked before
@@ -98,11 +105,15 @@ if mode == 'acquire' then
   local wanted = tonumber(ARGV[9] or '1')
   local first = math.max(now, tat, cooldown)
   local interval = interval_of(margin)
+  local horizon = max_ahead
+  if adaptive and margin_field('m') == nil then
+    horizon = math.min(max_ahead, tonumber(ARGV[10] or max_ahead))
+  end
   local booked = 0
   while booked < wanted do
     local wait = first + booked * interval - now
     -- A fresh bucket's first slot lies one interval past the horizon on purpose (see above).
-    if wait > max_ahead and not (booked == 0 and fresh and first == tat) then
+    if wait > horizon and not (booked == 0 and fresh and first == tat) then
       break
     end
     booked = booked + 1
@@ -112,6 +123,7 @@ if mode == 'acquire' then
   end
   local out = reply(booked, first - now, first)
   out[7] = string.format('%.3f', interval)
+  out[8] = fmt(horizon)
   return out
 elseif mode == 'penalize' then
   local resume = now + tonumber(ARGV[8])
@@ -131,22 +143,36 @@ elseif mode == 'penalize' then
   end
   return reply(1, 0, cooldown)
 elseif mode == 'report' then
-  local spread = tonumber(ARGV[8])
   local narrow_ppm_per_s, stale, hold_us = tonumber(ARGV[10]), tonumber(ARGV[11]), tonumber(ARGV[12])
-  redis.call('HSET', KEYS[4], ARGV[9], fmt(spread) .. ':' .. fmt(now))
+  local min_samples, resolvable = tonumber(ARGV[13]), tonumber(ARGV[14])
+  redis.call('HSET', KEYS[4], ARGV[9], ARGV[8] .. ':' .. fmt(now))
   redis.call('PEXPIRE', KEYS[4], IDLE_KEEP_MS)
-  local worst = 0
+  -- Pool the fleet's fresh reports: the lowest p0.1 and the highest p99.9 of all of them.
+  local lo, hi, total = nil, 0, 0
   local entries = redis.call('HGETALL', KEYS[4])
   for i = 1, #entries, 2 do
-    local s, at = string.match(entries[i + 1], '^(%d+):(%d+)$')
-    if s == nil or now - tonumber(at) > stale then
+    local l, h, n, at = string.match(entries[i + 1], '^(%d+):(%d+):(%d+):(%d+)$')
+    if l == nil or now - tonumber(at) > stale then
       redis.call('HDEL', KEYS[4], entries[i])
     else
-      worst = math.max(worst, tonumber(s))
+      lo = math.min(lo or tonumber(l), tonumber(l))
+      hi = math.max(hi, tonumber(h))
+      total = total + tonumber(n)
     end
   end
-  local target = math.min(ceiling_ppm, math.max(floor_ppm, math.ceil(worst * PPM / (PPM + worst))))
   local current, changed_at = margin_field('m'), margin_field('t')
+  if current == nil and total < min_samples then
+    -- Warm-up: the start margin holds until the fleet has measured enough.
+    local out = reply(1, 0, 0)
+    out[7] = '0'
+    return out
+  end
+  local spread = math.max(0, hi - (lo or hi))
+  if total >= 2 and total < resolvable then
+    -- The range of a few samples under-states the spread they come from (uniform: by (n-1)/(n+1)).
+    spread = spread * (total + 1) / (total - 1)
+  end
+  local target = math.min(ceiling_ppm, math.max(floor_ppm, math.ceil(spread * PPM / (PPM + spread))))
   local new = target
   if current ~= nil and target < current then
     -- Narrow slowly, by fleet time (not per report), and not below what a recent 429 proved too little.
@@ -159,6 +185,8 @@ elseif mode == 'report' then
   end
   margin = new
   set_margin({'m', fmt(margin), 't', fmt(now)})
-  return reply(1, 0, 0)
+  local out = reply(1, 0, 0)
+  out[7] = '1'
+  return out
 end
 return redis.error_reply('gcra.lua: unknown mode ' .. tostring(mode))

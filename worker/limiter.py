@@ -98,6 +98,7 @@ class _Reply:
     cooldown_us: int
     now_us: int
     margin_ppm: int
+    horizon_us: int  # how far ahead the script booked (shorter during an adaptive warm-up)
 
 
 @dataclass(slots=True)
@@ -116,8 +117,8 @@ class GrantObserver(Protocol):
 
 class RateLimiter:
     """`safety_margin` is the fixed margin; with `margin=AdaptiveMargin(...)` it is ignored: the
-    margin starts at the policy's ceiling and the fleet's first jitter report sets it to what was
-    measured (`worker.limiter_margin`)."""
+    margin starts at the policy's ceiling and the fleet's first `min_samples` samples, pooled, set it
+    to what was measured (`worker.limiter_margin`)."""
 
     def __init__(
         self,
@@ -145,6 +146,9 @@ class RateLimiter:
         self._start_ppm = round((margin.ceiling if margin is not None else safety_margin) * _PPM)
         self._margin_ppm = {cls: self._start_ppm for cls in rates_per_s}
         self._max_ahead_us = round(max_ahead_s * _US)
+        # Until the fleet's margin is measured, book only a little ahead: those slots keep the
+        # ceiling's spacing, and K x C tasks asking at once would otherwise book K x C of them.
+        self._warmup_ahead_us = round(margin.warmup_ahead_s * _US) if margin else self._max_ahead_us
         self._acquire_timeout_s = acquire_timeout_s
         self._retry_after_cap_s = retry_after_cap_s
         self._default_retry_after_s = default_retry_after_s
@@ -157,6 +161,8 @@ class RateLimiter:
         window = margin.window if margin is not None else 2
         self._samples = {cls: JitterSamples(window) for cls in rates_per_s}
         self._next_report_s = dict.fromkeys(rates_per_s, 0.0)
+        self._measured = dict.fromkeys(rates_per_s, False)  # has the fleet's first margin been set?
+        self._reported_at_added = dict.fromkeys(rates_per_s, 0)
         self._owner = next(_OWNERS)
         self._reporter_id = uuid.uuid4().hex[:12]
         self._rng = rng or random.Random()
@@ -178,7 +184,9 @@ class RateLimiter:
             replied_at = time.monotonic()
             if not reply.booked:
                 # The queue of booked slots is longer than max_ahead: wait for it to drain a bit.
-                pause_s = (reply.wait_us - self._max_ahead_us) / _US + self._rng.uniform(0, 0.05)
+                # Spread the askers, but by less than the horizon: the bucket must not run dry.
+                spread_s = min(0.05, reply.horizon_us / _US / 4)
+                pause_s = (reply.wait_us - reply.horizon_us) / _US + self._rng.uniform(0, spread_s)
                 self._check_timeout(started, pause_s)
                 await asyncio.sleep(pause_s)
                 continue
@@ -269,27 +277,34 @@ class RateLimiter:
 
     async def _book_many(self, endpoint_class: EndpointClass, count: int) -> list[_Reply]:
         known_cooldown_us = self._views[endpoint_class].cooldown_us
-        raw = await self._call(endpoint_class, "acquire", known_cooldown_us, count)
+        raw = await self._call(endpoint_class, "acquire", known_cooldown_us, count, self._warmup_ahead_us)
         booked, _, first_us, cooldown_us, now_us, margin_ppm = (int(x) for x in raw[:6])
-        interval_us = float(raw[6])
+        interval_us, horizon_us = float(raw[6]), int(raw[7])
         replies = []
         for i in range(count):
             slot_us = first_us + round(i * interval_us)
-            replies.append(_Reply(i < booked, slot_us - now_us, slot_us, cooldown_us, now_us, margin_ppm))
+            replies.append(
+                _Reply(i < booked, slot_us - now_us, slot_us, cooldown_us, now_us, margin_ppm, horizon_us)
+            )
         return replies
 
     async def _maybe_report(self, endpoint_class: EndpointClass) -> None:
-        """At most every `report_every_s`, send this process's jitter spread to the fleet's margin."""
+        """Send this process's jitter bounds to the fleet's margin: every `report_every_s`, and
+        during warm-up after every `first_report_every` new samples (`worker.limiter_margin`)."""
         policy = self._adaptive
-        now = time.monotonic()
-        if policy is None or now < self._next_report_s[endpoint_class]:
+        if policy is None:
             return
         samples = self._samples[endpoint_class]
-        if len(samples) < policy.min_samples:
+        if self._measured[endpoint_class]:
+            if time.monotonic() < self._next_report_s[endpoint_class] or len(samples) < 2:
+                return
+        elif samples.added - self._reported_at_added[endpoint_class] < policy.first_report_every:
             return
-        self._next_report_s[endpoint_class] = now + policy.report_every_s
-        spread_us = round(samples.spread_s(policy.quantile) * _US)
-        await self._call(endpoint_class, "report", spread_us, self._reporter_id, *policy.script_args())
+        self._next_report_s[endpoint_class] = time.monotonic() + policy.report_every_s
+        self._reported_at_added[endpoint_class] = samples.added
+        report = samples.report(policy.quantile)
+        raw = await self._call(endpoint_class, "report", report, self._reporter_id, *policy.script_args())
+        self._measured[endpoint_class] = int(raw[6]) == 1
 
     def _keys(self, endpoint_class: EndpointClass) -> list[str]:
         return [

@@ -11,11 +11,27 @@ that used it (same asyncio task) closes the sample `response seen - slot due`. T
 variable parts between the slot and the API counting the request (our wake-up lag, a cool-down
 look-up, the uplink) plus parts that do not matter (server time, downlink), so its spread can only
 over-state the arrival jitter, never under-state it: the margin errs towards fewer requests, not 429s.
-Each process reports the spread `p99.9 - p0.1` of its last samples once a second; Redis keeps the
-reports of the last 30 s and the margin follows the worst of them (`gcra.lua`, mode `report`): at
-once upwards, downwards by at most `narrow_per_s` per second of fleet time. A 429 doubles the margin
-at once and, for `hold_s`, the margin does not narrow below 1.25 x the one that proved too little.
-Bounds `[floor, ceiling]` keep a bad estimate from starving or endangering the fleet.
+
+Each process reports the bounds `p0.1` and `p99.9` of its last samples and how many it has, once a
+second. Redis keeps the reports of the last 30 s and pools them (`gcra.lua`, mode `report`): the
+fleet's spread D is the highest `p99.9` minus the lowest `p0.1` of all fresh reports, because two
+requests N slots apart may come from different processes (or hosts at different distances from the
+API), so what must fit is the lateness difference across the fleet, not within one process. The
+margin follows it: at once upwards, downwards by at most `narrow_per_s` per second of fleet time. A
+429 doubles the margin at once and, for `hold_s`, the margin does not narrow below 1.25 x the one
+that proved too little. Bounds `[floor, ceiling]` keep a bad estimate from starving or endangering
+the fleet.
+
+Warm-up: the margin stays at its ceiling until the fleet holds `min_samples` samples in all; until
+then each process reports after every `first_report_every` new samples, so the first margin comes
+as soon as the fleet has measured enough, however many processes share the samples (K processes
+each see 1/K of the grants). Slots booked during warm-up keep the ceiling's spacing even after the
+margin is measured, and a fleet of K x C tasks would book K x C of them at once; so until the first
+margin, slots are booked at most `warmup_ahead_s` ahead (the rest wait and ask again), and about
+`min_samples` slots plus 0.1 s of them pay the ceiling, whatever the fleet's size. With
+fewer pooled samples than p99.9 can resolve, the spread is the range, which under-states the spread
+of the jitter it was drawn from by `(n - 1) / (n + 1)` for uniform jitter, so the script scales it
+back up by that factor (16 samples: +13 %).
 """
 
 from __future__ import annotations
@@ -35,11 +51,13 @@ _US = 1_000_000
 class AdaptiveMargin:
     """How the fleet's margin moves. `None` in its place (RateLimiter(margin=None)) is the fixed margin."""
 
-    floor: float = 0.005
+    floor: float = 0.01  # below ~1 % (10 ms) the tail of host scheduling outruns what 1,000 samples show
     ceiling: float = 0.10
     narrow_per_s: float = 0.002  # 0.2 percentage point per second: 5 s from 3 % to 2 %
     report_every_s: float = 1.0
-    min_samples: int = 16  # the first report of a process waits for this many samples
+    min_samples: int = 16  # the first margin waits until the fleet's fresh reports hold this many
+    first_report_every: int = 1  # before the first margin, a process reports every this many samples
+    warmup_ahead_s: float = 0.1  # before the first margin, slots are booked at most this far ahead
     window: int = 4096  # samples a process keeps per class: its spread follows the last ones
     quantile: float = 0.999
     stale_s: float = 30.0  # a process that stopped reporting stops counting after this
@@ -50,8 +68,16 @@ class AdaptiveMargin:
             raise ValueError(f"need 0 <= floor <= ceiling < 0.5, got [{self.floor}, {self.ceiling}]")
 
     def script_args(self) -> list[int]:
-        """narrow_ppm_per_s, stale_us, hold_us, as `gcra.lua` takes them after the reporter id."""
-        return [round(self.narrow_per_s * _US), round(self.stale_s * _US), round(self.hold_s * _US)]
+        """narrow_ppm_per_s, stale_us, hold_us, min_samples and the fewest samples the quantile can
+        resolve, as `gcra.lua` takes them after the reporter id."""
+        resolvable = math.ceil(1.0 / (1.0 - self.quantile) - 1e-9)
+        return [
+            round(self.narrow_per_s * _US),
+            round(self.stale_s * _US),
+            round(self.hold_s * _US),
+            self.min_samples,
+            resolvable,
+        ]
 
 
 def margin_for_spread(spread_s: float) -> float:
@@ -64,31 +90,27 @@ class JitterSamples:
 
     def __init__(self, window: int = 4096) -> None:
         self._samples: deque[float] = deque(maxlen=window)
+        self.added = 0  # every sample ever added, including those the window has dropped
 
     def __len__(self) -> int:
         return len(self._samples)
 
     def add(self, sample_s: float) -> None:
         self._samples.append(sample_s)
+        self.added += 1
 
-    def spread_s(self, quantile: float) -> float:
-        """`quantile` minus `1 - quantile` of the samples (0 with fewer than two).
-
-        With fewer samples than the quantile can resolve (n < 1 / (1 - quantile)) this is the range
-        max - min, which under-states the spread of the distribution the samples come from: by a
-        factor (n - 1) / (n + 1) for uniform jitter. It is scaled back up by that factor, so a
-        process's first reports (16 samples: +13 %) do not set the margin too narrow.
-        """
+    def bounds_s(self, quantile: float) -> tuple[float, float]:
+        """The `1 - quantile` and `quantile` samples (the range with fewer than the quantile resolves)."""
         n = len(self._samples)
-        if n < 2:
-            return 0.0
+        if n == 0:
+            return 0.0, 0.0
         ordered = sorted(self._samples)
-        top = ordered[math.ceil(quantile * (n - 1))]
-        bottom = ordered[math.floor((1.0 - quantile) * (n - 1))]
-        spread = max(0.0, top - bottom)
-        if n * (1.0 - quantile) < 1.0:
-            spread *= (n + 1) / (n - 1)
-        return spread
+        return ordered[math.floor((1.0 - quantile) * (n - 1))], ordered[math.ceil(quantile * (n - 1))]
+
+    def report(self, quantile: float) -> str:
+        """`lo_us:hi_us:n`, what `gcra.lua` pools across the fleet (lateness is never negative)."""
+        lo, hi = self.bounds_s(quantile)
+        return f"{max(0, round(lo * _US))}:{max(0, round(hi * _US))}:{len(self._samples)}"
 
 
 @dataclass(frozen=True, slots=True)
