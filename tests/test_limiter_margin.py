@@ -108,7 +108,7 @@ async def test_the_first_margin_waits_for_enough_samples_from_the_whole_fleet(
 ) -> None:
     # Four processes, each with a quarter of the grants: the first margin comes when the fleet has
     # 16 samples, not when one process has; and the report interval does not hold warm-up back.
-    policy = AdaptiveMargin(report_every_s=60.0, min_samples=16, first_report_every=4)
+    policy = AdaptiveMargin(report_every_s=60.0, min_samples=16)
     fleet = [adaptive(redis_client, policy=policy) for _ in range(4)]
     for i, process in enumerate(fleet[:3]):
         assert await report(process, [0.002 + 0.001 * i] * 4) == pytest.approx(policy.ceiling)

@@ -75,8 +75,14 @@ local function margin_field(name)
 end
 
 local margin = tonumber(ARGV[4])
+-- An adaptive margin is measured once the fleet's first report (or a 429) has stored one.
+local stored_margin = nil
 if adaptive then
-  margin = margin_field('m') or margin
+  stored_margin = margin_field('m')
+end
+local measured = stored_margin ~= nil
+if measured then
+  margin = stored_margin
 end
 
 local function set_margin(fields)
@@ -106,7 +112,7 @@ if mode == 'acquire' then
   local first = math.max(now, tat, cooldown)
   local interval = interval_of(margin)
   local horizon = max_ahead
-  if adaptive and margin_field('m') == nil then
+  if adaptive and not measured then
     horizon = math.min(max_ahead, tonumber(ARGV[10] or max_ahead))
   end
   local booked = 0
@@ -160,7 +166,7 @@ elseif mode == 'report' then
       total = total + tonumber(n)
     end
   end
-  local current, changed_at = margin_field('m'), margin_field('t')
+  local current, changed_at = stored_margin, margin_field('t')
   if current == nil and total < min_samples then
     -- Warm-up: the start margin holds until the fleet has measured enough.
     local out = reply(1, 0, 0)

@@ -183,7 +183,7 @@ class RateLimiter:
             reply = await self._book(endpoint_class)
             replied_at = time.monotonic()
             if not reply.booked:
-                # The queue of booked slots is longer than max_ahead: wait for it to drain a bit.
+                # The queue of booked slots reaches past the horizon: wait for it to drain a bit.
                 # Spread the askers, but by less than the horizon: the bucket must not run dry.
                 spread_s = min(0.05, reply.horizon_us / _US / 4)
                 pause_s = (reply.wait_us - reply.horizon_us) / _US + self._rng.uniform(0, spread_s)
@@ -290,7 +290,7 @@ class RateLimiter:
 
     async def _maybe_report(self, endpoint_class: EndpointClass) -> None:
         """Send this process's jitter bounds to the fleet's margin: every `report_every_s`, and
-        during warm-up after every `first_report_every` new samples (`worker.limiter_margin`)."""
+        during warm-up after every new sample (`worker.limiter_margin`)."""
         policy = self._adaptive
         if policy is None:
             return
@@ -298,7 +298,7 @@ class RateLimiter:
         if self._measured[endpoint_class]:
             if time.monotonic() < self._next_report_s[endpoint_class] or len(samples) < 2:
                 return
-        elif samples.added - self._reported_at_added[endpoint_class] < policy.first_report_every:
+        elif samples.added == self._reported_at_added[endpoint_class]:
             return
         self._next_report_s[endpoint_class] = time.monotonic() + policy.report_every_s
         self._reported_at_added[endpoint_class] = samples.added

@@ -23,7 +23,7 @@ that proved too little. Bounds `[floor, ceiling]` keep a bad estimate from starv
 the fleet.
 
 Warm-up: the margin stays at its ceiling until the fleet holds `min_samples` samples in all; until
-then each process reports after every `first_report_every` new samples, so the first margin comes
+then each process reports after every new sample, so the first margin comes
 as soon as the fleet has measured enough, however many processes share the samples (K processes
 each see 1/K of the grants). Slots booked during warm-up keep the ceiling's spacing even after the
 margin is measured, and a fleet of K x C tasks would book K x C of them at once; so until the first
@@ -56,7 +56,6 @@ class AdaptiveMargin:
     narrow_per_s: float = 0.002  # 0.2 percentage point per second: 5 s from 3 % to 2 %
     report_every_s: float = 1.0
     min_samples: int = 16  # the first margin waits until the fleet's fresh reports hold this many
-    first_report_every: int = 1  # before the first margin, a process reports every this many samples
     warmup_ahead_s: float = 0.1  # before the first margin, slots are booked at most this far ahead
     window: int = 4096  # samples a process keeps per class: its spread follows the last ones
     quantile: float = 0.999
