@@ -143,6 +143,7 @@ async def scheduler_tick(ctx: WorkerContext) -> int:
     due = await services.store.syncs.due(utcnow())
     for sync in due:
         structlog.contextvars.bind_contextvars(sync=sync.name)
+        began = utcnow()
         try:
             log.info("sync.tick", outcome=await tick_sync(ctx, sync))
         except (EmployeeSyncError, ArithmeticError, ValueError) as exc:  # one sync never starves the rest
@@ -152,7 +153,9 @@ async def scheduler_tick(ctx: WorkerContext) -> int:
                     sync.name,
                     expected_run_id=None,
                     run_id=None,
-                    now=utcnow(),
+                    # When the tick began, as a good tick records it: a run-now made while this one
+                    # was failing is then kept (record_tick), not put off by the retry delay.
+                    now=began,
                     next_due_at=utcnow() + timedelta(seconds=min(sync.every_s, RETRY_FAILED_TICK_S)),
                     plan={"error": str(exc)},
                     sweep_paused_reason=sync.sweep_paused_reason,

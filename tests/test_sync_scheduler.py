@@ -227,3 +227,36 @@ async def test_a_run_now_that_lands_while_a_tick_is_planning_keeps_the_sync_due(
     after = await get_sync(services, "q")
     assert after.last_tick_at is not None and after.last_tick_at > during.last_tick_at
     assert not await services.store.syncs.due(utcnow())  # the request is served: an hour ahead again
+
+
+@pytest.mark.slow
+async def test_a_run_now_that_lands_while_a_tick_is_failing_is_kept_not_put_off_by_the_retry_delay(
+    ctx: dict[str, Any], simulator: RunningSimulator
+) -> None:
+    services: Services = ctx["services"]
+    await create_sync(services, await country_sync(simulator, max_age="1h", every="1h"))
+    await tick(ctx, "q")
+    await tick(ctx, "q")
+    assert not await services.store.syncs.due(utcnow())
+
+    # Every request now fails with a 503 after 300 ms: the tick's delta search fails.
+    await sim_admin(simulator, "PATCH", "config", {"latency_ms_min": 300, "latency_ms_max": 300})
+    await sim_admin(simulator, "PATCH", "config", {"error_rate_5xx": 1.0})
+    await run_now(services, "q")
+    searches = await _searches(simulator)
+    failing = asyncio.create_task(scheduler_tick(ctx))  # type: ignore[arg-type]
+    deadline = asyncio.get_running_loop().time() + 10
+    while await _searches(simulator) == searches:
+        assert asyncio.get_running_loop().time() < deadline, "the tick never searched"
+        await asyncio.sleep(0.02)
+    await run_now(services, "q")  # asked while the failing search is in flight
+    await failing
+    failed = await get_sync(services, "q")
+    assert "error" in failed.last_plan
+    assert [s.name for s in await services.store.syncs.due(utcnow())] == ["q"]  # not 30 s ahead
+
+    await sim_admin(simulator, "PATCH", "config", {"error_rate_5xx": 0.0, "latency_ms_max": 0})
+    await scheduler_tick(ctx)  # type: ignore[arg-type]
+    served = await get_sync(services, "q")
+    assert "error" not in served.last_plan
+    assert not await services.store.syncs.due(utcnow())  # the request is served: an hour ahead again
