@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
 
 from tests.conftest import TEST_API_KEY
-from worker import fleet_view, keys
+from worker import keys
 from worker.credits import CreditsGate
 from worker.fleet_stats import FLEET_RECORDER, FleetRecorder, track_in_flight
 from worker.fleet_view import SETTLE_S, read_fleet, read_fleet_with
@@ -151,24 +152,41 @@ async def test_an_active_limiter_cool_down_is_published_for_readers_without_the_
     assert by_class["search"].cooldown_remaining_s == 0
 
 
-async def test_a_read_planned_from_a_wrong_clock_offset_reads_again_with_the_redis_time(
+async def test_the_read_follows_the_redis_clock_whatever_the_readers_clock_says(
     redis_client: aioredis.Redis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The keys are planned from the offset the last read measured; an hour off (a clock jump),
-    the TIME reply shows the plan was wrong, and the figures are those of the Redis time."""
+    """Which minutes to read is decided in the script from Redis `TIME`: a reader whose clock is an
+    hour off (a host with a skewed clock) reads the figures of Redis's present, as the workers
+    that wrote them did."""
     first = recorder(redis_client, 1)
     await first.flush()
     past = int(await redis_now_s(redis_client)) - SETTLE_S - 3
     first._grants[("collect", past)] += 7
     await first.flush()
-    monkeypatch.setattr(fleet_view._CLOCK, "offset_s", -3600.0)
+    real_time = time.time
+    monkeypatch.setattr(time, "time", lambda: real_time() - 3600)
 
     view = await read_fleet(redis_client, LIMITS)
 
     collect = next(c for c in view.classes if c.endpoint_class == "collect")
     assert collect.per_second[past - collect.series_start_s] == 7
     assert abs(view.now_s - await redis_now_s(redis_client)) < 5
-    assert abs(fleet_view._CLOCK.offset_s) < 5  # learnt again from the TIME reply
+
+
+async def test_a_fleet_script_redis_lost_is_loaded_again_on_the_way(redis_client: aioredis.Redis) -> None:
+    first = recorder(redis_client, 1)
+    await first.flush()
+    past = int(await redis_now_s(redis_client)) - SETTLE_S - 3
+    first._grants[("search", past)] += 3
+    await first.flush()
+    await read_fleet(redis_client, LIMITS)
+    await redis_client.script_flush()  # a Redis restart, or SCRIPT FLUSH
+
+    view = await read_fleet(redis_client, LIMITS)
+
+    search = next(c for c in view.classes if c.endpoint_class == "search")
+    assert search.per_second[past - search.series_start_s] == 3
+    assert [w.pid for w in view.workers] == [1]
 
 
 async def test_other_modules_reads_ride_on_the_fleet_read_and_come_back_parsed(

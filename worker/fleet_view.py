@@ -5,24 +5,24 @@ wait p50/p95, 429s per minute, an active cool-down), the credit balance with its
 live workers. The current second is still being counted (workers flush once a second), so the series
 ends two seconds back.
 
-The read is one round trip, as the workers' flush is: the pipeline starts with TIME, and the keys it
-reads are planned from the local clock plus the offset to the Redis clock that the previous read's
-TIME measured. When the plan from that guess is not the plan of the Redis time the TIME reply gave
-(the guess fell in another second: the first read, a clock jump), it is read again with that plan.
-A reader may add its own commands to the same round trip (`read_fleet_with`: the dashboard adds
-the credits gate and the queue's figures).
+The read is one Lua call (`fleet_read.lua`), which takes Redis `TIME` and reads the minute keys of
+that instant: hosts with skewed clocks see the same figures, and ~25 commands cost one round trip
+and one reply to parse. A reader may add its own commands to the same round trip
+(`read_fleet_with`: the dashboard adds the credits gate and the queue's figures).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
+from importlib.resources import files
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.exceptions import NoScriptError
 
 from worker import keys
 from worker.redis_errors import redis_boundary, reply_or_raise
@@ -34,7 +34,6 @@ R429_MINUTES = 30
 BURN_WINDOW_S = 900  # burn rate from the credit samples of the last 15 minutes
 MIN_BURN_SPAN_S = 10.0
 WORKER_LIVE_S = 15.0  # a heartbeat older than this: the worker is not counted as live
-PLAN_ATTEMPTS = 3  # reads with a plan from a guessed Redis time before giving up on matching it
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,110 +108,77 @@ async def read_fleet_with(
     """The fleet view and the raw replies of the commands `also` queued after the fleet's own on
     the same pipeline (the caller parses them; errors come back in place, as exceptions)."""
     classes = list(limits_rps)
-    guess_s = time.time() + _CLOCK.offset_s
+    script_keys, script_args = _script_inputs(classes, window_s)
     async with redis_boundary("fleet stats read"):
-        for _ in range(PLAN_ATTEMPTS):
-            plan = _Plan(classes, int(guess_s), window_s)
-            async with client.pipeline(transaction=False) as pipe:
-                pipe.time()
-                plan.queue(pipe, guess_s)
-                if also is not None:
-                    also(pipe)
-                replies = await pipe.execute(raise_on_error=False)
-            own, extra = replies[: 1 + plan.commands], replies[1 + plan.commands :]
-            _raise_first_error(own)
-            seconds, micros = own[0]
-            now_s = int(seconds) + int(micros) / 1e6
-            _CLOCK.offset_s = now_s - time.time()
-            if plan.same_as(_Plan(classes, int(now_s), window_s)):
-                break
-            guess_s = time.time() + _CLOCK.offset_s
-    return plan.build(own[1:], now_s, limits_rps), extra
+        async with client.pipeline(transaction=False) as pipe:
+            # By its hash, not through the pipeline's script support (a SCRIPT EXISTS round trip first).
+            pipe.evalsha(_SCRIPT_SHA, len(script_keys), *script_keys, *script_args)
+            if also is not None:
+                also(pipe)
+            own, *extra = await pipe.execute(raise_on_error=False)
+        if isinstance(own, NoScriptError):  # Redis lost the script (a restart, SCRIPT FLUSH): load it
+            own = await client.eval(_SCRIPT_TEXT, len(script_keys), *script_keys, *script_args)  # type: ignore[misc]
+    reply_or_raise("fleet stats read", own)
+    return _build(own, classes, window_s, limits_rps), extra
 
 
-def _raise_first_error(replies: list[Any]) -> None:
-    for reply in replies:
-        reply_or_raise("fleet stats read", reply)
+_SCRIPT_TEXT = files("worker").joinpath("fleet_read.lua").read_text(encoding="utf-8")
+# Redis names a script by its SHA-1 (not a security use); EVAL caches it under this name.
+_SCRIPT_SHA = hashlib.sha1(_SCRIPT_TEXT.encode(), usedforsecurity=False).hexdigest()
 
 
-class _RedisClock:
-    """Redis time minus local time, as the last fleet read measured it (0 before the first one)."""
+def _script_inputs(classes: Sequence[str], window_s: int) -> tuple[list[str], list[str]]:
+    script_keys = [keys.FLEET_CREDITS, keys.FLEET_CREDIT_SAMPLES, keys.FLEET_WORKERS]
+    script_keys += [keys.fleet_cooldown_key(cls) for cls in classes]
+    args = [str(n) for n in (window_s, SETTLE_S, R429_MINUTES, BURN_WINDOW_S)]
+    for cls in classes:
+        args += [keys.fleet_grants_prefix(cls), keys.fleet_429_prefix(cls), keys.fleet_waits_prefix(cls)]
+    return script_keys, args
 
-    def __init__(self) -> None:
-        self.offset_s = 0.0
+
+def _build(
+    reply: list[Any], classes: Sequence[str], window_s: int, limits_rps: Mapping[str, float]
+) -> FleetView:
+    (seconds, micros), per_class = reply[0], reply[1 : 1 + len(classes)]
+    credits_raw, oldest, newest, workers_raw = reply[1 + len(classes) :]
+    now_s = int(seconds) + int(micros) / 1e6
+    last = int(seconds) - SETTLE_S  # the newest settled second, as the script read it
+    return FleetView(
+        now_s=round(now_s, 3),
+        classes=[
+            _class_view(cls, figures, last - window_s + 1, last, now_s, limits_rps[cls])
+            for cls, figures in zip(classes, per_class, strict=True)
+        ],
+        credits=_credits(_pairs(credits_raw), oldest, newest),
+        workers=_workers(_pairs(workers_raw), now_s),
+    )
 
 
-_CLOCK = _RedisClock()
+def _pairs(flat: Sequence[bytes]) -> dict[bytes, bytes]:
+    """A hash as Lua returns it (field, value, field, value, ...)."""
+    return dict(zip(flat[::2], flat[1::2], strict=True))
 
 
-class _Plan:
-    """The commands of one read, in order, and how to turn their replies into a view."""
-
-    def __init__(self, classes: Sequence[str], now: int, window_s: int) -> None:
-        self.classes = classes
-        self.last = now - SETTLE_S  # the newest settled second
-        self.first = self.last - window_s + 1
-        self.grant_minutes = list(range(self.first // 60, self.last // 60 + 1))
-        self.r429_minutes = list(range(now // 60 - R429_MINUTES + 1, now // 60 + 1))
-        self.wait_minutes = [now // 60 - 1, now // 60]
-        self.commands = len(classes) * (len(self.grant_minutes) + 1 + len(self.wait_minutes) + 1) + 4
-
-    def same_as(self, other: _Plan) -> bool:
-        """Whether `other` reads the same keys and the same seconds (so these replies are its)."""
-        return (self.first, self.last, self.r429_minutes) == (other.first, other.last, other.r429_minutes)
-
-    def queue(self, pipe: Any, now_s: float) -> None:
-        for cls in self.classes:
-            for minute in self.grant_minutes:
-                pipe.hgetall(keys.fleet_grants_key(cls, minute))
-            pipe.mget([keys.fleet_429_key(cls, m) for m in self.r429_minutes])
-            for minute in self.wait_minutes:
-                pipe.lrange(keys.fleet_waits_key(cls, minute), 0, -1)
-            pipe.get(keys.fleet_cooldown_key(cls))
-        pipe.hgetall(keys.FLEET_CREDITS)
-        window_start = now_s - BURN_WINDOW_S
-        pipe.zrangebyscore(keys.FLEET_CREDIT_SAMPLES, window_start, "+inf", start=0, num=1)
-        pipe.zrevrangebyscore(keys.FLEET_CREDIT_SAMPLES, "+inf", window_start, start=0, num=1)
-        pipe.hgetall(keys.FLEET_WORKERS)
-
-    def build(self, replies: list[Any], now_s: float, limits_rps: Mapping[str, float]) -> FleetView:
-        per_class = len(self.grant_minutes) + 1 + len(self.wait_minutes) + 1
-        classes = [
-            self._class_view(cls, replies[i * per_class : (i + 1) * per_class], now_s, limits_rps[cls])
-            for i, cls in enumerate(self.classes)
-        ]
-        credits_raw, oldest, newest, workers_raw = replies[len(self.classes) * per_class :]
-        return FleetView(
-            now_s=round(now_s, 3),
-            classes=classes,
-            credits=_credits(credits_raw, oldest, newest),
-            workers=_workers(workers_raw, now_s),
-        )
-
-    def _class_view(self, cls: str, replies: list[Any], now_s: float, limit: float) -> ClassView:
-        n = len(self.grant_minutes)
-        by_second: dict[int, int] = {}
-        for bucket in replies[:n]:
-            for second, count in bucket.items():
-                by_second[int(second)] = int(count)
-        per_second = [by_second.get(s, 0) for s in range(self.first, self.last + 1)]
-        recent = per_second[-UTILISATION_OVER_S:]
-        rps = sum(recent) / len(recent) if recent else 0.0
-        waits = sorted(float(w) for sample in replies[n + 1 : n + 1 + len(self.wait_minutes)] for w in sample)
-        cooldown_raw = replies[-1]
-        cooldown_s = 0.0 if cooldown_raw is None else max(0.0, int(cooldown_raw) / 1e6 - now_s)
-        return ClassView(
-            endpoint_class=cls,
-            limit_rps=limit,
-            series_start_s=self.first,
-            per_second=per_second,
-            rps=round(rps, 2),
-            utilisation=round(rps / limit, 3) if limit > 0 else 0.0,
-            wait_p50_s=_quantile(waits, 0.50),
-            wait_p95_s=_quantile(waits, 0.95),
-            r429_per_minute=[int(v or 0) for v in replies[n]],
-            cooldown_remaining_s=round(cooldown_s, 3),
-        )
+def _class_view(cls: str, figures: list[Any], first: int, last: int, now_s: float, limit: float) -> ClassView:
+    grants, r429, waits_raw, cooldown_raw = figures
+    by_second = {int(second): int(count) for second, count in _pairs(grants).items()}
+    per_second = [by_second.get(s, 0) for s in range(first, last + 1)]
+    recent = per_second[-UTILISATION_OVER_S:]
+    rps = sum(recent) / len(recent) if recent else 0.0
+    waits = sorted(float(w) for w in waits_raw)
+    cooldown_s = 0.0 if cooldown_raw is None else max(0.0, int(cooldown_raw) / 1e6 - now_s)
+    return ClassView(
+        endpoint_class=cls,
+        limit_rps=limit,
+        series_start_s=first,
+        per_second=per_second,
+        rps=round(rps, 2),
+        utilisation=round(rps / limit, 3) if limit > 0 else 0.0,
+        wait_p50_s=_quantile(waits, 0.50),
+        wait_p95_s=_quantile(waits, 0.95),
+        r429_per_minute=[int(v or 0) for v in r429],
+        cooldown_remaining_s=round(cooldown_s, 3),
+    )
 
 
 def _quantile(ordered: Sequence[float], q: float) -> float | None:

@@ -129,19 +129,31 @@ FLEET_CREDITS = f"{FLEET_PREFIX}:credits"  # hash: remaining, at_s (the last x-c
 FLEET_CREDIT_SAMPLES = f"{FLEET_PREFIX}:credits:samples"  # zset at_s -> "at_s:remaining:worker"
 
 
+def fleet_grants_prefix(endpoint_class: str) -> str:
+    """Per-minute hashes second-of-epoch -> slots granted fleet-wide in that second: prefix + minute."""
+    return f"{FLEET_PREFIX}:grants:{endpoint_class}:"
+
+
+def fleet_429_prefix(endpoint_class: str) -> str:
+    """Per-minute counters of upstream 429 answers fleet-wide: prefix + minute."""
+    return f"{FLEET_PREFIX}:429:{endpoint_class}:"
+
+
+def fleet_waits_prefix(endpoint_class: str) -> str:
+    """Per-minute lists of limiter waits (seconds) sampled for p50/p95: prefix + minute."""
+    return f"{FLEET_PREFIX}:waits:{endpoint_class}:"
+
+
 def fleet_grants_key(endpoint_class: str, minute: int) -> str:
-    """Hash second-of-epoch -> slots granted fleet-wide in that second (one hash per minute)."""
-    return f"{FLEET_PREFIX}:grants:{endpoint_class}:{minute}"
+    return f"{fleet_grants_prefix(endpoint_class)}{minute}"
 
 
 def fleet_429_key(endpoint_class: str, minute: int) -> str:
-    """Upstream 429 answers fleet-wide in one minute (a counter)."""
-    return f"{FLEET_PREFIX}:429:{endpoint_class}:{minute}"
+    return f"{fleet_429_prefix(endpoint_class)}{minute}"
 
 
 def fleet_waits_key(endpoint_class: str, minute: int) -> str:
-    """A list of limiter waits (seconds) sampled in one minute, for p50/p95."""
-    return f"{FLEET_PREFIX}:waits:{endpoint_class}:{minute}"
+    return f"{fleet_waits_prefix(endpoint_class)}{minute}"
 
 
 def fleet_cooldown_key(endpoint_class: str) -> str:
