@@ -35,6 +35,7 @@ from api.state import SERVICES, SETTINGS
 from api.validation import invalid_body, invalid_parameter, parse_employee_id
 from jobs.deadletter import requeue_dead_letters
 from jobs.inputs import MAX_EMPLOYEE_ID
+from jobs.runs import counter_fields
 from worker import keys
 from worker.fleet_view import read_fleet_with
 from worker.run_model import utcnow
@@ -43,6 +44,7 @@ from worker.store.dashboard import LetterFilter
 from worker.store.deadletters import DeadLetter
 
 REQUEUE_MAX = 10_000
+LIVE_RUNS_MAX = 50
 REASONS_CACHE_S = 10.0
 FRESHNESS_CACHE_S = 30.0
 CHANGES_SHOWN = 50
@@ -56,6 +58,7 @@ _PROFILE_URL = re.compile(r"(?:https?://)?(?:[a-z]{2,3}\.)?linkedin\.com/in/([^/
 def add_dashboard_routes(app: web.Application) -> None:
     app[CACHE] = TtlCache()
     app.router.add_get("/v1/dashboard/fleet", fleet)
+    app.router.add_get("/v1/dashboard/live-runs", live_runs)
     app.router.add_get("/v1/dashboard/dead-letters", dead_letters)
     app.router.add_post("/v1/dashboard/dead-letters/requeue", requeue)
     app.router.add_get("/v1/dashboard/freshness", freshness)
@@ -89,6 +92,36 @@ async def fleet(request: web.Request) -> web.Response:
     view["runs_by_state"] = {state.value: count for state, count in by_state.items()}
     view["rate_safety_margin"] = settings.rate_safety_margin
     return json_response(view)
+
+
+# --- live counters of the runs a page shows -----------------------------------------------------
+
+
+async def live_runs(request: web.Request) -> web.Response:
+    """The live counters (Redis only) of up to LIVE_RUNS_MAX runs: the page polls these every few
+    seconds and reads the runs page itself (MongoDB) when a run changes state or every 30 s."""
+    only_parameters(request.query, ("run_ids",))
+    run_ids = _run_ids(request.query.get("run_ids"))
+    services = request.app[SERVICES]
+    lives = await services.progress.counts_many(run_ids)
+    return json_response(
+        {
+            "runs": [
+                {"run_id": run_id, **counter_fields(live)}
+                for run_id, live in zip(run_ids, lives, strict=True)
+                if live  # no counters in Redis: nothing live to show, the runs page has the rest
+            ]
+        }
+    )
+
+
+def _run_ids(text: str | None) -> list[str]:
+    parts = [] if text is None else text.split(",")
+    if not 1 <= len(parts) <= LIVE_RUNS_MAX or not all(_RUN_ID.fullmatch(p) for p in parts):
+        raise invalid_parameter(
+            f"run_ids must be 1 to {LIVE_RUNS_MAX} run ids (32 lower-case hex), comma-separated"
+        )
+    return list(dict.fromkeys(parts))
 
 
 # --- dead letters ----------------------------------------------------------------------------

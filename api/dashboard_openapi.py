@@ -7,10 +7,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from api.dashboard_data import MAX_QUERY_CHARS, REQUEUE_MAX
+from api.dashboard_data import LIVE_RUNS_MAX, MAX_QUERY_CHARS, REQUEUE_MAX
 from api.dashboard_params import LETTERS_LIMIT_DEFAULT, LETTERS_LIMIT_MAX, POSITION_CURSOR_PATTERN
 from api.dashboard_upstream import PAGE_DEFAULT, PAGE_MAX, ROW_ID_PATTERN
 from jobs.inputs import MAX_EMPLOYEE_ID
+from jobs.runs import counter_fields
 from worker.run_model import DATA_REQUEST_STATES
 
 Schema = dict[str, Any]
@@ -95,6 +96,15 @@ def dashboard_schemas() -> dict[str, Schema]:
                 "queue": queue,
                 "runs_by_state": {"type": "object", "additionalProperties": _COUNT},
                 "rate_safety_margin": _NUM,
+            }
+        ),
+        "LiveRuns": _obj(
+            {
+                "runs": {
+                    "type": "array",
+                    "items": _obj({"run_id": _TEXT, **dict.fromkeys(counter_fields({}), _COUNT)}),
+                    "description": "the asked runs that have live counters in Redis, in the order asked",
+                }
             }
         ),
         "DeadLetter": letter,
@@ -275,6 +285,28 @@ def dashboard_paths() -> dict[str, Schema]:
                 "queue, live workers, runs by state",
                 "Fleet",
                 "400",
+            )
+        },
+        "/v1/dashboard/live-runs": {
+            "get": _op(
+                "dashboardLiveRuns",
+                "The live counters of some runs (Redis only): what the page polls between two reads "
+                "of /v1/runs",
+                "LiveRuns",
+                "400",
+                parameters=[
+                    {
+                        **_query(
+                            "run_ids",
+                            {
+                                "type": "string",
+                                "pattern": f"^[0-9a-f]{{32}}(,[0-9a-f]{{32}}){{0,{LIVE_RUNS_MAX - 1}}}$",
+                            },
+                            f"1 to {LIVE_RUNS_MAX} run ids, comma-separated",
+                        ),
+                        "required": True,
+                    }
+                ],
             )
         },
         "/v1/dashboard/dead-letters": {

@@ -72,8 +72,8 @@ def _response_schemas() -> dict[str, Schema]:
 
 def _run_schema() -> Schema:
     counters = [
-        "accepted", "rejected", "duplicates", "queued", "done", "inserted", "changed", "unchanged",
-        "not_found", "failed", "shared", "skipped_fresh", "upstream_429", "retries",
+        "accepted", "rejected", "duplicates", "queued", "processed", "done", "inserted", "changed",
+        "unchanged", "not_found", "failed", "shared", "skipped_fresh", "upstream_429", "retries",
     ]  # fmt: skip
     properties: dict[str, Schema] = {
         "run_id": {"type": "string"},

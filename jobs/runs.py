@@ -77,7 +77,6 @@ class RunStatus:
         return sum(self.counts.get(k, 0) for k in DONE_OUTCOMES)
 
     def as_dict(self) -> dict[str, Any]:
-        c = self.counts
         return {
             "run_id": self.run_id,
             "kind": self.kind,
@@ -88,14 +87,23 @@ class RunStatus:
             "rejected": self.rejected,
             "duplicates": self.duplicates,
             "queued": max(0, self.accepted - self.processed),
-            "done": self.done,
-            **{o.value: c.get(o.value, 0) for o in Outcome if o is not Outcome.RECOVERED},
-            "shared": c.get(COUNTER_SHARED, 0),
-            "upstream_429": c.get(COUNTER_429, 0),
-            "retries": c.get(COUNTER_RETRIES, 0),
+            **counter_fields(self.counts),
             "eta_s": None if self.eta_s is None else round(self.eta_s, 1),
             **self.details,
         }
+
+
+def counter_fields(counts: dict[str, int]) -> dict[str, int]:
+    """What a run's live counters say, as a run's status shows it (and the dashboard's live
+    counters, `/v1/dashboard/live-runs`, between two reads of the runs page)."""
+    return {
+        "processed": counts.get("processed", 0),
+        "done": sum(counts.get(k, 0) for k in DONE_OUTCOMES),
+        **{o.value: counts.get(o.value, 0) for o in Outcome if o is not Outcome.RECOVERED},
+        "shared": counts.get(COUNTER_SHARED, 0),
+        "upstream_429": counts.get(COUNTER_429, 0),
+        "retries": counts.get(COUNTER_RETRIES, 0),
+    }
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -4,10 +4,11 @@
 "use strict";
 
 const TOKEN_KEY = "employee-sync.token";
-const FAST_MS = 3000;   // runs, rate, queue, credits
+const FAST_MS = 3000;   // rate, queue, credits, the shown runs' live counters
+const RUNS_MS = 30000;  // the runs page itself, at the latest (sooner when a run changes state)
 const SLOW_MS = 10000;  // dead letters
 const FRESH_MS = 30000; // freshness (the server caches it for 30 s), subscriptions (they change by the day)
-const state = { runsCursor: null, runsCursors: [], deadCursor: null, deadCursors: [], bulkCursor: null, subsCursor: null, timers: [] };
+const state = { runs: [], runsLoadedAt: 0, runsByState: null, runsFetching: false, runsCursor: null, runsCursors: [], deadCursor: null, deadCursors: [], bulkCursor: null, subsCursor: null, timers: [] };
 
 const $ = (sel) => document.querySelector(sel);
 function el(tag, attrs, ...children) {
@@ -105,7 +106,7 @@ function tick(speed) {
   if (document.hidden || !sessionStorage.getItem(TOKEN_KEY)) return;
   const view = currentView();
   if (view.name === "overview") {
-    if (speed === "fast") { guard(loadFleet()); guard(loadRuns()); }
+    if (speed === "fast") guard(loadFleet().then(refreshRuns));
     if (speed === "slow") { guard(loadDead()); guard(loadBulk()); }
     if (speed === "fresh") { guard(loadFreshness()); guard(loadSubscriptions()); }
   } else if (view.name === "run" && speed === "fast") {
@@ -223,6 +224,7 @@ async function loadFleet() {
   const fleet = await api("/v1/dashboard/fleet");
   renderRate(fleet); render429(fleet); renderCredits(fleet); renderQueue(fleet);
   $("#freshness-clock").textContent = "updated " + new Date().toLocaleTimeString();
+  return fleet;
 }
 
 // --- runs -----------------------------------------------------------------------------------
@@ -269,17 +271,52 @@ function runRow(run) {
     el("td", {}, ...actionButtons(run, () => guard(loadRuns()))));
 }
 
-async function loadRuns() {
+// The runs page comes from MongoDB; the counters that move every second live in Redis. So the page
+// is read again only when a run may have changed state (the fleet's runs-by-state moved, a shown
+// run has every item done, an action), and every RUNS_MS; between, the shown runs' counters come
+// from /v1/dashboard/live-runs (one Redis call) and their ETAs count down.
+async function loadRuns(byState) {
   const params = new URLSearchParams({ limit: "20" });
   const st = $("#runs-state").value;
   if (st) params.set("state", st);
   if (state.runsCursor) params.set("cursor", state.runsCursor);
-  const page = await api("/v1/runs?" + params);
-  $("#runs-table tbody").replaceChildren(...(page.runs.length ? page.runs.map(runRow)
+  state.runsFetching = true;
+  try {
+    const page = await api("/v1/runs?" + params);
+    state.runs = page.runs; state.runsLoadedAt = Date.now();
+    if (byState !== undefined) state.runsByState = byState;
+    renderRuns();
+    state.runsNext = page.next_cursor;
+    $("#runs-next").disabled = !page.next_cursor;
+    $("#runs-first").disabled = !state.runsCursor;
+  } finally { state.runsFetching = false; }
+}
+
+function renderRuns() {
+  const age_s = (Date.now() - state.runsLoadedAt) / 1000;
+  const shown = state.runs.map((run) => (run.eta_s == null ? run : { ...run, eta_s: Math.max(0, run.eta_s - age_s) }));
+  $("#runs-table tbody").replaceChildren(...(shown.length ? shown.map(runRow)
     : [el("tr", {}, el("td", { colspan: "9", class: "muted" }, "no runs"))]));
-  state.runsNext = page.next_cursor;
-  $("#runs-next").disabled = !page.next_cursor;
-  $("#runs-first").disabled = !state.runsCursor;
+}
+
+const isLive = (run) => run.state === "running" || run.state === "enqueueing";
+const allDone = (run) => run.accepted > 0 && run.processed >= run.accepted;
+
+async function refreshRuns(fleet) {
+  if (state.runsFetching) return;
+  const byState = JSON.stringify(fleet.runs_by_state);
+  const stale = Date.now() - state.runsLoadedAt >= RUNS_MS || byState !== state.runsByState;
+  const live = state.runs.filter(isLive);
+  if (stale || live.some(allDone)) return loadRuns(byState);
+  if (!live.length) return;
+  const reply = await api("/v1/dashboard/live-runs?" + new URLSearchParams({ run_ids: live.map((r) => r.run_id).join(",") }));
+  const counters = new Map(reply.runs.map((r) => [r.run_id, r]));
+  state.runs = state.runs.map((run) => {
+    const c = counters.get(run.run_id);
+    return c ? { ...run, ...c, queued: Math.max(0, run.accepted - c.processed) } : run;
+  });
+  if (state.runs.some((run) => isLive(run) && allDone(run))) return loadRuns(byState);  // it may have just finished
+  renderRuns();
 }
 
 async function loadRun(runId) {

@@ -34,7 +34,7 @@ async def test_every_json_route_answers_401_without_a_token(api: Api) -> None:
         reply = await api.request(route.method, concrete(path), token=None)
         assert_error(reply, 401, "unauthorized")
         checked += 1
-    assert checked >= 17  # 8 API routes (+ /metrics) and 9 dashboard JSON routes
+    assert checked >= 18  # 8 API routes (+ /metrics) and 10 dashboard JSON routes
 
 
 @pytest.mark.parametrize("path", sorted(UI_PATHS))
@@ -89,6 +89,31 @@ async def test_the_fleet_endpoint_shows_the_limits_queue_and_runs(api: Api, serv
     assert body["runs_by_state"]["running"] == 1
     assert body["workers"] == []  # no worker in this test
     assert body["credits"]["exhausted"] is False
+
+
+async def test_live_runs_gives_the_counters_a_runs_page_shows_from_redis_alone(
+    api: Api, services: Services
+) -> None:
+    run_id = (await enqueue_ids(services, [101, 102, 103])).run_id
+    await services.progress.record(run_id, "id:101", "inserted")
+    await services.progress.record(run_id, "id:102", "not_found")
+    other = "f" * 32  # no counters in Redis: left out, the runs page has what there is to show
+
+    body = (await api.get(f"/v1/dashboard/live-runs?run_ids={run_id},{other},{run_id}")).body
+
+    assert [r["run_id"] for r in body["runs"]] == [run_id]
+    live = body["runs"][0]
+    listed = next(r for r in (await api.get("/v1/runs")).body["runs"] if r["run_id"] == run_id)
+    assert {k: listed[k] for k in live} == live  # the same figures as the runs page, field by field
+    assert (live["processed"], live["done"], live["inserted"], live["not_found"]) == (2, 1, 1, 1)
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["", "run_ids=", "run_ids=nothex", f"run_ids={RUN},", f"run_ids={','.join([RUN] * 51)}", "other=1"],
+)
+async def test_bad_live_runs_queries_are_a_400(api: Api, query: str) -> None:
+    assert_error(await api.get(f"/v1/dashboard/live-runs?{query}"), 400, "invalid_parameter")
 
 
 # The Mongo-wire server's inserts slow down with the collection's size (README, Tests): 600 letters

@@ -44,8 +44,8 @@ async def test_every_route_is_documented_and_every_documented_route_exists(api: 
 
     assert routed(api) == documented(doc)
     assert (
-        len(routed(api)) == 23 + 7 + 7
-    )  # 11 API, 9 dashboard JSON, 3 dashboard files, + webhooks (7), + syncs (7)
+        len(routed(api)) == 24 + 7 + 7
+    )  # 11 API, 10 dashboard JSON, 3 dashboard files, + webhooks (7), + syncs (7)
 
 
 async def test_the_document_is_openapi_3_1_with_bearer_auth_except_on_public_routes(api: Api) -> None:

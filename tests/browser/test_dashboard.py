@@ -55,15 +55,20 @@ def test_signed_in_the_page_shows_a_run_advancing_the_rate_against_the_limit_and
         add_bulk_run_and_subscription(stack)  # only when there is something in them
     sign_in(page, stack)
     expect(page.locator("#overview-view")).to_be_visible(timeout=UI_TIMEOUT_MS)
+    polled: list[str] = []
+    page.on("request", lambda request: polled.append(request.url))
     run_id = create_run(stack, 0, 600)
 
-    # The run appears (the runs panel polls every 3 s) and its progress advances.
+    # The run appears (the page reads the runs page when the fleet's runs by state move) and its
+    # progress advances; between two reads of the runs page, from its live counters (Redis only).
     row = page.locator(f"tr.run-row[data-run='{run_id}']")
     expect(row).to_be_visible(timeout=UI_TIMEOUT_MS)
     wait_until(lambda: done_of(page, run_id) > 0, "the run's first profiles done")
     first = done_of(page, run_id)
     wait_until(lambda: done_of(page, run_id) > first, "the run's progress advancing")
     expect(row.locator(".run-state")).to_have_text("running")
+    page.wait_for_timeout(4000)  # one more poll (Playwright hands over the requests while it waits)
+    assert any(f"/v1/dashboard/live-runs?run_ids={run_id}" in url for url in polled), polled
 
     # The rate panel: the collect limit and traffic the whole fleet was granted.
     collect = page.locator(".card[data-class='collect']")
