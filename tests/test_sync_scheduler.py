@@ -195,6 +195,18 @@ async def _searches(sim: RunningSimulator) -> int:
     return int((await sim_admin(sim, "GET", "stats"))["classes"]["search"]["accepted"])
 
 
+async def tick_with_its_search_in_flight(ctx: dict[str, Any], sim: RunningSimulator) -> asyncio.Task[int]:
+    """A scheduler tick started in the background, returned once its delta search reached the API
+    (the simulator's latency holds the answer back)."""
+    searches = await _searches(sim)
+    ticking = asyncio.create_task(scheduler_tick(ctx))  # type: ignore[arg-type]
+    deadline = asyncio.get_running_loop().time() + 10
+    while await _searches(sim) == searches:
+        assert asyncio.get_running_loop().time() < deadline, "the tick never searched"
+        await asyncio.sleep(0.02)
+    return ticking
+
+
 @pytest.mark.slow
 async def test_a_run_now_that_lands_while_a_tick_is_planning_keeps_the_sync_due(
     ctx: dict[str, Any], simulator: RunningSimulator
@@ -209,12 +221,7 @@ async def test_a_run_now_that_lands_while_a_tick_is_planning_keeps_the_sync_due(
 
     await sim_admin(simulator, "PATCH", "config", {"latency_ms_min": 300, "latency_ms_max": 300})
     await run_now(services, "q")
-    searches = await _searches(simulator)
-    planning = asyncio.create_task(scheduler_tick(ctx))  # type: ignore[arg-type]
-    deadline = asyncio.get_running_loop().time() + 10
-    while await _searches(simulator) == searches:  # the tick's delta search is in flight
-        assert asyncio.get_running_loop().time() < deadline, "the tick never searched"
-        await asyncio.sleep(0.02)
+    planning = await tick_with_its_search_in_flight(ctx, simulator)
     await run_now(services, "q")
     await planning
     during = await get_sync(services, "q")
@@ -243,12 +250,7 @@ async def test_a_run_now_that_lands_while_a_tick_is_failing_is_kept_not_put_off_
     await sim_admin(simulator, "PATCH", "config", {"latency_ms_min": 300, "latency_ms_max": 300})
     await sim_admin(simulator, "PATCH", "config", {"error_rate_5xx": 1.0})
     await run_now(services, "q")
-    searches = await _searches(simulator)
-    failing = asyncio.create_task(scheduler_tick(ctx))  # type: ignore[arg-type]
-    deadline = asyncio.get_running_loop().time() + 10
-    while await _searches(simulator) == searches:
-        assert asyncio.get_running_loop().time() < deadline, "the tick never searched"
-        await asyncio.sleep(0.02)
+    failing = await tick_with_its_search_in_flight(ctx, simulator)
     await run_now(services, "q")  # asked while the failing search is in flight
     await failing
     failed = await get_sync(services, "q")
