@@ -207,6 +207,16 @@ async def tick_with_its_search_in_flight(ctx: dict[str, Any], sim: RunningSimula
     return ticking
 
 
+async def settled_hourly_query_sync(ctx: dict[str, Any], sim: RunningSimulator) -> Sync:
+    """Sync "q" (hourly, max age 1 h) after two ticks: watermark set, nothing due for an hour."""
+    services: Services = ctx["services"]
+    await create_sync(services, await country_sync(sim, max_age="1h", every="1h"))
+    await tick(ctx, "q")
+    settled = await tick(ctx, "q")
+    assert settled.watermark is not None and not await services.store.syncs.due(utcnow())
+    return settled
+
+
 @pytest.mark.slow
 async def test_a_run_now_that_lands_while_a_tick_is_planning_keeps_the_sync_due(
     ctx: dict[str, Any], simulator: RunningSimulator
@@ -214,10 +224,7 @@ async def test_a_run_now_that_lands_while_a_tick_is_planning_keeps_the_sync_due(
     # The tick's delta search may have run before what prompted the request (a change upstream):
     # moving the sync an `every` ahead would leave that change for the next scheduled tick.
     services: Services = ctx["services"]
-    await create_sync(services, await country_sync(simulator, max_age="1h", every="1h"))
-    await tick(ctx, "q")
-    settled = await tick(ctx, "q")  # watermark set; nothing due for an hour
-    assert settled.watermark is not None and not await services.store.syncs.due(utcnow())
+    settled = await settled_hourly_query_sync(ctx, simulator)
 
     await sim_admin(simulator, "PATCH", "config", {"latency_ms_min": 300, "latency_ms_max": 300})
     await run_now(services, "q")
@@ -241,10 +248,7 @@ async def test_a_run_now_that_lands_while_a_tick_is_failing_is_kept_not_put_off_
     ctx: dict[str, Any], simulator: RunningSimulator
 ) -> None:
     services: Services = ctx["services"]
-    await create_sync(services, await country_sync(simulator, max_age="1h", every="1h"))
-    await tick(ctx, "q")
-    await tick(ctx, "q")
-    assert not await services.store.syncs.due(utcnow())
+    await settled_hourly_query_sync(ctx, simulator)
 
     # Every request now fails with a 503 after 300 ms: the tick's delta search fails.
     await sim_admin(simulator, "PATCH", "config", {"latency_ms_min": 300, "latency_ms_max": 300})
