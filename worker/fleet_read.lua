@@ -1,6 +1,8 @@
 -- The dashboard's fleet figures in one call (worker/fleet_view.py turns the reply into a view).
 -- Which minute keys to read follows from the Redis clock, read here: the plan and the figures come
 -- from one instant, whatever the reader's own clock says, and a pipeline of ~25 commands becomes one.
+-- The minute keys are named here, not passed in KEYS (which minutes depends on TIME): right on one
+-- Redis or behind Sentinel, as this project runs it; Redis Cluster would need them in one hash slot.
 --
 -- KEYS: the credits hash, the credit samples zset, the workers hash, then one cool-down key per class.
 -- ARGV: window_s, settle_s, r429_minutes, burn_window_s, then per class the grants, 429 and waits
