@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import io
 import math
 
@@ -187,3 +188,7 @@ async def test_a_run_interrupted_and_resumed_after_redis_lost_everything_complet
     stats = await sim_stats(simulator)
     assert stats["classes"]["search"]["accepted"] <= pages + 1  # type: ignore[index]  # at most the in-flight page again
     assert stats["classes"]["collect"]["accepted"] <= len(expected) + 20  # type: ignore[index]
+    # The killed worker's jobs were cancelled mid-way; their clean-up must have run while its
+    # clients were open (worker/queue.py `_close_worker`). A client left open warns when collected:
+    # here, in this test, rather than in whichever later test the collector happens to run.
+    gc.collect()

@@ -493,12 +493,26 @@ async def run_worker(
                     delay_s = RECONNECT_FIRST_S
                 log.warning("worker.redis_unavailable", error=str(exc), retry_in_s=delay_s)
             finally:
-                with contextlib.suppress(RedisError, OSError):
-                    await worker.close()
+                await _close_worker(worker, burst=options.burst)
             await asyncio.sleep(delay_s)
             delay_s = min(RECONNECT_MAX_S, delay_s * 2)
     finally:
         await on_shutdown(ctx)
+
+
+async def _close_worker(worker: Worker, *, burst: bool) -> None:
+    """arq's close. In burst mode it cancels the jobs still running, then gathers them, and their
+    CancelledError ends its close before it closes its Redis pool (a worker stopped mid-job, as an
+    embedding task's timeout does): the pool's connections were left open. So cancel and collect
+    them here first, as its close would have."""
+    if burst:
+        running = list(worker.tasks.values())
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
+        worker.tasks.clear()
+    with contextlib.suppress(RedisError, OSError):
+        await worker.close()
 
 
 def _redis_settings(target: RedisTarget) -> RedisSettings:
