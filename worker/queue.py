@@ -501,10 +501,12 @@ async def run_worker(
 
 
 async def _close_worker(worker: Worker, *, burst: bool) -> None:
-    """arq's close. In burst mode it cancels the jobs still running, then gathers them, and their
-    CancelledError ends its close before it closes its Redis pool (a worker stopped mid-job, as an
-    embedding task's timeout does): the pool's connections were left open. So cancel and collect
-    them here first, as its close would have."""
+    """arq's close. In burst mode it cancels the jobs still running and gathers them without
+    `return_exceptions`, so a cancelled job's CancelledError ends its close at once (a worker
+    stopped mid-job, as an embedding task's timeout does): its Redis pool stays open, and our
+    `on_shutdown` closes the clients while those jobs may still be running their clean-up. A
+    connection left open that way warned when collected. So cancel and collect them here first,
+    as its close meant to."""
     if burst:
         running = list(worker.tasks.values())
         for task in running:
