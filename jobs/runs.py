@@ -74,7 +74,7 @@ class RunStatus:
 
     @property
     def done(self) -> int:
-        return sum(self.counts.get(k, 0) for k in DONE_OUTCOMES)
+        return done_of(self.counts)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -93,12 +93,16 @@ class RunStatus:
         }
 
 
+def done_of(counts: dict[str, int]) -> int:
+    return sum(counts.get(k, 0) for k in DONE_OUTCOMES)
+
+
 def counter_fields(counts: dict[str, int]) -> dict[str, int]:
     """What a run's live counters say, as a run's status shows it (and the dashboard's live
     counters, `/v1/dashboard/live-runs`, between two reads of the runs page)."""
     return {
         "processed": counts.get("processed", 0),
-        "done": sum(counts.get(k, 0) for k in DONE_OUTCOMES),
+        "done": done_of(counts),
         **{o.value: counts.get(o.value, 0) for o in Outcome if o is not Outcome.RECOVERED},
         "shared": counts.get(COUNTER_SHARED, 0),
         "upstream_429": counts.get(COUNTER_429, 0),
