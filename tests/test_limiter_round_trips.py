@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -12,6 +13,7 @@ import redis.asyncio as aioredis
 
 from worker import keys
 from worker.limiter import RateLimiter
+from worker.limiter_margin import PENDING_GRANT
 
 KEY = "r" * 32
 
@@ -113,3 +115,33 @@ async def test_a_429_seen_by_this_process_is_honoured_without_asking_redis(count
     grant = await pending
     cooldown = int(await counting.get(keys.limiter_cooldown_key(KEY, "collect")) or 0)
     assert grant.slot_us >= cooldown > 0
+
+
+class TimedRedis(CountingRedis):
+    """Also notes when each cool-down look-up (the one pipeline the limiter sends) starts."""
+
+    lookups_at: list[float] = []
+
+    def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> Any:
+        self.lookups_at.append(time.monotonic())
+        return super().pipeline(transaction, shard_hint)
+
+
+async def test_the_look_up_before_a_long_wait_s_slot_is_made_ahead_of_it_not_after(clean_redis: str) -> None:
+    # Its round trip would otherwise lie between the slot and the request: lateness every margin
+    # must absorb. recheck_s 0.2 s here (2 ms in production) so the test does not depend on timing.
+    client = TimedRedis.from_url(clean_redis)
+    client.lookups_at = []
+    await client.set(keys.limiter_tat_key(KEY, "collect"), "1", px=3_600_000)
+    rates = {"collect": 2.0, "search": 2.0, "bulk": 2.0}
+    slow = RateLimiter(client, KEY, rates, safety_margin=0.0, recheck_s=0.2)  # type: ignore[arg-type]
+    try:
+        await slow.acquire("collect")
+        await slow.acquire("collect")  # 0.5 s away
+        pending = PENDING_GRANT.get()
+        returned_at = time.monotonic()
+    finally:
+        await client.aclose()
+    assert pending is not None and len(client.lookups_at) == 1
+    assert client.lookups_at[0] <= pending.due_s - 0.05  # looked up ~0.1 s before the slot
+    assert returned_at >= pending.due_s  # and still granted no earlier than the slot

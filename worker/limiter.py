@@ -18,10 +18,10 @@ back-pressure (deferred by that wait, never dead-lettered).
 At most one Redis round trip per grant in the common case, fewer under load: callers of one process
 that ask while a booking call is in flight are booked together in the next call (up to 64 consecutive
 slots, each still checked against the horizon). The script's reply carries the bucket's cool-down
-and the server time, and each process keeps the freshest such view per bucket. After sleeping to its
-slot a caller asks Redis again only if no reply it has seen is recent enough (within `recheck_s` of
-the slot) to prove no 429 was recorded in between, so a slot booked before a 429 still never fires
-inside the cool-down.
+and the server time, and each process keeps the freshest such view per bucket. Just before its slot
+(`recheck_s / 2`) a caller asks Redis again only if no reply it has seen is recent enough (within
+`recheck_s` of the slot) to prove no 429 was recorded in between, so a slot booked before a 429 still
+never fires inside the cool-down, and the look-up's round trip does not make the request late.
 
 Lost state (FLUSHDB, failover to an empty replica) restarts the bucket one interval past the
 booking horizon, so slots booked before the loss and after it never share a second (`gcra.lua`).
@@ -117,7 +117,7 @@ class GrantObserver(Protocol):
 
 class RateLimiter:
     """`safety_margin` is the fixed margin; with `margin=AdaptiveMargin(...)` it is ignored: the
-    margin starts at the policy's ceiling and the fleet's first `min_samples` samples, pooled, set it
+    margin starts at the policy's `start` and the fleet's first `min_samples` samples, pooled, set it
     to what was measured (`worker.limiter_margin`)."""
 
     def __init__(
@@ -141,9 +141,9 @@ class RateLimiter:
         self._api_key = api_key
         self._rates = dict(rates_per_s)
         self._adaptive = margin
-        # An adaptive margin starts at its ceiling: before the fleet has measured its jitter, too
+        # An adaptive margin starts at `start` (5 %): before the fleet has measured its jitter, too
         # wide costs a few tenths of a second of budget, too narrow costs a 429 and a cool-down.
-        self._start_ppm = round((margin.ceiling if margin is not None else safety_margin) * _PPM)
+        self._start_ppm = round((margin.start if margin is not None else safety_margin) * _PPM)
         self._margin_ppm = {cls: self._start_ppm for cls in rates_per_s}
         self._max_ahead_us = round(max_ahead_s * _US)
         # Until the fleet's margin is measured, book only a little ahead: those slots keep the
@@ -190,9 +190,7 @@ class RateLimiter:
                 self._check_timeout(started, pause_s)
                 await asyncio.sleep(pause_s)
                 continue
-            if reply.wait_us > 0:
-                await asyncio.sleep(reply.wait_us / _US)
-            if not await self._cooled_down_since(endpoint_class, reply.slot_us):
+            if not await self._sleep_to_slot(endpoint_class, reply, replied_at + reply.wait_us / _US):
                 return self._granted(endpoint_class, reply, replied_at, started)
             self._check_timeout(started, 0.0)
 
@@ -326,6 +324,22 @@ class RateLimiter:
             round(ceiling * _PPM),
         ]
 
+    async def _sleep_to_slot(self, endpoint_class: EndpointClass, reply: _Reply, due_s: float) -> bool:
+        """Sleep until the slot (`due_s`, local clock); True if a 429 cool-down now covers it.
+
+        When the cool-down must be looked up, the look-up is made `recheck_s / 2` before the slot
+        and the rest of the wait slept after it: its round trip (and the wake-up it needs) then
+        happens before the slot instead of delaying the request, which is lateness every margin
+        must absorb. Its reply still lies within `recheck_s` of the slot, so it proves what the
+        look-up at the slot proved; if it does not (clock offset), the slot looks again.
+        """
+        if self._views[endpoint_class].server_now_us < reply.slot_us - self._recheck_us:
+            await _sleep_until(due_s - self._recheck_us / 2 / _US)
+            if await self._cooled_down_since(endpoint_class, reply.slot_us):
+                return True
+        await _sleep_until(due_s)
+        return await self._cooled_down_since(endpoint_class, reply.slot_us)
+
     async def _cooled_down_since(self, endpoint_class: EndpointClass, slot_us: int) -> bool:
         """True if a 429 cool-down now covers a slot we booked before it was set.
 
@@ -363,3 +377,10 @@ class RateLimiter:
         self._views[endpoint_class].note(int(raw[4]), int(raw[3]))
         self._margin_ppm[endpoint_class] = int(raw[5])
         return raw
+
+
+async def _sleep_until(deadline_s: float) -> None:
+    """Sleep until `deadline_s` on `time.monotonic()`; at once if it has passed."""
+    delay_s = deadline_s - time.monotonic()
+    if delay_s > 0:
+        await asyncio.sleep(delay_s)
