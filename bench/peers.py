@@ -19,15 +19,14 @@ import asyncio
 import bisect
 import json
 import secrets
-import subprocess
 import sys
-import time
 import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
 import redis
 
+from bench.fleet_start import launch_together
 from bench.peers_micro import micro_benchmark
 from bench.plots import Panel, draw, sliding_second_series
 from devstack import processes as svc
@@ -103,20 +102,20 @@ def run_row(
 ) -> Row:  # fmt: skip
     sim = f"http://127.0.0.1:{sim_port}/_sim"
     _fresh_state(sim, redis_url, api_key, jitter_ms)
-    start_at = time.time() + 2.0  # every process starts competing at the same moment
     argv = [
         sys.executable, "-m", "bench.peers_worker", *STRATEGIES[strategy],
         "--base-url", f"http://127.0.0.1:{sim_port}/cdapi", "--api-key", api_key, "--redis-url", redis_url,
         "--limit", str(LIMIT), "--processes", str(processes), "--concurrency", str(concurrency),
-        "--seconds", str(seconds), "--start-at", str(start_at),
+        "--seconds", str(seconds),
     ]  # fmt: skip
-    procs = [subprocess.Popen(argv, stdout=subprocess.PIPE) for _ in range(processes)]
+    procs = launch_together(argv, processes)
     outs = []
     for proc in procs:
         out, _ = proc.communicate(timeout=seconds + 120)
         if proc.returncode != 0:
             raise RuntimeError(f"{strategy}: bench process failed with {proc.returncode}")
         outs.append(json.loads(out))
+    start_at = min(float(out["start_at"]) for out in outs)
     stats = _http(f"{sim}/stats")["classes"]["collect"]
     sends = sorted((float(t), int(s)) for out in outs for t, s in out["sends"])
     grants = sum(int(out["grants"]) for out in outs)

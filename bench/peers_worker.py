@@ -26,6 +26,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from bench.fleet_start import ready_then_start
 from worker.client import COLLECT_PATH, CoresignalClient
 from worker.errors import EmployeeSyncError
 from worker.limiter import RateLimiter
@@ -151,7 +152,8 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         args.base_url, args.api_key, timeout_s=10, limit=args.concurrency, observer=limiter
     )
     sends: list[tuple[float, int]] = []
-    await asyncio.sleep(max(0.0, args.start_at - time.time()))
+    await client.warm_up(args.concurrency)
+    start_at = await ready_then_start()
     cpu_before = resource.getrusage(resource.RUSAGE_SELF)
     ROUND_TRIPS.clear()
     deadline = time.monotonic() + args.seconds
@@ -171,6 +173,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         "redis_calls": ROUND_TRIPS["redis"],
         "cpu_s": cpu_s,
         "margin": margin,
+        "start_at": start_at,
     }
 
 
@@ -186,7 +189,6 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=1)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=20)
-    parser.add_argument("--start-at", type=float, default=0.0)
     print(json.dumps(asyncio.run(run(parser.parse_args()))), flush=True)
 
 

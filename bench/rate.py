@@ -14,9 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import secrets
-import subprocess
 import sys
-import time
 import urllib.request
 from collections import Counter
 from dataclasses import dataclass
@@ -24,6 +22,7 @@ from typing import Any
 
 import redis
 
+from bench.fleet_start import launch_together
 from bench.plots import Panel, draw, sliding_second_series
 from bench.rate_worker import SEARCH_BODY
 from devstack import processes as svc
@@ -96,15 +95,14 @@ def run_scenario(
     # (2 s) late on purpose (review #16), which is not what this benchmark measures.
     client.set(keys.limiter_tat_key(api_key, endpoint_class), "1", px=3_600_000)  # type: ignore[arg-type]
     client.close()
-    start_at = time.time() + 1.5  # every process starts competing at the same moment
     argv = [
         sys.executable, "-m", "bench.rate_worker",
         "--base-url", f"http://127.0.0.1:{sim_port}/cdapi", "--api-key", api_key,
         "--redis-url", redis_url, "--endpoint-class", endpoint_class,
         "--rps", str(LIMITS[endpoint_class]), "--margin", str(margin),
-        "--concurrency", str(concurrency), "--seconds", str(seconds), "--start-at", str(start_at),
+        "--concurrency", str(concurrency), "--seconds", str(seconds),
     ]  # fmt: skip
-    procs = [subprocess.Popen(argv, stdout=subprocess.PIPE) for _ in range(processes)]
+    procs = launch_together(argv, processes)
     other: Counter[str] = Counter()
     sent_at: list[float] = []
     for proc in procs:

@@ -15,6 +15,7 @@ from collections import Counter
 
 import redis.asyncio as aioredis
 
+from bench.fleet_start import ready_then_start
 from worker.client import CoresignalClient
 from worker.errors import EmployeeSyncError, RateLimitedError
 from worker.keys import EndpointClass
@@ -65,8 +66,8 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
     client = CoresignalClient.open(args.base_url, args.api_key, timeout_s=10, limit=args.concurrency)
     counts: Counter[str] = Counter()
     sent: list[float] = []
-    # Wait for a common start so every process competes for the same seconds.
-    await asyncio.sleep(max(0.0, args.start_at - time.time()))
+    await client.warm_up(args.concurrency)
+    await ready_then_start()  # every process competes for the same seconds
     deadline = time.monotonic() + args.seconds
     try:
         await asyncio.gather(
@@ -91,7 +92,6 @@ def main() -> None:
     parser.add_argument("--margin", type=float, default=0.03)
     parser.add_argument("--concurrency", type=int, default=10)
     parser.add_argument("--seconds", type=float, default=10)
-    parser.add_argument("--start-at", type=float, default=0.0)
     print(json.dumps(asyncio.run(run(parser.parse_args()))), flush=True)
 
 
