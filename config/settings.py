@@ -79,13 +79,14 @@ class Settings(BaseSettings):
     search_rps: PositiveFloat = 18.0
     bulk_rps: PositiveFloat = 27.0
     # Fraction of each budget held back so network jitter cannot push a sliding second over the limit:
-    # "adaptive" follows the jitter the fleet measures, within [floor, ceiling], starting at the
-    # ceiling until the first measurement; "fixed" always holds back RATE_SAFETY_MARGIN (README,
+    # "adaptive" follows the jitter the fleet measures, within [floor, ceiling], starting at
+    # LIMITER_MARGIN_START until the first measurement; "fixed" always holds back RATE_SAFETY_MARGIN (README,
     # "The margin is the arrival jitter we can absorb", says what each costs).
     limiter_margin_mode: Literal["adaptive", "fixed"] = "fixed"
     rate_safety_margin: float = Field(default=0.03, ge=0.0, lt=0.5)
-    limiter_margin_floor: float = Field(default=0.01, ge=0.0, lt=0.5)
+    limiter_margin_floor: float = Field(default=0.0075, ge=0.0, lt=0.5)
     limiter_margin_ceiling: float = Field(default=0.10, ge=0.0, lt=0.5)
+    limiter_margin_start: float = Field(default=0.05, ge=0.0, lt=0.5)
     # How fast the adaptive margin may narrow (fraction per second); it widens at once.
     limiter_margin_narrow_per_s: PositiveFloat = 0.002
     # How far ahead a worker may book a slot; beyond this it waits and asks again.
@@ -197,6 +198,10 @@ class Settings(BaseSettings):
     def _margin_bounds_in_order(self) -> Settings:
         if self.limiter_margin_floor > self.limiter_margin_ceiling:
             raise ValueError("LIMITER_MARGIN_FLOOR must not exceed LIMITER_MARGIN_CEILING")
+        if not self.limiter_margin_floor <= self.limiter_margin_start <= self.limiter_margin_ceiling:
+            raise ValueError(
+                "LIMITER_MARGIN_START must lie between LIMITER_MARGIN_FLOOR and LIMITER_MARGIN_CEILING"
+            )
         return self
 
     @field_validator("coresignal_base_url")

@@ -19,7 +19,13 @@ from simulator.config import SimulatorConfig
 from worker import keys
 from worker.client import COLLECT_PATH, CoresignalClient
 from worker.limiter import RateLimiter
-from worker.limiter_margin import AdaptiveMargin, JitterSamples, ResponseTee, margin_for_spread
+from worker.limiter_margin import (
+    AdaptiveMargin,
+    JitterSamples,
+    ResponseTee,
+    margin_for_spread,
+    range_scale,
+)
 from worker.runtime import adaptive_margin
 
 KEY = "m" * 32
@@ -48,7 +54,7 @@ async def report(limiter: RateLimiter, samples_s: list[float]) -> float:
     return limiter.margin("collect")
 
 
-def spread_of(width_s: float, count: int = 200) -> list[float]:
+def spread_of(width_s: float, count: int = 1000) -> list[float]:
     return [0.002 + width_s * i / (count - 1) for i in range(count)]
 
 
@@ -67,24 +73,34 @@ def test_the_bounds_ignore_one_outlier_in_a_thousand() -> None:
     assert samples.report(0.999) == "150000:170000:3001"
 
 
-async def test_it_starts_at_its_ceiling_and_the_first_report_sets_what_was_measured(
+async def test_it_starts_at_its_start_margin_and_the_first_report_sets_what_was_measured(
     redis_client: aioredis.Redis,
 ) -> None:
     limiter = adaptive(redis_client)
     await limiter.acquire("collect")
-    assert limiter.margin("collect") == pytest.approx(POLICY.ceiling)  # not the fixed 3 %
+    assert limiter.margin("collect") == pytest.approx(POLICY.start)  # not the fixed 3 %
     # The first report is not held back by the narrowing speed: nothing was measured before it.
     assert await report(limiter, spread_of(0.010)) == pytest.approx(margin_for_spread(0.010), abs=1e-3)
 
 
-async def test_a_handful_of_samples_is_scaled_up_towards_the_spread_it_was_drawn_from(
+def test_the_scaled_range_of_uniform_draws_falls_short_of_their_spread_one_time_in_a_hundred() -> None:
+    # The reference for gcra.lua: P(range of n draws from U(0, 1) <= 1 / scale) = 1 %, for any n.
+    for n in (16, 54, 200):
+        x = 1 / range_scale(n, 0.01)
+        assert n * x ** (n - 1) - (n - 1) * x**n == pytest.approx(0.01, rel=1e-6)
+    assert range_scale(16, 0.01) > range_scale(54, 0.01) > range_scale(200, 0.01) > 1
+    # The mean shortfall, (n + 1) / (n - 1), is not enough: half the time the range falls shorter.
+    assert range_scale(16, 0.01) > 17 / 15
+
+
+async def test_a_handful_of_samples_is_scaled_up_to_a_bound_on_the_spread_it_was_drawn_from(
     redis_client: aioredis.Redis,
 ) -> None:
     policy = AdaptiveMargin(report_every_s=0.0, min_samples=16)
     few = adaptive(redis_client, policy=policy)
-    # Range 50 ms, as 16 draws from U(0, 53 ms) would give: scaled by (n + 1) / (n - 1).
-    margin = await report(few, [0.002 + 0.050 * i / 15 for i in range(16)])
-    assert margin == pytest.approx(margin_for_spread(0.050 * 17 / 15), abs=1e-5)
+    # Range 30 ms from 16 draws: the spread they came from is below 30 ms x 1.54 but for 1 % odds.
+    margin = await report(few, [0.002 + 0.030 * i / 15 for i in range(16)])
+    assert margin == pytest.approx(margin_for_spread(0.030 * range_scale(16, 0.01)), abs=1e-5)
     await redis_client.delete(
         keys.limiter_margin_key(KEY, "collect"), keys.limiter_jitter_key(KEY, "collect")
     )
@@ -100,7 +116,7 @@ async def test_the_fleet_pools_its_processes_so_lateness_across_hosts_counts(
     near, far = adaptive(redis_client), adaptive(redis_client)
     await report(near, [0.005 + 0.002 * i / 199 for i in range(200)])
     margin = await report(far, [0.045 + 0.002 * i / 199 for i in range(200)])
-    assert margin == pytest.approx(margin_for_spread(0.042 * 401 / 399), abs=1e-5)
+    assert margin == pytest.approx(margin_for_spread(0.042 * range_scale(400, 0.01)), abs=1e-5)
 
 
 async def test_the_first_margin_waits_for_enough_samples_from_the_whole_fleet(
@@ -111,18 +127,19 @@ async def test_the_first_margin_waits_for_enough_samples_from_the_whole_fleet(
     policy = AdaptiveMargin(report_every_s=60.0, min_samples=16)
     fleet = [adaptive(redis_client, policy=policy) for _ in range(4)]
     for i, process in enumerate(fleet[:3]):
-        assert await report(process, [0.002 + 0.001 * i] * 4) == pytest.approx(policy.ceiling)
-    assert await report(fleet[3], [0.012] * 4) == pytest.approx(margin_for_spread(0.010 * 17 / 15), abs=1e-5)
+        assert await report(process, [0.002 + 0.001 * i] * 4) == pytest.approx(policy.start)
+    first = margin_for_spread(0.010 * range_scale(16, 0.01))
+    assert await report(fleet[3], [0.012] * 4) == pytest.approx(first, abs=1e-5)
     lone = adaptive(redis_client, policy=policy)  # a process that joins a measured fleet
-    assert await report(lone, [0.003] * 4) < policy.ceiling
+    assert await report(lone, [0.003] * 4) < policy.start
 
 
-async def test_slots_booked_in_warm_up_pay_the_ceiling_only_for_a_few_slots(
+async def test_slots_booked_in_warm_up_pay_the_start_margin_only_for_a_few_slots(
     redis_client: aioredis.Redis,
 ) -> None:
     # 40 tasks ask at once before anything is measured; a second process measures after the first
     # 16 grants. Only the slots booked before that (16 + those within `warmup_ahead_s`: 4 here)
-    # may keep the ceiling's spacing; booked all at once, all 40 would.
+    # may keep the start margin's spacing; booked all at once, all 40 would.
     policy = AdaptiveMargin(report_every_s=0.0, min_samples=16, warmup_ahead_s=0.02)
     rate = 200.0
     process, reporter = adaptive(redis_client, rate, policy), adaptive(redis_client, rate, policy)
@@ -137,9 +154,9 @@ async def test_slots_booked_in_warm_up_pay_the_ceiling_only_for_a_few_slots(
     await asyncio.gather(*(one() for _ in range(40)))
     ordered = sorted(slots_us)
     gaps_us = [b - a for a, b in itertools.pairwise(ordered)]
-    ceiling_gap_us, floor_gap_us = 1e6 / (rate * (1 - policy.ceiling)), 1e6 / (rate * (1 - policy.floor))
-    at_ceiling = [g for g in gaps_us if g > (ceiling_gap_us + floor_gap_us) / 2]
-    assert 15 <= len(at_ceiling) <= 16 + 4 + 1
+    start_gap_us, floor_gap_us = 1e6 / (rate * (1 - policy.start)), 1e6 / (rate * (1 - policy.floor))
+    at_start = [g for g in gaps_us if g > (start_gap_us + floor_gap_us) / 2]
+    assert 15 <= len(at_start) <= 16 + 4 + 1
     assert all(g == pytest.approx(floor_gap_us, abs=2) for g in gaps_us[-15:])
 
 
@@ -288,3 +305,22 @@ def test_settings_choose_the_margin_mode_and_refuse_crossed_bounds() -> None:
     assert adaptive_margin(Settings.model_validate({})) is None  # fixed is the default
     with pytest.raises(ValidationError, match="FLOOR"):
         Settings.model_validate({"limiter_margin_floor": 0.2, "limiter_margin_ceiling": 0.1})
+    with pytest.raises(ValidationError, match="LIMITER_MARGIN_START"):
+        Settings.model_validate({"limiter_margin_start": 0.2})  # above the 10 % ceiling
+    with pytest.raises(ValueError, match="start"):
+        AdaptiveMargin(floor=0.02, start=0.01)
+
+
+async def test_a_fleet_back_from_idle_keeps_its_margin_until_it_has_enough_fresh_samples(
+    redis_client: aioredis.Redis,
+) -> None:
+    # The reports of a measured fleet went stale (nobody asked for 50 ms here, 30 s in production):
+    # three fresh samples cannot resolve anything, so they must not set (or scale up) the margin.
+    policy = AdaptiveMargin(floor=0.005, report_every_s=0.0, min_samples=16, stale_s=0.05)
+    limiter = adaptive(redis_client, policy=policy)
+    measured = await report(limiter, spread_of(0.020))
+    await asyncio.sleep(0.1)
+    back = adaptive(redis_client, policy=policy)
+    # Taken as a range of 3 they would move it: scaled to a bound (x17), widen it to 3.3 %.
+    assert await report(back, [0.002, 0.003, 0.004]) == pytest.approx(measured)
+    assert await report(back, [0.002 + 0.002 * i / 12 for i in range(13)]) < measured  # 16: it narrows

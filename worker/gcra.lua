@@ -20,8 +20,9 @@
 --                    and how many samples they come from
 -- ARGV[9]  acquire: how many slots to book at once (callers of one process, batched)
 -- ARGV[10] acquire: warmup_ahead_us, the booking horizon while an adaptive margin is unmeasured
--- ARGV[9..14] report: reporter id, narrow_ppm_per_s, stale_us, hold_us, min_samples, and the
---                    fewest samples the quantile resolves (below it the bounds are the range)
+-- ARGV[9..15] report: reporter id, narrow_ppm_per_s, stale_us, hold_us, min_samples, the
+--                    fewest samples the quantile resolves (below it the bounds are the range), and
+--                    range_miss_ppm (how often the scaled-up range may under-state the spread)
 --
 -- Every mode returns {booked (1|0), wait_us, slot_us, cooldown_us, now_us, margin_ppm}: cooldown_us
 -- and now_us let the caller skip a second round trip (a reply this recent that shows no cool-down
@@ -36,8 +37,9 @@
 --           doubles (at least +0.5 %, at most the ceiling) unless it already widened this second.
 -- report:   records the reporter's bounds and sets the margin from the fleet's spread D (highest
 --           hi minus lowest lo of the fresh reports), m = D / (1 + D): widened at once, narrowed by
---           at most narrow_ppm_per_s; until the fresh reports hold min_samples in all, the start
---           margin holds. Its reply's 7th element is 1 once the fleet's margin is measured.
+--           at most narrow_ppm_per_s; while the fresh reports hold fewer than min_samples in all,
+--           the margin holds (the start margin, until the first is measured). Its reply's 7th
+--           element is 1 once the fleet's margin is measured.
 --
 -- A missing TAT means the bucket's state was lost (FLUSHDB, a restart without persistence, a
 -- failover to an empty replica) or it was idle for longer than IDLE_KEEP_MS. Slots booked before
@@ -151,6 +153,7 @@ elseif mode == 'penalize' then
 elseif mode == 'report' then
   local narrow_ppm_per_s, stale, hold_us = tonumber(ARGV[10]), tonumber(ARGV[11]), tonumber(ARGV[12])
   local min_samples, resolvable = tonumber(ARGV[13]), tonumber(ARGV[14])
+  local range_miss = tonumber(ARGV[15]) / PPM
   redis.call('HSET', KEYS[4], ARGV[9], ARGV[8] .. ':' .. fmt(now))
   redis.call('PEXPIRE', KEYS[4], IDLE_KEEP_MS)
   -- Pool the fleet's fresh reports: the lowest p0.1 and the highest p99.9 of all of them.
@@ -167,16 +170,27 @@ elseif mode == 'report' then
     end
   end
   local current, changed_at = stored_margin, margin_field('t')
-  if current == nil and total < min_samples then
-    -- Warm-up: the start margin holds until the fleet has measured enough.
+  if total < min_samples then
+    -- Warm-up: the start margin holds until the fleet has measured enough. Later (a fleet back
+    -- from idle, its reports gone stale) the margin holds too: a handful of samples says little.
     local out = reply(1, 0, 0)
-    out[7] = '0'
+    out[7] = current == nil and '0' or '1'
     return out
   end
   local spread = math.max(0, hi - (lo or hi))
   if total >= 2 and total < resolvable then
-    -- The range of a few samples under-states the spread they come from (uniform: by (n-1)/(n+1)).
-    spread = spread * (total + 1) / (total - 1)
+    -- The range of a few samples under-states the spread they come from: scale it to the bound
+    -- that n uniform draws fall short of with probability range_miss only (limiter_margin.range_scale).
+    local lo_x, hi_x = 0.0, 1.0
+    for _ = 1, 40 do
+      local x = (lo_x + hi_x) / 2
+      if total * x ^ (total - 1) - (total - 1) * x ^ total < range_miss then
+        lo_x = x
+      else
+        hi_x = x
+      end
+    end
+    spread = spread * 2 / (lo_x + hi_x)
   end
   local target = math.min(ceiling_ppm, math.max(floor_ppm, math.ceil(spread * PPM / (PPM + spread))))
   local new = target

@@ -22,16 +22,19 @@ margin follows it: at once upwards, downwards by at most `narrow_per_s` per seco
 that proved too little. Bounds `[floor, ceiling]` keep a bad estimate from starving or endangering
 the fleet.
 
-Warm-up: the margin stays at its ceiling until the fleet holds `min_samples` samples in all; until
+Warm-up: the margin stays at `start` until the fleet holds `min_samples` samples in all; until
 then each process reports after every new sample, so the first margin comes
 as soon as the fleet has measured enough, however many processes share the samples (K processes
-each see 1/K of the grants). Slots booked during warm-up keep the ceiling's spacing even after the
+each see 1/K of the grants). Slots booked during warm-up keep the start's spacing even after the
 margin is measured, and a fleet of K x C tasks would book K x C of them at once; so until the first
 margin, slots are booked at most `warmup_ahead_s` ahead (the rest wait and ask again), and about
-`min_samples` slots plus 0.1 s of them pay the ceiling, whatever the fleet's size. With
+`min_samples` slots plus 0.1 s of them pay the start margin, whatever the fleet's size. With
 fewer pooled samples than p99.9 can resolve, the spread is the range, which under-states the spread
-of the jitter it was drawn from by `(n - 1) / (n + 1)` for uniform jitter, so the script scales it
-back up by that factor (16 samples: +13 %).
+of the jitter it was drawn from. Scaling it by the mean shortfall, `(n + 1) / (n - 1)` for uniform
+jitter, still left it short half the time, and slots booked 2 s ahead on such a first margin drew
+a 429 one second later (0-20 ms, 4 and 8 processes). So the script scales the range to an upper
+bound instead: `range_scale(n)`, the factor the range of n uniform draws falls short of with
+probability `range_miss` (1 %) only: x1.54 at 16 samples, x1.13 at 54, x1.03 at 200.
 """
 
 from __future__ import annotations
@@ -51,8 +54,10 @@ _US = 1_000_000
 class AdaptiveMargin:
     """How the fleet's margin moves. `None` in its place (RateLimiter(margin=None)) is the fixed margin."""
 
-    floor: float = 0.01  # below ~1 % (10 ms) the tail of host scheduling outruns what 1,000 samples show
+    floor: float = 0.0075  # 7.6 ms: the arrival-lateness range on loopback was 5.2-6.5 ms (bench/README.md)
     ceiling: float = 0.10
+    # Until the fleet has measured its jitter: 51 ms of it fits; a wider link pays one early 429.
+    start: float = 0.05
     narrow_per_s: float = 0.002  # 0.2 percentage point per second: 5 s from 3 % to 2 %
     report_every_s: float = 1.0
     min_samples: int = 16  # the first margin waits until the fleet's fresh reports hold this many
@@ -61,14 +66,19 @@ class AdaptiveMargin:
     quantile: float = 0.999
     stale_s: float = 30.0  # a process that stopped reporting stops counting after this
     hold_s: float = 300.0
+    range_miss: float = 0.01  # below `quantile`'s resolution: P(the scaled range under-states)
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.floor <= self.ceiling < 0.5:
             raise ValueError(f"need 0 <= floor <= ceiling < 0.5, got [{self.floor}, {self.ceiling}]")
+        if not self.floor <= self.start <= self.ceiling:
+            raise ValueError(
+                f"need floor <= start <= ceiling, got {self.start} for [{self.floor}, {self.ceiling}]"
+            )
 
     def script_args(self) -> list[int]:
-        """narrow_ppm_per_s, stale_us, hold_us, min_samples and the fewest samples the quantile can
-        resolve, as `gcra.lua` takes them after the reporter id."""
+        """narrow_ppm_per_s, stale_us, hold_us, min_samples, the fewest samples the quantile can
+        resolve and range_miss in ppm, as `gcra.lua` takes them after the reporter id."""
         resolvable = math.ceil(1.0 / (1.0 - self.quantile) - 1e-9)
         return [
             round(self.narrow_per_s * _US),
@@ -76,7 +86,26 @@ class AdaptiveMargin:
             round(self.hold_s * _US),
             self.min_samples,
             resolvable,
+            round(self.range_miss * _US),
         ]
+
+
+def range_scale(n: int, miss: float) -> float:
+    """1 / x for the x with P(range of n draws from U(0, J) <= x J) = miss, i.e. n x^(n-1) - (n-1) x^n.
+
+    The range scaled by this under-states J with probability `miss`. `gcra.lua` computes the same
+    by the same bisection; this copy is the reference its tests compare with.
+    """
+    if n < 2:
+        return 1.0
+    lo, hi = 0.0, 1.0
+    for _ in range(40):
+        x = (lo + hi) / 2
+        if n * x ** (n - 1) - (n - 1) * x**n < miss:
+            lo = x
+        else:
+            hi = x
+    return 2 / (lo + hi)
 
 
 def margin_for_spread(spread_s: float) -> float:

@@ -94,6 +94,7 @@ def adaptive_margin(settings: Settings) -> AdaptiveMargin | None:
     return AdaptiveMargin(
         floor=settings.limiter_margin_floor,
         ceiling=settings.limiter_margin_ceiling,
+        start=settings.limiter_margin_start,
         narrow_per_s=settings.limiter_margin_narrow_per_s,
     )
 
