@@ -11,12 +11,13 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import aiohttp
 import pytest
 
 from tests.conftest import TEST_API_KEY
+from tests.upstream_stub import raw_upstream
 from worker.client import COLLECT_PATH, CoresignalClient
 from worker.errors import UpstreamUnavailableError
 
@@ -29,38 +30,22 @@ class DroppingUpstream:
 
     drop: set[int]
     received: int = 0
-    writers: list[asyncio.StreamWriter] = field(default_factory=list)
 
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.writers.append(writer)
-        try:
-            while await reader.readuntil(b"\r\n\r\n"):  # a GET: headers only
-                self.received += 1
-                if self.received in self.drop:
-                    break  # close without a response
-                head = (
-                    f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(PROFILE)}\r\n"
-                )
-                writer.write(head.encode() + b"x-credits-remaining: 9\r\n\r\n" + PROFILE)
-                await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
-            writer.close()
+        while await reader.readuntil(b"\r\n\r\n"):  # a GET: headers only
+            self.received += 1
+            if self.received in self.drop:
+                break  # close without a response
+            head = f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(PROFILE)}\r\n"
+            writer.write(head.encode() + b"x-credits-remaining: 9\r\n\r\n" + PROFILE)
+            await writer.drain()
 
 
 @asynccontextmanager
 async def dropping_upstream(drop: set[int]) -> AsyncIterator[tuple[DroppingUpstream, str]]:
     upstream = DroppingUpstream(drop)
-    server = await asyncio.start_server(upstream.serve, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    try:
-        yield upstream, f"http://127.0.0.1:{port}/cdapi"
-    finally:
-        server.close()
-        for writer in upstream.writers:
-            writer.close()
-        await server.wait_closed()
+    async with raw_upstream(upstream.serve) as base_url:
+        yield upstream, base_url
 
 
 async def test_control_plain_aiohttp_resends_a_get_whose_connection_dropped() -> None:

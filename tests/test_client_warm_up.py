@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 from tests.conftest import TEST_API_KEY, MakeSimulator
+from tests.upstream_stub import raw_upstream
 from worker.client import CoresignalClient
 
 PROFILE = json.dumps({"id": 42, "full_name": "Ada"}).encode()
@@ -25,41 +26,27 @@ class CountingUpstream:
 
     connections: int = 0
     keys: list[str] = field(default_factory=list)
-    writers: list[asyncio.StreamWriter] = field(default_factory=list)
 
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
-        self.writers.append(writer)
-        try:
-            while head := await reader.readuntil(b"\r\n\r\n"):  # GETs: headers only
-                lines = head.decode().split("\r\n")
-                key = next((v for k, _, v in (h.partition(": ") for h in lines) if k.lower() == "apikey"), "")
-                self.keys.append(key)
-                status, body = ("200 OK", PROFILE) if key else ("401 Unauthorized", b"{}")
-                writer.write(
-                    f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\n"
-                    f"Content-Length: {len(body)}\r\n\r\n".encode()
-                    + body
-                )
-                await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
-            writer.close()
+        while head := await reader.readuntil(b"\r\n\r\n"):  # GETs: headers only
+            lines = head.decode().split("\r\n")
+            key = next((v for k, _, v in (h.partition(": ") for h in lines) if k.lower() == "apikey"), "")
+            self.keys.append(key)
+            status, body = ("200 OK", PROFILE) if key else ("401 Unauthorized", b"{}")
+            writer.write(
+                f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n".encode()
+                + body
+            )
+            await writer.drain()
 
 
 @asynccontextmanager
 async def counting_upstream() -> AsyncIterator[tuple[CountingUpstream, str]]:
     upstream = CountingUpstream()
-    server = await asyncio.start_server(upstream.serve, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    try:
-        yield upstream, f"http://127.0.0.1:{port}/cdapi"
-    finally:
-        server.close()
-        for writer in upstream.writers:
-            writer.close()
-        await server.wait_closed()
+    async with raw_upstream(upstream.serve) as base_url:
+        yield upstream, base_url
 
 
 async def test_the_requests_after_a_warm_up_ride_the_connections_it_opened() -> None:

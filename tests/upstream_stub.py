@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from aiohttp import web
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Serve = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
 
 @asynccontextmanager
@@ -24,3 +26,30 @@ async def stub_upstream(handler: Handler) -> AsyncIterator[str]:
         yield f"http://{host}:{port}/cdapi"
     finally:
         await runner.cleanup()
+
+
+@asynccontextmanager
+async def raw_upstream(serve: Serve) -> AsyncIterator[str]:
+    """Serve raw connections with `serve` (what an HTTP server would hide: connections counted,
+    requests dropped unanswered); yields the base URL. A connection is closed when `serve` returns
+    or the client goes away, and every one at the end."""
+    writers: list[asyncio.StreamWriter] = []
+
+    async def tracked(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writers.append(writer)
+        try:
+            await serve(reader, writer)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(tracked, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}/cdapi"
+    finally:
+        server.close()
+        for writer in writers:
+            writer.close()
+        await server.wait_closed()
