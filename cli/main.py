@@ -486,8 +486,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = build_settings()
     except ValidationError as exc:
         for error in exc.errors():
+            # A check across settings has no field of its own: its message names the settings.
             field = ".".join(str(p) for p in error["loc"]).upper()
-            print(f"configuration error: {field}: {_pydantic_message(error['msg'])}", file=sys.stderr)
+            where = f"{field}: " if field else ""
+            print(f"configuration error: {where}{_pydantic_message(error['msg'])}", file=sys.stderr)
         return EXIT_USAGE
     configure_logging(
         settings.log_level,

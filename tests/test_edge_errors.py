@@ -164,6 +164,11 @@ def test_a_console_mode_worker_with_passworded_unreachable_stores_prints_no_pass
         ({"CORESIGNAL_BASE_URL": "http://127.0.0.1:8010"}, "configuration error: CORESIGNAL_BASE_URL: "),
         ({"COLLECT_RPS": "fast"}, "configuration error: COLLECT_RPS: Input should be a valid number"),
         ({"WORKER_CONCURRENCY": "0"}, "configuration error: WORKER_CONCURRENCY: Input should be greater"),
+        # A check across two settings: no empty field name before the message.
+        (
+            {"LIMITER_MARGIN_START": "0.2"},
+            "configuration error: LIMITER_MARGIN_START must lie between LIMITER_MARGIN_FLOOR and",
+        ),
     ],
     ids=lambda v: next(iter(v)) if isinstance(v, dict) else "",
 )
