@@ -63,6 +63,7 @@ class Row:
     redis_per_grant: float | None
     cpu_pct: float
     margin: float | None
+    given_up: int | None  # slots our limiter woke too late for and left unused
     sends: list[tuple[float, int]]
 
     @property
@@ -132,6 +133,7 @@ def run_row(
         redis_per_grant=calls / grants if calls and grants else None,
         cpu_pct=100 * sum(float(out["cpu_s"]) for out in outs) / seconds,
         margin=max(margins) if margins else None, sends=sends,
+        given_up=sum(int(out["given_up"]) for out in outs) if margins else None,
     )  # fmt: skip
 
 
@@ -139,14 +141,15 @@ def table(rows: list[Row]) -> str:
     head = (
         "| strategy | K x C | jitter ms | accepted rps | utilisation | max accepted in any 1 s "
         "| max sent in any 1 s | max sent in any 100 ms | 429s | 429s after 5 s | Redis calls/grant "
-        f"| CPU % | margin at end |\n|{'---|' * 13}"
+        f"| CPU % | margin at end | slots given up |\n|{'---|' * 14}"
     )
     lines = [
         f"| {r.strategy} | {r.processes} x {r.concurrency} | {r.jitter_ms:g} | {r.accepted_rps:.2f} "
         f"| {r.utilisation:.3f} | {r.max_accepted_1s} | {r.max_sent_1s} | {r.max_sent_100ms} "
         f"| {r.rejected_429} | {r.late_429} "
         f"| {'-' if r.redis_per_grant is None else f'{r.redis_per_grant:.2f}'} | {r.cpu_pct:.0f} "
-        f"| {'-' if r.margin is None else f'{r.margin:.2%}'} |"
+        f"| {'-' if r.margin is None else f'{r.margin:.2%}'} "
+        f"| {'-' if r.given_up is None else r.given_up} |"
         for r in rows
     ]
     return "\n".join([head, *lines])

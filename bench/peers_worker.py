@@ -167,12 +167,14 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
     cpu_after = resource.getrusage(resource.RUSAGE_SELF)
     cpu_s = (cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime)
     margin = limiter.margin("collect") if limiter is not None else None
+    given_up = limiter.slots_given_up("collect") if limiter is not None else 0
     return {
         "sends": sends,
         "grants": ROUND_TRIPS["grants"],
         "redis_calls": ROUND_TRIPS["redis"],
         "cpu_s": cpu_s,
         "margin": margin,
+        "given_up": given_up,
         "start_at": start_at,
     }
 

@@ -23,6 +23,10 @@ and the server time, and each process keeps the freshest such view per bucket. J
 `recheck_s` of the slot) to prove no 429 was recorded in between, so a slot booked before a 429 still
 never fires inside the cool-down, and the look-up's round trip does not make the request late.
 
+A slot is put on the local clock with the least-delayed reply of the last second, not with the
+reply that booked it, so a reply read late does not move the slot; a task that wakes more than
+`late_limit_s` after its slot gives it up and books again, within a budget (`worker.limiter_clock`).
+
 Lost state (FLUSHDB, failover to an empty replica) restarts the bucket one interval past the
 booking horizon, so slots booked before the loss and after it never share a second (`gcra.lua`).
 """
@@ -45,6 +49,7 @@ import redis.asyncio as aioredis
 from worker import keys
 from worker.errors import TransientError
 from worker.keys import EndpointClass
+from worker.limiter_clock import ClockOffset, LateSlots
 from worker.limiter_margin import PENDING_GRANT, AdaptiveMargin, JitterSamples, PendingGrant
 from worker.redis_errors import redis_boundary
 
@@ -133,6 +138,7 @@ class RateLimiter:
         retry_after_cap_s: float = 120.0,
         default_retry_after_s: float = 1.0,
         recheck_s: float = 0.002,
+        late_limit_s: float | None = 0.005,
         rng: random.Random | None = None,
         observer: GrantObserver | None = None,
     ) -> None:
@@ -156,6 +162,11 @@ class RateLimiter:
         # 2 ms is the order of the window a look-up itself leaves (its reply to the request leaving).
         self._recheck_us = round(recheck_s * _US)
         self._views = {cls: _View() for cls in rates_per_s}
+        self._clock = ClockOffset()
+        # None: never give a late slot up (`worker.limiter_clock.LateSlots`).
+        self._late = (
+            {cls: LateSlots(limit_s=late_limit_s) for cls in rates_per_s} if late_limit_s is not None else {}
+        )
         self._batches = {cls: _Batch() for cls in rates_per_s}
         self._flushes: set[asyncio.Task[None]] = set()
         window = margin.window if margin is not None else 2
@@ -181,7 +192,6 @@ class RateLimiter:
         await self._maybe_report(endpoint_class)
         while True:
             reply = await self._book(endpoint_class)
-            replied_at = time.monotonic()
             if not reply.booked:
                 # The queue of booked slots reaches past the horizon: wait for it to drain a bit.
                 # Spread the askers, but by less than the horizon: the bucket must not run dry.
@@ -190,9 +200,16 @@ class RateLimiter:
                 self._check_timeout(started, pause_s)
                 await asyncio.sleep(pause_s)
                 continue
-            if not await self._sleep_to_slot(endpoint_class, reply, replied_at + reply.wait_us / _US):
-                return self._granted(endpoint_class, reply, replied_at, started)
-            self._check_timeout(started, 0.0)
+            due_s = self._clock.local_s(reply.slot_us)
+            if await self._sleep_to_slot(endpoint_class, reply, due_s):
+                self._check_timeout(started, 0.0)  # a 429 cool-down covers the slot: book again
+            elif not self._gives_up(endpoint_class, reply, due_s):
+                return self._granted(endpoint_class, reply, due_s, started)
+
+    def slots_given_up(self, endpoint_class: EndpointClass) -> int:
+        """Slots this process woke too late for and left unused (`worker.limiter_clock.LateSlots`)."""
+        late = self._late.get(endpoint_class)
+        return late.given_up if late is not None else 0
 
     def observe_response(
         self, endpoint_class: str, status: int | None, credits_remaining: int | None
@@ -229,11 +246,15 @@ class RateLimiter:
         await self._call(endpoint_class, "penalize", round(pause_s * _US))
         return pause_s
 
-    def _granted(
-        self, endpoint_class: EndpointClass, reply: _Reply, replied_at: float, started: float
-    ) -> Grant:
+    def _gives_up(self, endpoint_class: EndpointClass, reply: _Reply, due_s: float) -> bool:
+        # A slot that was free when booked (no wait) proves nothing about lateness: the reply's own
+        # delay is all it shows, and no booked queue stands right behind it.
+        late = self._late.get(endpoint_class)
+        return late is not None and reply.wait_us > 0 and late.gives_up(time.monotonic() - due_s)
+
+    def _granted(self, endpoint_class: EndpointClass, reply: _Reply, due_s: float, started: float) -> Grant:
         grant = Grant(slot_us=reply.slot_us, waited_s=time.monotonic() - started)
-        PENDING_GRANT.set(PendingGrant(self._owner, endpoint_class, replied_at + reply.wait_us / _US))
+        PENDING_GRANT.set(PendingGrant(self._owner, endpoint_class, due_s))
         if self._observer is not None:
             self._observer.observe_grant(endpoint_class, grant.waited_s)
         return grant
@@ -357,7 +378,9 @@ class RateLimiter:
             pipe.time()
             pipe.get(keys.limiter_cooldown_key(self._api_key, endpoint_class))
             (seconds, micros), raw = await pipe.execute()
-        view.note(int(seconds) * _US + int(micros), int(raw or 0))
+        server_now_us = int(seconds) * _US + int(micros)
+        self._clock.note(time.monotonic(), server_now_us)
+        view.note(server_now_us, int(raw or 0))
         return view.cooldown_us > slot_us
 
     def _check_timeout(self, started: float, next_pause_s: float) -> None:
@@ -374,6 +397,7 @@ class RateLimiter:
         args = [mode, *self._common_args(endpoint_class), *extra]
         async with redis_boundary("rate limiter storage"):
             raw: list[bytes] = await self._script(keys=self._keys(endpoint_class), args=args)
+        self._clock.note(time.monotonic(), int(raw[4]))
         self._views[endpoint_class].note(int(raw[4]), int(raw[3]))
         self._margin_ppm[endpoint_class] = int(raw[5])
         return raw
