@@ -31,6 +31,7 @@ from worker.client import COLLECT_PATH, CoresignalClient
 from worker.errors import EmployeeSyncError
 from worker.limiter import RateLimiter
 from worker.limiter_margin import AdaptiveMargin
+from worker.runtime import settle_heap
 
 Permit = Callable[[], Awaitable[None]]
 ROUND_TRIPS = Counter[str]()
@@ -153,6 +154,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
     )
     sends: list[tuple[float, int]] = []
     await client.warm_up(args.concurrency)
+    settle_heap()  # as `employee-sync worker` does before it starts
     start_at = await ready_then_start()
     cpu_before = resource.getrusage(resource.RUSAGE_SELF)
     ROUND_TRIPS.clear()

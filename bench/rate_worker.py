@@ -20,6 +20,7 @@ from worker.client import CoresignalClient
 from worker.errors import EmployeeSyncError, RateLimitedError
 from worker.keys import EndpointClass
 from worker.limiter import RateLimiter
+from worker.runtime import settle_heap
 
 SEARCH_BODY = {"query": {"match_all": {}}, "sort": ["id"]}
 
@@ -67,6 +68,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
     counts: Counter[str] = Counter()
     sent: list[float] = []
     await client.warm_up(args.concurrency)
+    settle_heap()  # as `employee-sync worker` does before it starts
     await ready_then_start()  # every process competes for the same seconds
     deadline = time.monotonic() + args.seconds
     try:

@@ -32,11 +32,13 @@ def _print_json(data: Any) -> None:
 
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     from cli.wiring import run_fleet_worker
+    from worker.runtime import settle_heap
 
     settings.require_api_key()  # before anything is opened: `configuration error: ...`, exit 2
     settings = settings.model_copy(
         update={"worker_concurrency": args.concurrency or settings.worker_concurrency}
     )
+    settle_heap()  # everything is imported: start-up's objects need no more collecting
     return _run(run_fleet_worker(settings, burst=args.burst))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from dataclasses import dataclass
 from typing import Any, NotRequired, TypedDict, cast
 
@@ -114,6 +115,20 @@ def build_limiter(
         default_retry_after_s=settings.default_retry_after_s,
         observer=observer,
     )
+
+
+def settle_heap() -> None:
+    """Collect once, then keep what is alive out of every later collection (`gc.freeze`).
+
+    For a worker process, called once everything is imported: the modules, classes and settings of
+    start-up are never scanned again, so a collection mid-run scans only what the run allocated.
+    Without it, each of 8 bench processes (`bench peers`, 8x8) paused 7-13 ms for a generation-1
+    collection in its first seconds, and 40-150 ms for its first full one: a request due in such a
+    pause leaves late, and a response read late widens the adaptive margin for every process.
+    What it costs: start-up objects that die later are not freed if they sit in a reference cycle.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 async def startup(ctx: dict[str, Any]) -> None:
