@@ -73,6 +73,18 @@ def test_the_bounds_ignore_one_outlier_in_a_thousand() -> None:
     assert samples.report(0.999) == "150000:170000:3001"
 
 
+def test_a_sample_counts_only_once_its_slot_is_settled() -> None:
+    # Responses come in fastest first: until every request of a slot is answered, the slow ones are
+    # missing and the range falls short. So a sample waits until its slot is settle_s old.
+    samples = JitterSamples(settle_s=0.1)
+    samples.add(0.004, due_s=10.000)
+    samples.add(0.006, due_s=10.020)  # the slot of 10.010 is still in flight
+    assert samples.settled(now_s=10.105) == [0.004]
+    assert samples.report(0.999, now_s=10.105) == "4000:4000:1"
+    samples.add(0.024, due_s=10.010)
+    assert sorted(samples.settled(now_s=10.125)) == [0.004, 0.006, 0.024]
+
+
 async def test_it_starts_at_its_start_margin_and_the_first_report_sets_what_was_measured(
     redis_client: aioredis.Redis,
 ) -> None:
@@ -98,9 +110,9 @@ async def test_a_handful_of_samples_is_scaled_up_to_a_bound_on_the_spread_it_was
 ) -> None:
     policy = AdaptiveMargin(report_every_s=0.0, min_samples=16)
     few = adaptive(redis_client, policy=policy)
-    # Range 30 ms from 16 draws: the spread they came from is below 30 ms x 1.54 but for 1 % odds.
+    # Range 30 ms from 16 draws: the spread they came from is below 30 ms x 1.82 but for 0.1 % odds.
     margin = await report(few, [0.002 + 0.030 * i / 15 for i in range(16)])
-    assert margin == pytest.approx(margin_for_spread(0.030 * range_scale(16, 0.01)), abs=1e-5)
+    assert margin == pytest.approx(margin_for_spread(0.030 * range_scale(16, policy.range_miss)), abs=1e-5)
     await redis_client.delete(
         keys.limiter_margin_key(KEY, "collect"), keys.limiter_jitter_key(KEY, "collect")
     )
@@ -116,7 +128,7 @@ async def test_the_fleet_pools_its_processes_so_lateness_across_hosts_counts(
     near, far = adaptive(redis_client), adaptive(redis_client)
     await report(near, [0.005 + 0.002 * i / 199 for i in range(200)])
     margin = await report(far, [0.045 + 0.002 * i / 199 for i in range(200)])
-    assert margin == pytest.approx(margin_for_spread(0.042 * range_scale(400, 0.01)), abs=1e-5)
+    assert margin == pytest.approx(margin_for_spread(0.042 * range_scale(400, POLICY.range_miss)), abs=1e-5)
 
 
 async def test_the_first_margin_waits_for_enough_samples_from_the_whole_fleet(
@@ -128,7 +140,7 @@ async def test_the_first_margin_waits_for_enough_samples_from_the_whole_fleet(
     fleet = [adaptive(redis_client, policy=policy) for _ in range(4)]
     for i, process in enumerate(fleet[:3]):
         assert await report(process, [0.002 + 0.001 * i] * 4) == pytest.approx(policy.start)
-    first = margin_for_spread(0.010 * range_scale(16, 0.01))
+    first = margin_for_spread(0.010 * range_scale(16, policy.range_miss))
     assert await report(fleet[3], [0.012] * 4) == pytest.approx(first, abs=1e-5)
     lone = adaptive(redis_client, policy=policy)  # a process that joins a measured fleet
     assert await report(lone, [0.003] * 4) < policy.start

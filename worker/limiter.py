@@ -173,7 +173,7 @@ class RateLimiter:
         self._samples = {cls: JitterSamples(window) for cls in rates_per_s}
         self._next_report_s = dict.fromkeys(rates_per_s, 0.0)
         self._measured = dict.fromkeys(rates_per_s, False)  # has the fleet's first margin been set?
-        self._reported_at_added = dict.fromkeys(rates_per_s, 0)
+        self._reported_at = dict.fromkeys(rates_per_s, 0)  # settled samples at the last report
         self._owner = next(_OWNERS)
         self._reporter_id = uuid.uuid4().hex[:12]
         self._rng = rng or random.Random()
@@ -220,7 +220,7 @@ class RateLimiter:
             return
         PENDING_GRANT.set(None)
         if status is not None and self._adaptive is not None:
-            self._samples[pending.endpoint_class].add(time.monotonic() - pending.due_s)
+            self._samples[pending.endpoint_class].add(time.monotonic() - pending.due_s, pending.due_s)
 
     def observe_sample(self, endpoint_class: EndpointClass, sample_s: float) -> None:
         """Add one slot-to-response time by hand (what `observe_response` does for a real request)."""
@@ -309,19 +309,22 @@ class RateLimiter:
 
     async def _maybe_report(self, endpoint_class: EndpointClass) -> None:
         """Send this process's jitter bounds to the fleet's margin: every `report_every_s`, and
-        during warm-up after every new sample (`worker.limiter_margin`)."""
+        during warm-up after every newly settled sample (`worker.limiter_margin`)."""
         policy = self._adaptive
         if policy is None:
             return
-        samples = self._samples[endpoint_class]
-        if self._measured[endpoint_class]:
-            if time.monotonic() < self._next_report_s[endpoint_class] or len(samples) < 2:
-                return
-        elif samples.added == self._reported_at_added[endpoint_class]:
+        now_s = time.monotonic()
+        if self._measured[endpoint_class] and now_s < self._next_report_s[endpoint_class]:
             return
-        self._next_report_s[endpoint_class] = time.monotonic() + policy.report_every_s
-        self._reported_at_added[endpoint_class] = samples.added
-        report = samples.report(policy.quantile)
+        settled = len(self._samples[endpoint_class].settled(now_s))
+        if self._measured[endpoint_class]:
+            if settled < 2:
+                return
+        elif settled == self._reported_at[endpoint_class]:
+            return  # warm-up: nothing newly settled since the last report
+        self._next_report_s[endpoint_class] = now_s + policy.report_every_s
+        self._reported_at[endpoint_class] = settled
+        report = self._samples[endpoint_class].report(policy.quantile, now_s)
         raw = await self._call(endpoint_class, "report", report, self._reporter_id, *policy.script_args())
         self._measured[endpoint_class] = int(raw[6]) == 1
 
