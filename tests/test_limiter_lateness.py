@@ -14,6 +14,7 @@ from worker import keys
 from worker.limiter import RateLimiter
 from worker.limiter_clock import ClockOffset, LateSlots
 from worker.limiter_margin import PENDING_GRANT
+from worker.metrics import Metrics
 
 KEY = "l" * 32
 RATES = {"collect": 2.0, "search": 2.0, "bulk": 2.0}  # slots 0.5 s apart
@@ -64,8 +65,9 @@ async def test_a_reply_read_late_does_not_make_its_slot_late(clean_redis: str) -
 @pytest.mark.slow
 async def test_a_task_that_wakes_too_late_gives_its_slot_up_and_books_again(clean_redis: str) -> None:
     client = await idle_bucket(clean_redis)
+    metrics = Metrics()
     try:
-        limiter = RateLimiter(client, KEY, RATES, safety_margin=0.0)  # type: ignore[arg-type]
+        limiter = RateLimiter(client, KEY, RATES, safety_margin=0.0, observer=metrics)  # type: ignore[arg-type]
         first = await limiter.acquire("collect")
         first_due = due_of_last_grant()
         # The process stalls over the next slot (0.5 s on): the task wakes 50-100 ms after it.
@@ -76,6 +78,13 @@ async def test_a_task_that_wakes_too_late_gives_its_slot_up_and_books_again(clea
         await client.aclose()
     assert second.slot_us - first.slot_us == 1_000_000  # the late slot went unused: the next one
     assert limiter.slots_given_up("collect") == 1
+    given_up = metrics.registry.get_sample_value(
+        "employee_sync_limiter_slots_given_up_total", {"endpoint_class": "collect"}
+    )
+    grants = metrics.registry.get_sample_value(
+        "employee_sync_limiter_grants_total", {"endpoint_class": "collect"}
+    )
+    assert (given_up, grants) == (1.0, 2.0)  # two slots used, one left unused
 
 
 @pytest.mark.slow

@@ -84,6 +84,9 @@ class FleetRecorder:
 
     # --- hooks (memory only, never raise) ---------------------------------------------------
 
+    def observe_given_up(self, endpoint_class: str) -> None:
+        pass  # the dashboard shows grants and waits; a given-up slot is in this process's metrics
+
     def observe_grant(self, endpoint_class: str, waited_s: float) -> None:
         now = self.now_s()
         self._grants[(endpoint_class, int(now))] += 1
@@ -263,6 +266,10 @@ class Fanout:
     def observe_grant(self, endpoint_class: str, waited_s: float) -> None:
         for observer in self._observers:
             observer.observe_grant(endpoint_class, waited_s)
+
+    def observe_given_up(self, endpoint_class: str) -> None:
+        for observer in self._observers:
+            observer.observe_given_up(endpoint_class)
 
     def observe_response(
         self, endpoint_class: str, status: int | None, credits_remaining: int | None

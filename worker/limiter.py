@@ -119,6 +119,8 @@ class GrantObserver(Protocol):
 
     def observe_grant(self, endpoint_class: str, waited_s: float) -> None: ...
 
+    def observe_given_up(self, endpoint_class: str) -> None: ...
+
 
 class RateLimiter:
     """`safety_margin` is the fixed margin; with `margin=AdaptiveMargin(...)` it is ignored: the
@@ -250,7 +252,11 @@ class RateLimiter:
         # A slot that was free when booked (no wait) proves nothing about lateness: the reply's own
         # delay is all it shows, and no booked queue stands right behind it.
         late = self._late.get(endpoint_class)
-        return late is not None and reply.wait_us > 0 and late.gives_up(time.monotonic() - due_s)
+        if late is None or reply.wait_us <= 0 or not late.gives_up(time.monotonic() - due_s):
+            return False
+        if self._observer is not None:
+            self._observer.observe_given_up(endpoint_class)
+        return True
 
     def _granted(self, endpoint_class: EndpointClass, reply: _Reply, due_s: float, started: float) -> Grant:
         grant = Grant(slot_us=reply.slot_us, waited_s=time.monotonic() - started)

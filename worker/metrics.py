@@ -69,6 +69,12 @@ class Metrics:
             ["endpoint_class"],
             registry=r,
         )
+        self.limiter_given_up = Counter(
+            f"{PREFIX}_limiter_slots_given_up",
+            "Slots this process woke too late for (over 5 ms) and left unused, booking again",
+            ["endpoint_class"],
+            registry=r,
+        )
         self.limiter_limit = Gauge(
             f"{PREFIX}_limiter_limit_rps",
             "Configured upstream rate limit (requests per second) per endpoint class",
@@ -162,6 +168,7 @@ class Metrics:
         self.credits_remaining.set(math.nan)
         for cls in keys.ENDPOINT_CLASSES:
             self.limiter_grants.labels(cls)
+            self.limiter_given_up.labels(cls)
             self.upstream_429.labels(cls)
         for outcome in SINK_OUTCOMES:
             self.sink_outcomes.labels(outcome)
@@ -175,6 +182,9 @@ class Metrics:
             self.limiter_limit.labels(endpoint_class).set(rate)
 
     # Hooks: called on hot paths, in memory only, never raise.
+
+    def observe_given_up(self, endpoint_class: str) -> None:
+        self.limiter_given_up.labels(endpoint_class).inc()
 
     def observe_grant(self, endpoint_class: str, waited_s: float) -> None:
         self.limiter_grants.labels(endpoint_class).inc()
