@@ -62,21 +62,26 @@ async def test_a_reply_read_late_does_not_make_its_slot_late(clean_redis: str) -
     assert due_of_last_grant() - (first_due + 0.5) <= 0.002
 
 
+async def gap_after_a_stall_over_the_second_slot(limiter: RateLimiter) -> int:
+    """Two grants, the process stalled over the second slot (0.5 s on) so the task wakes 50-100 ms
+    after it; the microseconds between the two slots granted."""
+    first = await limiter.acquire("collect")
+    loop = asyncio.get_running_loop()
+    loop.call_at(loop.time() + (due_of_last_grant() + 0.45 - time.monotonic()), time.sleep, 0.15)
+    second = await limiter.acquire("collect")
+    return second.slot_us - first.slot_us
+
+
 @pytest.mark.slow
 async def test_a_task_that_wakes_too_late_gives_its_slot_up_and_books_again(clean_redis: str) -> None:
     client = await idle_bucket(clean_redis)
     metrics = Metrics()
+    limiter = RateLimiter(client, KEY, RATES, safety_margin=0.0, observer=metrics)  # type: ignore[arg-type]
     try:
-        limiter = RateLimiter(client, KEY, RATES, safety_margin=0.0, observer=metrics)  # type: ignore[arg-type]
-        first = await limiter.acquire("collect")
-        first_due = due_of_last_grant()
-        # The process stalls over the next slot (0.5 s on): the task wakes 50-100 ms after it.
-        loop = asyncio.get_running_loop()
-        loop.call_at(loop.time() + (first_due + 0.45 - time.monotonic()), time.sleep, 0.15)
-        second = await limiter.acquire("collect")
+        gap_us = await gap_after_a_stall_over_the_second_slot(limiter)
     finally:
         await client.aclose()
-    assert second.slot_us - first.slot_us == 1_000_000  # the late slot went unused: the next one
+    assert gap_us == 1_000_000  # the late slot went unused: the next one
     assert limiter.slots_given_up("collect") == 1
     given_up = metrics.registry.get_sample_value(
         "employee_sync_limiter_slots_given_up_total", {"endpoint_class": "collect"}
@@ -90,16 +95,11 @@ async def test_a_task_that_wakes_too_late_gives_its_slot_up_and_books_again(clea
 @pytest.mark.slow
 async def test_without_the_guard_the_late_task_sends_in_its_slot(clean_redis: str) -> None:
     client = await idle_bucket(clean_redis)
+    limiter = RateLimiter(client, KEY, RATES, safety_margin=0.0, late_limit_s=None)  # type: ignore[arg-type]
     try:
-        limiter = RateLimiter(client, KEY, RATES, safety_margin=0.0, late_limit_s=None)  # type: ignore[arg-type]
-        first = await limiter.acquire("collect")
-        first_due = due_of_last_grant()
-        loop = asyncio.get_running_loop()
-        loop.call_at(loop.time() + (first_due + 0.45 - time.monotonic()), time.sleep, 0.15)
-        second = await limiter.acquire("collect")
+        assert await gap_after_a_stall_over_the_second_slot(limiter) == 500_000
     finally:
         await client.aclose()
-    assert second.slot_us - first.slot_us == 500_000
     assert limiter.slots_given_up("collect") == 0
 
 
