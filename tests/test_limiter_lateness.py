@@ -133,6 +133,13 @@ def test_late_slots_gives_up_only_what_is_too_late() -> None:
     assert late.given_up == 1
 
 
+def test_the_wider_the_margin_the_later_a_task_may_wake() -> None:
+    # 20 ms of spread: a send 8 ms late needs a partner 12 ms early for a 429; keep it.
+    late = LateSlots(limit_s=0.005)
+    assert not late.gives_up(0.008, spread_s=0.020)
+    assert late.gives_up(0.010, spread_s=0.020)
+
+
 def test_a_host_that_is_always_late_gives_up_at_most_its_budget() -> None:
     late = LateSlots(limit_s=0.005, budget=0.005)
     given_up = sum(late.gives_up(0.050) for _ in range(10_000))

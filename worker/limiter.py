@@ -25,7 +25,8 @@ never fires inside the cool-down, and the look-up's round trip does not make the
 
 A slot is put on the local clock with the least-delayed reply of the last second, not with the
 reply that booked it, so a reply read late does not move the slot; a task that wakes more than
-`late_limit_s` after its slot gives it up and books again, within a budget (`worker.limiter_clock`).
+`late_limit_s` plus a sixth of the margin's spread after its slot gives it up and books again,
+within a budget (`worker.limiter_clock`).
 
 Lost state (FLUSHDB, failover to an empty replica) restarts the bucket one interval past the
 booking horizon, so slots booked before the loss and after it never share a second (`gcra.lua`).
@@ -252,7 +253,9 @@ class RateLimiter:
         # A slot that was free when booked (no wait) proves nothing about lateness: the reply's own
         # delay is all it shows, and no booked queue stands right behind it.
         late = self._late.get(endpoint_class)
-        if late is None or reply.wait_us <= 0 or not late.gives_up(time.monotonic() - due_s):
+        margin = self._margin_ppm[endpoint_class] / _PPM
+        spread_s = margin / (1.0 - margin)
+        if late is None or reply.wait_us <= 0 or not late.gives_up(time.monotonic() - due_s, spread_s):
             return False
         if self._observer is not None:
             self._observer.observe_given_up(endpoint_class)
